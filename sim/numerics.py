@@ -1,0 +1,268 @@
+"""The one definition of codesign's arithmetic.
+
+Everything that computes numbers the hardware computes (the functional simulator, the cocotb
+benches of the RTL blocks, the HLS csim and the AIE x86 runs) is checked bit for bit against the
+functions here, and these functions are checked against onnxruntime.
+
+Conventions:
+
+- Integer tensors are numpy integer arrays; functions never silently change their width except
+  where the docstring says so.
+- AIE-ML accumulators (acc32) are two's-complement 32-bit lanes that wrap on overflow. Because
+  wrap-around addition is associative, the result of a GEMM does not depend on the order in which
+  the cascade adds its partial sums.
+- Requantisation is ``saturate(round_shift(acc * multiplier, shift) + zero_point)`` with a 31-bit
+  fixed-point multiplier (gemmlowp/TFLite style), computed in 64 bits. The rounding modes are the
+  AIE-ML SRS modes (see :data:`ROUNDING_MODES`).
+- ONNX QuantizeLinear/DequantizeLinear follow the ONNX spec in float32 (round half to even).
+- bf16 is float32 with the low 16 bits cleared after round-to-nearest-even.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+RoundingMode = Literal[
+    "floor", "ceil", "pos_inf", "neg_inf", "sym_inf", "sym_zero", "conv_even", "conv_odd"
+]
+
+#: The AIE-ML SRS rounding modes (AIE API ``aie::rounding_mode``), named without the ``rnd_``
+#: prefix. ``pos_inf``/``neg_inf`` round halves towards +/- infinity, ``sym_inf``/``sym_zero``
+#: round halves away from/towards zero, ``conv_even``/``conv_odd`` round halves to even/odd.
+ROUNDING_MODES: tuple[str, ...] = (
+    "floor",
+    "ceil",
+    "pos_inf",
+    "neg_inf",
+    "sym_inf",
+    "sym_zero",
+    "conv_even",
+    "conv_odd",
+)
+
+#: Integer dtypes by name, with their saturation range.
+INT_DTYPES: dict[str, np.dtype] = {
+    "int4": np.dtype(np.int8),
+    "uint4": np.dtype(np.uint8),
+    "int8": np.dtype(np.int8),
+    "uint8": np.dtype(np.uint8),
+    "int16": np.dtype(np.int16),
+    "uint16": np.dtype(np.uint16),
+    "int32": np.dtype(np.int32),
+}
+
+_RANGES: dict[str, tuple[int, int]] = {
+    "int4": (-8, 7),
+    "uint4": (0, 15),
+    "int8": (-128, 127),
+    "uint8": (0, 255),
+    "int16": (-32768, 32767),
+    "uint16": (0, 65535),
+    "int32": (-(2**31), 2**31 - 1),
+}
+
+#: Largest |sum| for which a float64 BLAS matmul of integers is exact.
+_EXACT_F64 = 2**53
+
+
+def int_range(dtype: str) -> tuple[int, int]:
+    """Return the inclusive (min, max) of the integer dtype named ``dtype``."""
+    try:
+        return _RANGES[dtype]
+    except KeyError:
+        raise ValueError(f"integer dtype must be one of {sorted(_RANGES)}, not {dtype!r}") from None
+
+
+def saturate(x: np.ndarray, dtype: str) -> np.ndarray:
+    """Clamp ``x`` to the range of ``dtype`` and return it as that numpy dtype."""
+    lo, hi = int_range(dtype)
+    return np.clip(x, lo, hi).astype(INT_DTYPES[dtype])
+
+
+def wrap_int32(x: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap of an integer array into int32 (the acc32 lane behaviour)."""
+    return np.asarray(x, dtype=np.int64).astype(np.int32)
+
+
+def round_shift(x: np.ndarray, shift: np.ndarray | int, mode: RoundingMode = "conv_even") -> np.ndarray:
+    """Divide the int64 array ``x`` by ``2**shift`` and round with the SRS rounding ``mode``.
+
+    ``shift`` may be a scalar or broadcast against ``x`` (per-channel shifts); it must lie in
+    [0, 62]. A zero shift returns ``x`` unchanged. The result is int64.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    s = np.asarray(shift, dtype=np.int64)
+    if np.any(s < 0) or np.any(s > 62):
+        raise ValueError(f"shift must lie in [0, 62], not {s.min()}..{s.max()}")
+    if mode not in ROUNDING_MODES:
+        raise ValueError(f"rounding mode must be one of {ROUNDING_MODES}, not {mode!r}")
+    floor = x >> s
+    if mode == "floor":
+        return floor
+    one = np.int64(1)
+    rem = x - (floor << s)  # in [0, 2**s)
+    exact = rem == 0
+    if mode == "ceil":
+        return floor + (~exact)
+    half = np.where(s > 0, one << np.maximum(s - 1, 0), 0)
+    above = rem > half
+    tie = (rem == half) & (s > 0)
+    if mode == "pos_inf":
+        up = above | tie
+    elif mode == "neg_inf":
+        up = above
+    elif mode == "sym_inf":
+        up = above | (tie & (x >= 0))
+    elif mode == "sym_zero":
+        up = above | (tie & (x < 0))
+    elif mode == "conv_even":
+        up = above | (tie & ((floor & 1) == 1))
+    else:  # conv_odd
+        up = above | (tie & ((floor & 1) == 0))
+    return floor + (up & ~exact)
+
+
+def quantize_multiplier(real: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Express positive real multipliers as ``multiplier * 2**-shift``.
+
+    ``multiplier`` is an int32 in [2**30, 2**31) and ``shift`` an int in [0, 62]. Multipliers too
+    small to represent with shift 62 become (0, 0) (every output is then the zero point);
+    multipliers >= 2**31 are rejected because the product would not fit in 64 bits.
+    """
+    r = np.atleast_1d(np.asarray(real, dtype=np.float64))
+    if np.any(~np.isfinite(r)) or np.any(r <= 0):
+        raise ValueError("requantisation multipliers must be finite and positive")
+    mant, exp = np.frexp(r)  # r = mant * 2**exp, mant in [0.5, 1)
+    m = np.round(mant * 2.0**31).astype(np.int64)
+    carry = m == 2**31
+    m = np.where(carry, m // 2, m)
+    exp = exp + carry
+    shift = 31 - exp
+    if np.any(shift < 0):
+        raise ValueError("requantisation multiplier must be below 2**31")
+    tiny = shift > 62
+    m = np.where(tiny, 0, m)
+    shift = np.where(tiny, 0, shift)
+    return m.astype(np.int32), shift.astype(np.int64)
+
+
+def requantize(
+    acc: np.ndarray,
+    multiplier: np.ndarray | int,
+    shift: np.ndarray | int,
+    zero_point: int,
+    out_dtype: str,
+    *,
+    rounding: RoundingMode = "conv_even",
+    relu: bool = False,
+) -> np.ndarray:
+    """Requantise int32 accumulators: ``saturate(round_shift(acc * multiplier, shift) + zp)``.
+
+    ``multiplier`` and ``shift`` broadcast along the last axis (per output channel) or are scalars.
+    With ``relu`` the result is also clamped below at the zero point, which is exactly
+    ``quantize(relu(dequantize(acc)))``.
+    """
+    prod = np.asarray(acc, dtype=np.int64) * np.asarray(multiplier, dtype=np.int64)
+    y = round_shift(prod, shift, rounding) + np.int64(zero_point)
+    if relu:
+        y = np.maximum(y, zero_point)
+    return saturate(y, out_dtype)
+
+
+def quantize_linear(
+    x: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | int, dtype: str, axis: int | None = None
+) -> np.ndarray:
+    """ONNX QuantizeLinear: ``saturate(round_half_even(x / scale) + zero_point)`` in float32.
+
+    With ``axis`` the 1-D ``scale``/``zero_point`` apply along that axis of ``x``.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    s = _along(np.asarray(scale, dtype=np.float32), x.ndim, axis)
+    z = _along(np.asarray(zero_point).astype(np.float32), x.ndim, axis)
+    y = np.rint(x / s) + z
+    lo, hi = int_range(dtype)
+    return np.clip(y, lo, hi).astype(INT_DTYPES[dtype])
+
+
+def dequantize_linear(
+    q: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | int, axis: int | None = None
+) -> np.ndarray:
+    """ONNX DequantizeLinear: ``(q - zero_point) * scale`` in float32."""
+    q = np.asarray(q)
+    s = _along(np.asarray(scale, dtype=np.float32), q.ndim, axis)
+    z = _along(np.asarray(zero_point).astype(np.int64), q.ndim, axis)
+    return ((q.astype(np.int64) - z).astype(np.float32) * s).astype(np.float32)
+
+
+def dynamic_quantize_linear(x: np.ndarray) -> tuple[np.ndarray, np.float32, np.uint8]:
+    """ONNX DynamicQuantizeLinear: uint8 quantisation with a range that includes zero."""
+    x = np.asarray(x, dtype=np.float32)
+    lo = np.float32(min(0.0, float(x.min()) if x.size else 0.0))
+    hi = np.float32(max(0.0, float(x.max()) if x.size else 0.0))
+    scale = np.float32((hi - lo) / np.float32(255.0))
+    if scale == 0:
+        scale = np.float32(1.0)
+    zp = np.uint8(np.clip(np.rint(np.float32(0.0) - lo / scale), 0, 255))
+    return quantize_linear(x, scale, zp, "uint8"), scale, zp
+
+
+def to_bf16(x: np.ndarray) -> np.ndarray:
+    """Round float32 values to bfloat16 (round to nearest even) and return them as float32."""
+    b = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    nan = np.isnan(np.asarray(x, dtype=np.float32))
+    rounded = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
+    out = rounded.astype(np.uint32).view(np.float32)
+    return np.where(nan, np.float32(np.nan), out).astype(np.float32)
+
+
+def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact integer matrix product (batched over leading axes) as int64.
+
+    Uses float64 BLAS, which is exact while every partial sum stays below 2**53; the bound is
+    checked from the operand magnitudes and an exact int64 product is used otherwise.
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    k = a.shape[-1]
+    amax = int(np.abs(a.astype(np.int64)).max(initial=0))
+    bmax = int(np.abs(b.astype(np.int64)).max(initial=0))
+    if amax * bmax * max(k, 1) < _EXACT_F64:
+        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+    return np.matmul(a.astype(np.int64), b.astype(np.int64))
+
+
+def mac_partial_int(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One AIE-ML core's contribution: exact integer product of its A and B tiles, acc32-wrapped."""
+    return wrap_int32(int_matmul(a, b))
+
+
+def mac_partial_bf16(a_bf16: np.ndarray, b_bf16: np.ndarray) -> np.ndarray:
+    """One core's bf16 contribution over its K slice, rounded once to fp32.
+
+    Products of bf16 values are exact in fp32; the slice sum is formed in float64 and rounded
+    once to float32 (the core's fp32 accumulator). Cascade partials are then added in fp32 in
+    cascade order by :func:`cascade_add_f32`.
+    """
+    return np.matmul(a_bf16.astype(np.float64), b_bf16.astype(np.float64)).astype(np.float32)
+
+
+def cascade_add_f32(acc: np.ndarray, partial: np.ndarray) -> np.ndarray:
+    """Add a core's fp32 partial to the fp32 cascade accumulator (fp32 rounding)."""
+    return (acc.astype(np.float32) + partial.astype(np.float32)).astype(np.float32)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0) in the dtype of x."""
+    return np.maximum(x, np.zeros((), dtype=x.dtype))
+
+
+def _along(v: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
+    """Shape a per-axis vector (or scalar) so it broadcasts along ``axis`` of an ndim tensor."""
+    if v.ndim == 0 or axis is None:
+        return v
+    axis = axis % ndim
+    shape = [1] * ndim
+    shape[axis] = v.shape[0]
+    return v.reshape(shape)
