@@ -266,3 +266,62 @@ def _along(v: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
     shape = [1] * ndim
     shape[axis] = v.shape[0]
     return v.reshape(shape)
+
+
+def gemm_epilogue_int(
+    acc: np.ndarray,
+    *,
+    bias: np.ndarray | None = None,
+    a_zero_point: np.ndarray | int | None = None,
+    colsum: np.ndarray | None = None,
+    relu: bool = False,
+    requant: tuple[np.ndarray, np.ndarray, int, str, str] | None = None,
+) -> np.ndarray:
+    """The integer GEMM epilogue, applied to acc32 accumulators [..., N].
+
+    ``acc' = wrap32(acc + bias - a_zero_point * colsum)``, then ReLU on the accumulator (clamp at
+    0), then ``requant = (multiplier, shift, zero_point, dtype, rounding)`` if given; without it
+    the int32 accumulator is the result.
+    """
+    y = np.asarray(acc, dtype=np.int64)
+    if bias is not None:
+        y = y + np.asarray(bias, dtype=np.int64)
+    if colsum is not None and a_zero_point is not None:
+        y = y - np.int64(np.asarray(a_zero_point).reshape(-1)[0]) * np.asarray(colsum, dtype=np.int64)
+    y = wrap_int32(y)
+    if relu:
+        y = np.maximum(y, 0)
+    if requant is None:
+        return y.astype(np.int32)
+    mult, shift, zp, dtype, rounding = requant
+    return requantize(y, mult, shift, zp, dtype, rounding=rounding)  # type: ignore[arg-type]
+
+
+def gemm_epilogue_bf16(acc: np.ndarray, *, bias: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
+    """The bf16 GEMM epilogue on fp32 accumulators: fp32 bias add, then optional ReLU."""
+    y = np.asarray(acc, dtype=np.float32)
+    if bias is not None:
+        y = (y + np.asarray(bias, dtype=np.float32)).astype(np.float32)
+    return relu_f32(y) if relu else y
+
+
+def relu_f32(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, np.float32(0)).astype(np.float32)
+
+
+def reference_gemm_int(a: np.ndarray, w: np.ndarray, **epilogue) -> np.ndarray:
+    """Golden integer GEMM: whole-matrix exact product (acc32-wrapped) and the epilogue."""
+    return gemm_epilogue_int(wrap_int32(int_matmul(a, w)), **epilogue)
+
+
+def reference_gemm_bf16(
+    a: np.ndarray, w: np.ndarray, k_slice: int, *, bias: np.ndarray | None = None, relu: bool = False
+) -> np.ndarray:
+    """Golden bf16 GEMM: operands rounded to bf16; K cut into ``k_slice``-wide core slices, each
+    summed exactly and rounded to fp32, the slices added in fp32 in K order (the cascade order)."""
+    a16, w16 = to_bf16(a), to_bf16(w)
+    K = a16.shape[-1]
+    acc = np.zeros(a16.shape[:-1] + (w16.shape[1],), dtype=np.float32)
+    for k0 in range(0, K, k_slice):
+        acc = cascade_add_f32(acc, mac_partial_bf16(a16[..., k0 : k0 + k_slice], w16[k0 : k0 + k_slice]))
+    return gemm_epilogue_bf16(acc, bias=bias, relu=relu)

@@ -1,0 +1,249 @@
+"""The ``codesign`` command line: thin click wrappers over the library.
+
+Exit codes: 0 ok, 1 internal error (a bug: please report it), 2 user error (bad model, option,
+board or build), 3 fidelity check failed. Errors print one line on stderr; ``--debug`` shows the
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from codesign import __version__
+from codesign.errors import CodesignError, FidelityError, OptionError
+
+ISSUES_URL = "https://github.com/codesign-fpga/codesign/issues"
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="codesign")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def main_group(ctx: click.Context, debug: bool) -> None:
+    """Compile quantized ONNX models onto AMD Versal AI Edge (AIE-ML + PL)."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+# --- compile ------------------------------------------------------------------------------------
+
+
+@main_group.command("compile")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--board", default="vek280", show_default=True, help="Target board (see `codesign boards`).")
+@click.option("-o", "--output", "out", default="build", show_default=True, type=click.Path(path_type=Path),
+              help="Build directory to write.")
+@click.option("--block", default="2x8", show_default=True, help="Compute block CHAINSxCASCADE.")
+@click.option("--shape", "shapes", multiple=True, metavar="NAME=DIMS",
+              help="Fix a dynamic input shape, e.g. --shape input=1x128 (repeatable).")
+@click.option("--force", is_flag=True, help="Replace an existing build directory.")
+def compile_cmd(model: Path, board: str, out: Path, block: str, shapes: tuple[str, ...], force: bool) -> None:
+    """Compile MODEL (ONNX) for a board into a build directory."""
+    from codesign.boards import load as load_board
+    from codesign.codegen.build import CompileOptions, compile_model
+    from codesign.frontend import ShapeOverride
+    from codesign.report.summary import build_report
+    from codesign.schedulers.tempus import parse_block
+
+    options = CompileOptions(
+        board=board,
+        block=parse_block(block),
+        shapes=tuple(ShapeOverride.parse(s) for s in shapes),
+        force=force,
+    )
+    plan = compile_model(model, out, options)
+    report = build_report(plan, load_board(board))
+    t = report["totals"]
+    console.print(
+        f"[green]compiled[/] {model} -> {out}/ for {board} (block {options.block}): "
+        f"{len(plan.layers)} layers, {t['gemm_layers']} GEMMs, "
+        f"modelled {t['modelled_time_us']} us"
+    )
+
+
+# --- simulate -----------------------------------------------------------------------------------
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise OptionError(f"--inputs {path}: no such file") from None
+    except Exception as e:
+        raise OptionError(f"--inputs {path}: must be a .npz file of arrays ({' '.join(str(e).split())[:200]})") from None
+
+
+@main_group.command("simulate")
+@click.argument("build", type=click.Path(path_type=Path))
+@click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Inputs .npz keyed by the ONNX graph input names (default: random, seed 0).")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the outputs .npz here.")
+@click.option("--reference", is_flag=True, help="Also run onnxruntime on the original model and compare.")
+@click.option("--ort-opt", type=click.Choice(["disable", "basic", "extended", "all"]), default="basic",
+              show_default=True, help="onnxruntime graph optimisation level of the reference.")
+@click.option("--seed", default=0, show_default=True, help="Seed for random inputs when --inputs is omitted.")
+def simulate_cmd(build: Path, inputs_path: Path | None, output_path: Path | None, reference: bool,
+                 ort_opt: str, seed: int) -> None:
+    """Run BUILD bit-accurately on the plan; optionally compare with onnxruntime."""
+    from codesign.runtime.fidelity import compare
+    from codesign.sim.functional import Simulator
+
+    sim = Simulator(build)
+    inputs = _load_npz(inputs_path) if inputs_path else random_inputs(sim.plan, seed)
+    outputs = sim.run(inputs)
+    if output_path:
+        np.savez(output_path, **outputs)
+    console.print(f"[green]simulated[/] {build}: " + ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in outputs.items()))
+    if not reference:
+        return
+    from codesign.frontend.reference import run_onnxruntime
+
+    ref = run_onnxruntime(Path(build) / "model.onnx", sim.check_inputs(inputs), ort_opt)
+    constants = {name: sim.data(f) for name, f in sim.plan.constants.items()}
+    results = compare(sim.plan, outputs, ref, constants)
+    table = Table(title="simulator vs onnxruntime")
+    for col in ("output", "kind", "max |err|", "mean |err|", "max LSB", "equal", "criterion", "result"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(
+            r.name, r.kind, f"{r.max_abs:.3g}", f"{r.mean_abs:.3g}",
+            "-" if r.max_lsb is None else f"{r.max_lsb:g}", f"{r.equal_fraction:.2%}", r.criterion,
+            "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+        )
+    console.print(table)
+    failed = [r.name for r in results if not r.passed]
+    if failed:
+        raise FidelityError(f"output(s) {', '.join(failed)} differ from onnxruntime beyond the tolerance")
+
+
+def random_inputs(plan, seed: int) -> dict[str, np.ndarray]:
+    """Deterministic inputs for a plan: N(0,1) floats, uniform integers over the dtype."""
+    from codesign.ir.graph import numpy_dtype
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for t in plan.inputs:
+        dt = numpy_dtype(t.dtype)
+        if np.issubdtype(dt, np.integer):
+            info = np.iinfo(dt)
+            out[t.name] = rng.integers(info.min, info.max, size=t.shape, endpoint=True).astype(dt)
+        else:
+            out[t.name] = rng.standard_normal(t.shape).astype(dt)
+    return out
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+@main_group.command("report")
+@click.argument("build", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def report_cmd(build: Path, as_json: bool) -> None:
+    """Print per-layer shapes, tiles, modelled cycles and resources of BUILD."""
+    from codesign.boards import load as load_board
+    from codesign.report.summary import build_report
+    from codesign.report.text import print_report
+    from codesign.sim.functional import load_plan
+
+    _, plan = load_plan(build)
+    report = build_report(plan, load_board(plan.board))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        print_report(report, console)
+
+
+# --- boards -------------------------------------------------------------------------------------
+
+
+@main_group.command("boards")
+@click.argument("name", required=False)
+def boards_cmd(name: str | None) -> None:
+    """List the boards, or show one board's data with sources."""
+    from codesign import boards
+
+    if name is None:
+        table = Table(title="boards")
+        for col in ("name", "device", "AIE", "tiles", "clock MHz", "memory tiles", "description"):
+            table.add_column(col)
+        for n in boards.available():
+            b = boards.load(n)
+            table.add_row(b.name, b.device, b.aie.generation, f"{b.aie.columns}x{b.aie.rows}={b.aie.tiles}",
+                          f"{b.aie.clock_mhz:g}", str(b.memory_tiles.count), b.description)
+        console.print(table)
+        return
+    b = boards.load(name)
+    table = Table(title=f"{b.name}: {b.description} ({b.part})")
+    for col in ("field", "value", "source"):
+        table.add_column(col, overflow="fold")
+    for path, source in sorted(b.sources.items()):
+        table.add_row(path, _show(_value_at(b, path)), source)
+    console.print(table)
+
+
+def _value_at(board, path: str):
+    """The value of a board field by the dotted path its source is filed under."""
+    head, *rest = path.split(".")
+    obj = getattr(board, head) if hasattr(board, head) else board.extra.get(head)
+    for part in rest:
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+    return obj
+
+
+def _show(v) -> str:
+    return "null (unknown)" if v is None else str(v)
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the group and map errors to one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        main_group.main(args=args, prog_name="codesign", standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        cmd = e.ctx.command_path if e.ctx else "codesign"
+        click.echo(f"error: {cmd}: {e.format_message()}", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except CodesignError as e:
+        if debug:
+            raise
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except Exception as e:
+        if debug:
+            raise
+        click.echo(
+            f"internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+            f"(this is a bug in codesign {__version__}; please report it at {ISSUES_URL} "
+            "with the command and rerun it with --debug for the traceback)",
+            err=True,
+        )
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

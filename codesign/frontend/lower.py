@@ -1,0 +1,401 @@
+"""Lower a checked, shape-inferred ONNX model to a KernelGraph of primitive ops.
+
+One ONNX node becomes one or a few primitive ops (QLinearMatMul expands to DQ, DQ, MatMul, Q;
+Gemm to MatMul + Add). Quantisation stays explicit here; :mod:`codesign.passes` folds it into
+hardware GEMMs. Only this package imports onnx / onnx-ir.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from codesign.errors import ModelError, UnsupportedError
+from codesign.ir.graph import (
+    DequantizeLinear,
+    DynamicQuantizeLinear,
+    KernelGraph,
+    MatMul,
+    MatMulInteger,
+    QuantizeLinear,
+    Reshape,
+    TensorType,
+    Vector,
+)
+
+_DTYPES = {
+    ir.DataType.FLOAT: "float32",
+    ir.DataType.INT8: "int8",
+    ir.DataType.UINT8: "uint8",
+    ir.DataType.INT16: "int16",
+    ir.DataType.UINT16: "uint16",
+    ir.DataType.INT32: "int32",
+    ir.DataType.INT64: "int64",
+    ir.DataType.INT4: "int4",
+    ir.DataType.UINT4: "uint4",
+}
+
+_ELEMENTWISE = {"Add": "add", "Sub": "sub", "Mul": "mul", "Relu": "relu", "Cast": "cast"}
+
+
+class _Lowering:
+    def __init__(self, model: onnx.ModelProto, source: str) -> None:
+        self.source = source
+        self.model = ir.serde.deserialize_model(model)
+        g = self.model.graph
+        self.kg = KernelGraph(
+            inputs=[v.name for v in g.inputs if v.name not in g.initializers],
+            outputs=[v.name for v in g.outputs],
+        )
+        self._node: ir.Node | None = None
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def where(self) -> str:
+        n = self._node
+        return f"{self.source}: node {n.name or '<unnamed>'!r} ({n.op_type})" if n else self.source
+
+    def type_of(self, v: ir.Value) -> TensorType:
+        if v.type is None or v.shape is None:
+            raise ModelError(f"{self.where()}: tensor {v.name!r} has no inferred type/shape")
+        dtype = _DTYPES.get(v.dtype)
+        if dtype is None:
+            raise UnsupportedError(
+                f"{self.where()}: tensor {v.name!r} has element type {v.dtype.name}; "
+                f"supported are {', '.join(sorted(set(_DTYPES.values())))}"
+            )
+        dims = []
+        for i, d in enumerate(v.shape):
+            if not isinstance(d, int):
+                raise ModelError(
+                    f"{self.where()}: tensor {v.name!r} dimension {i} is dynamic ({d}); "
+                    "fix the graph inputs with --shape"
+                )
+            if d < 0:
+                raise ModelError(f"{self.where()}: tensor {v.name!r} dimension {i} must be >= 0, not {d}")
+            dims.append(d)
+        return TensorType(tuple(dims), dtype)
+
+    def declare(self, v: ir.Value) -> str:
+        if v.name not in self.kg.types:
+            self.kg.types[v.name] = self.type_of(v)
+        return v.name
+
+    def const_value(self, v: ir.Value | None) -> np.ndarray | None:
+        if v is None:
+            return None
+        if v.name in self.kg.constants:
+            return self.kg.constants[v.name]
+        return None
+
+    def need_const(self, v: ir.Value | None, what: str) -> np.ndarray:
+        arr = self.const_value(v)
+        if arr is None:
+            raise UnsupportedError(f"{self.where()}: {what} must be a constant initializer")
+        return arr
+
+    def add_const(self, v: ir.Value) -> None:
+        t = v.const_value
+        try:
+            arr = np.asarray(t.numpy())
+        except Exception as e:
+            raise ModelError(f"{self.source}: initializer {v.name!r} is unreadable: {e}") from None
+        self.kg.constants[v.name] = arr
+        self.kg.types[v.name] = TensorType(tuple(arr.shape), _dtype_of(arr, v, self.source))
+
+    def emit(self, op) -> None:
+        self.kg.ops.append(op)
+
+    def inputs(self, node: ir.Node) -> list[ir.Value | None]:
+        return list(node.inputs)
+
+    # -- driver --------------------------------------------------------------------------------
+
+    def run(self) -> KernelGraph:
+        g = self.model.graph
+        for v in g.inputs:
+            if v.name not in g.initializers:
+                self.declare(v)
+        for v in g.initializers.values():
+            self.add_const(v)
+        for node in g:
+            self._node = node
+            self.lower(node)
+        self._node = None
+        for v in g.outputs:
+            self.declare(v)
+            if v.name in self.kg.constants:
+                raise UnsupportedError(f"{self.source}: graph output {v.name!r} must be computed, not a constant")
+        self.kg.validate()
+        return self.kg
+
+    def lower(self, node: ir.Node) -> None:
+        if node.domain not in ("", "ai.onnx"):
+            raise UnsupportedError(
+                f"{self.where()}: op {node.domain}.{node.op_type} is not supported; "
+                f"supported ops are {', '.join(sorted(_LOWERINGS))}"
+            )
+        fn = _LOWERINGS.get(node.op_type)
+        if fn is None:
+            raise UnsupportedError(
+                f"{self.where()}: op {node.op_type} is not supported; "
+                f"supported ops are {', '.join(sorted(_LOWERINGS))}"
+            )
+        if node.op_type != "Constant":
+            for v in node.inputs:
+                if v is not None and v.name not in self.kg.types:
+                    raise ModelError(f"{self.where()}: input {v.name!r} is not defined before use")
+            for v in node.outputs:
+                self.declare(v)
+        fn(self, node)
+
+
+def _dtype_of(arr: np.ndarray, v: ir.Value, source: str) -> str:
+    name = _DTYPES.get(v.dtype)
+    if name is None:
+        raise UnsupportedError(f"{source}: initializer {v.name!r} has unsupported type {v.dtype.name}")
+    return name
+
+
+def _attr(node: ir.Node, name: str, default=None):
+    a = node.attributes.get(name)
+    return default if a is None else a.value
+
+
+def _names(vals) -> tuple[str, ...]:
+    return tuple("" if v is None else v.name for v in vals)
+
+
+# -- one function per ONNX op ----------------------------------------------------------------
+
+
+def _constant(lw: _Lowering, node: ir.Node) -> None:
+    t = _attr(node, "value")
+    if t is None:
+        raise UnsupportedError(f"{lw.where()}: only Constant with a 'value' tensor is supported")
+    out = node.outputs[0]
+    arr = np.asarray(t.numpy())
+    lw.kg.constants[out.name] = arr
+    lw.kg.types[out.name] = TensorType(tuple(arr.shape), _dtype_of(arr, out, lw.source))
+
+
+def _quantize(lw: _Lowering, node: ir.Node) -> None:
+    ins = lw.inputs(node)
+    x, scale = ins[0], ins[1]
+    zp = ins[2] if len(ins) > 2 else None
+    out = node.outputs[0]
+    dtype = lw.kg.types[out.name].dtype
+    zp_name = _zero_point(lw, zp, dtype)
+    _check_scale(lw, scale)
+    lw.emit(
+        QuantizeLinear(
+            node.name, (x.name, scale.name, zp_name), (out.name,), dtype=dtype, axis=_axis(lw, node, x, scale)
+        )
+    )
+
+
+def _dequantize(lw: _Lowering, node: ir.Node) -> None:
+    ins = lw.inputs(node)
+    x, scale = ins[0], ins[1]
+    zp = ins[2] if len(ins) > 2 else None
+    zp_name = _zero_point(lw, zp, lw.kg.types[x.name].dtype)
+    _check_scale(lw, scale)
+    lw.emit(
+        DequantizeLinear(
+            node.name, (x.name, scale.name, zp_name), (node.outputs[0].name,), axis=_axis(lw, node, x, scale)
+        )
+    )
+
+
+def _axis(lw: _Lowering, node: ir.Node, x: ir.Value, scale: ir.Value) -> int | None:
+    if _attr(node, "block_size", 0):
+        raise UnsupportedError(f"{lw.where()}: blocked quantisation (block_size) is not supported yet")
+    if lw.kg.types[scale.name].size == 1:
+        return None
+    rank = len(lw.kg.types[x.name].shape)
+    axis = int(_attr(node, "axis", 1))
+    if not -rank <= axis < rank:
+        raise ModelError(f"{lw.where()}: axis must lie in [{-rank}, {rank}), not {axis}")
+    return axis % rank
+
+
+def _check_scale(lw: _Lowering, scale: ir.Value) -> None:
+    s = lw.const_value(scale)
+    if s is None:
+        return
+    if not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise ModelError(
+            f"{lw.where()}: quantisation scale {scale.name!r} must be finite and positive, "
+            f"not {s.ravel()[:4].tolist()}"
+        )
+
+
+def _zero_point(lw: _Lowering, zp: ir.Value | None, dtype: str) -> str:
+    if zp is not None:
+        return zp.name
+    name = lw.kg.add_const(f"{lw._node.name or 'q'}_zero_point", np.zeros((), dtype=np.uint8 if dtype.startswith("u") else np.int8))
+    return name
+
+
+def _dynamic_quantize(lw: _Lowering, node: ir.Node) -> None:
+    lw.emit(DynamicQuantizeLinear(node.name, _names(node.inputs), _names(node.outputs)))
+
+
+def _matmul(lw: _Lowering, node: ir.Node) -> None:
+    a, b = node.inputs
+    _check_matmul_shapes(lw, a, b)
+    lw.emit(MatMul(node.name, (a.name, b.name), (node.outputs[0].name,)))
+
+
+def _check_matmul_shapes(lw: _Lowering, a: ir.Value, b: ir.Value) -> None:
+    ta, tb = lw.kg.types[a.name], lw.kg.types[b.name]
+    if len(tb.shape) != 2:
+        raise UnsupportedError(
+            f"{lw.where()}: MatMul B must be a 2-D weight [K, N], not shape {tb.shape} "
+            "(activation x activation products are not supported yet)"
+        )
+    if not _is_weight(lw, b):
+        raise UnsupportedError(
+            f"{lw.where()}: MatMul B {b.name!r} must be a constant weight (or a dequantised one); "
+            "activation x activation products are not supported yet"
+        )
+    if len(ta.shape) < 1 or ta.shape[-1] != tb.shape[0]:
+        raise ModelError(f"{lw.where()}: MatMul inner dimensions must agree, not {ta.shape} x {tb.shape}")
+
+
+def _is_weight(lw: _Lowering, v: ir.Value) -> bool:
+    if v.name in lw.kg.constants:
+        return True
+    prod = next((op for op in lw.kg.ops if v.name in op.outputs), None)
+    return isinstance(prod, DequantizeLinear) and prod.inputs[0] in lw.kg.constants
+
+
+def _matmul_integer(lw: _Lowering, node: ir.Node) -> None:
+    ins = list(node.inputs) + [None] * (4 - len(node.inputs))
+    a, b, a_zp, b_zp = ins
+    if b.name not in lw.kg.constants or len(lw.kg.types[b.name].shape) != 2:
+        raise UnsupportedError(f"{lw.where()}: MatMulInteger B must be a 2-D constant weight")
+    names = (
+        a.name,
+        b.name,
+        a_zp.name if a_zp is not None else _zero_point(lw, None, lw.kg.types[a.name].dtype),
+        b_zp.name if b_zp is not None else _zero_point(lw, None, lw.kg.types[b.name].dtype),
+    )
+    lw.emit(MatMulInteger(node.name, names, (node.outputs[0].name,)))
+
+
+def _qlinear_matmul(lw: _Lowering, node: ir.Node) -> None:
+    a, sa, za, b, sb, zb, sy, zy = node.inputs
+    for s in (sa, sb, sy):
+        _check_scale(lw, s)
+    out = node.outputs[0]
+    stem = node.name or out.name
+    if b.name not in lw.kg.constants:
+        raise UnsupportedError(f"{lw.where()}: QLinearMatMul b must be a constant weight")
+    da, db, mm = f"{stem}/a_dq", f"{stem}/b_dq", f"{stem}/mm"
+    ta, tb = lw.kg.types[a.name], lw.kg.types[b.name]
+    to = lw.kg.types[out.name]
+    lw.kg.types[da] = TensorType(ta.shape, "float32")
+    lw.kg.types[db] = TensorType(tb.shape, "float32")
+    lw.kg.types[mm] = TensorType(to.shape, "float32")
+    b_axis = 1 if lw.kg.types[sb.name].size > 1 else None
+    lw.emit(DequantizeLinear(f"{stem}/dq_a", (a.name, sa.name, za.name), (da,)))
+    lw.emit(DequantizeLinear(f"{stem}/dq_b", (b.name, sb.name, zb.name), (db,), axis=b_axis))
+    lw.emit(MatMul(stem, (da, db), (mm,)))
+    lw.emit(QuantizeLinear(f"{stem}/q", (mm, sy.name, zy.name), (out.name,), dtype=to.dtype))
+
+
+def _gemm(lw: _Lowering, node: ir.Node) -> None:
+    ins = list(node.inputs) + [None] * (3 - len(node.inputs))
+    a, b, c = ins
+    if _attr(node, "transA", 0):
+        raise UnsupportedError(f"{lw.where()}: Gemm with transA=1 is not supported")
+    alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
+    if alpha != 1.0 or (c is not None and beta != 1.0):
+        raise UnsupportedError(f"{lw.where()}: Gemm alpha and beta must be 1.0, not {alpha} and {beta}")
+    out = node.outputs[0]
+    stem = node.name or out.name
+    wname = b.name
+    if _attr(node, "transB", 0):
+        wname = _transposed_weight(lw, b, stem)
+    wv = _FakeValue(wname)
+    _check_matmul_shapes(lw, a, wv)
+    if c is None:
+        lw.emit(MatMul(stem, (a.name, wname), (out.name,)))
+        return
+    mm = f"{stem}/mm"
+    lw.kg.types[mm] = TensorType(lw.kg.types[out.name].shape, "float32")
+    lw.emit(MatMul(stem, (a.name, wname), (mm,)))
+    lw.emit(Vector(f"{stem}/bias", (mm, c.name), (out.name,), fn="add"))
+
+
+class _FakeValue:
+    """Stands for an ir.Value known only by name (a tensor the lowering created)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _transposed_weight(lw: _Lowering, b: ir.Value, stem: str) -> str:
+    """Transpose a constant [N, K] weight (or the constant under its DequantizeLinear)."""
+    kg = lw.kg
+    if b.name in kg.constants:
+        return kg.add_const(f"{b.name}_T", np.ascontiguousarray(kg.constants[b.name].T))
+    prod = next((op for op in kg.ops if b.name in op.outputs), None)
+    if not (isinstance(prod, DequantizeLinear) and prod.inputs[0] in kg.constants):
+        raise UnsupportedError(f"{lw.where()}: Gemm B must be a constant weight (or a dequantised one)")
+    q = kg.constants[prod.inputs[0]]
+    if q.ndim != 2:
+        raise UnsupportedError(f"{lw.where()}: Gemm B must be 2-D, not shape {q.shape}")
+    qt = kg.add_const(f"{prod.inputs[0]}_T", np.ascontiguousarray(q.T))
+    axis = None if prod.axis is None else 1 - prod.axis
+    out = f"{stem}/b_T"
+    kg.types[out] = TensorType((q.shape[1], q.shape[0]), "float32")
+    kg.ops.append(DequantizeLinear(f"{stem}/dq_bT", (qt, prod.inputs[1], prod.inputs[2]), (out,), axis=axis))
+    return out
+
+
+def _elementwise(lw: _Lowering, node: ir.Node) -> None:
+    fn = _ELEMENTWISE[node.op_type]
+    attrs: tuple = ()
+    if fn == "cast":
+        attrs = (("to", lw.kg.types[node.outputs[0].name].dtype),)
+    lw.emit(Vector(node.name, _names(node.inputs), (node.outputs[0].name,), fn=fn, attrs=attrs))
+
+
+def _reshape(lw: _Lowering, node: ir.Node) -> None:
+    out = node.outputs[0]
+    shape = lw.kg.types[out.name].shape
+    x = node.inputs[0]
+    if lw.kg.types[x.name].size != int(np.prod(shape, dtype=np.int64)):
+        raise ModelError(f"{lw.where()}: reshape must keep {lw.kg.types[x.name].size} elements, not {shape}")
+    lw.emit(Reshape(node.name, (x.name,), (out.name,), shape=shape))
+
+
+_LOWERINGS: dict[str, Callable[[_Lowering, ir.Node], None]] = {
+    "Constant": _constant,
+    "QuantizeLinear": _quantize,
+    "DequantizeLinear": _dequantize,
+    "DynamicQuantizeLinear": _dynamic_quantize,
+    "MatMul": _matmul,
+    "MatMulInteger": _matmul_integer,
+    "QLinearMatMul": _qlinear_matmul,
+    "Gemm": _gemm,
+    "Reshape": _reshape,
+    "Flatten": _reshape,
+    "Identity": _reshape,
+    "Squeeze": _reshape,
+    "Unsqueeze": _reshape,
+    **dict.fromkeys(_ELEMENTWISE, _elementwise),
+}
+
+
+def lower_model(model: onnx.ModelProto, source: str = "model") -> KernelGraph:
+    """Lower ``model`` (checked and shape-inferred by :func:`load_model`) to primitive ops.
+
+    ``source`` names the model in error messages (usually the file path).
+    """
+    return _Lowering(model, source).run()

@@ -1,0 +1,47 @@
+"""onnxruntime as the reference: run the original model on the same inputs.
+
+The default optimisation level is ``basic``: onnxruntime then executes a QDQ graph as written
+(dequantise, float op, quantise), which is the ONNX semantics. At ``all`` it fuses QDQ patterns
+into integer kernels; on x86 CPUs without VNNI those use ``vpmaddubsw``, whose int16 pair
+saturation (u8 x s8 pairs above 32767) departs from the ONNX semantics by tens of LSBs on
+full-range weights (seen on this project's AVX2 machines), so ``all`` is available but is not the
+default.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from codesign.errors import ModelError
+
+
+OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def run_onnxruntime(
+    model: str | os.PathLike[str], inputs: dict[str, np.ndarray], opt_level: str = "basic"
+) -> dict[str, np.ndarray]:
+    """Outputs of onnxruntime (CPU, one thread, optimisation ``opt_level``) by output name."""
+    import onnxruntime as ort
+
+    levels = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = levels[opt_level]
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        feed = {i.name: inputs[i.name] for i in sess.get_inputs()}
+        values = sess.run(names, feed)
+    except Exception as e:
+        raise ModelError(f"{model}: onnxruntime could not run the reference: {' '.join(str(e).split())[:300]}") from None
+    return dict(zip(names, values, strict=True))

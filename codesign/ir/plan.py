@@ -1,0 +1,264 @@
+"""The Plan: what a build executes, layer by layer, serialised as build/schedule.json.
+
+A Plan is self-contained: with the files it names under the build directory, the functional
+simulator runs it without the ONNX model. Every class here is a frozen dataclass; :func:`to_json`
+and :func:`from_json` convert a Plan to and from the versioned JSON document described in
+``docs/schedule.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+SCHEMA = "codesign.schedule/1"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A named tensor with a static shape and KernelGraph dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A raw little-endian array in the build: ``path`` relative to the build directory.
+
+    ``layout`` says in what order the elements are stored (``"row-major"`` or a stream layout
+    defined by a scheduler, e.g. ``"tempus.b/1"``); ``dtype`` is the stored dtype (bf16 is stored
+    as its 16 raw bits).
+    """
+
+    path: str
+    dtype: str
+    shape: tuple[int, ...]
+    sha256: str
+    layout: str = "row-major"
+
+
+@dataclass(frozen=True)
+class Block:
+    """The fixed compute block: ``chains`` cascade chains of ``cascade`` cores each."""
+
+    chains: int
+    cascade: int
+
+    @property
+    def cores(self) -> int:
+        return self.chains * self.cascade
+
+    def __str__(self) -> str:
+        return f"{self.chains}x{self.cascade}"
+
+
+@dataclass(frozen=True)
+class Tile:
+    """The per-core tile: each core multiplies an m x k tile of A by a k x n tile of B."""
+
+    m: int
+    k: int
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.m}x{self.k}x{self.n}"
+
+
+@dataclass(frozen=True)
+class SolverReport:
+    """How a solver reached its answer: status, objective, wall time, and fallback if any."""
+
+    solver: str
+    status: str
+    objective: int
+    wall_s: float
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class TemporalSchedule:
+    """A GEMM M x K x N on the temporal block (see :mod:`codesign.schedulers.tempus`).
+
+    Output tiles are walked as ``graph_iterations = m_tiles * n_tiles`` graph iterations in
+    ``order`` ("m-outer": the N tile index varies fastest); each iteration runs ``k_passes``
+    passes over K through the cascade. Dimensions are padded up to ``padded_*``.
+    """
+
+    M: int
+    K: int
+    N: int
+    dtype: str
+    native: tuple[int, int, int]
+    block: Block
+    tile: Tile
+    m_tiles: int
+    n_tiles: int
+    k_passes: int
+    padded_M: int
+    padded_K: int
+    padded_N: int
+    core_memory_bytes: int
+    plio_in: int
+    plio_out: int
+    modelled_cycles: int
+    solver: SolverReport
+    order: str = "m-outer"
+
+    @property
+    def graph_iterations(self) -> int:
+        return self.m_tiles * self.n_tiles
+
+
+@dataclass(frozen=True)
+class RequantSpec:
+    multiplier: DataFile
+    shift: DataFile
+    zero_point: int
+    dtype: str
+    rounding: str
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Base of plan layers: name (the ONNX node), input and output tensor names."""
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    kind: ClassVar[str] = "layer"
+    unit: ClassVar[str] = "none"
+
+
+@dataclass(frozen=True)
+class GemmLayer(Layer):
+    """A GEMM on the AIE-ML block, with its epilogue (bias, zero-point correction, ReLU, requant)."""
+
+    dtype: str = "int8"
+    schedule: TemporalSchedule | None = None
+    weight: DataFile | None = None
+    bias: DataFile | None = None
+    colsum: DataFile | None = None
+    relu: bool = False
+    requant: RequantSpec | None = None
+    kind: ClassVar[str] = "gemm"
+    unit: ClassVar[str] = "aie"
+
+
+@dataclass(frozen=True)
+class VectorLayer(Layer):
+    """An element-wise op on the vector path; ``fn`` as in :mod:`codesign.sim.vector`."""
+
+    fn: str = "add"
+    attrs: tuple[tuple[str, Any], ...] = ()
+    kind: ClassVar[str] = "vector"
+    unit: ClassVar[str] = "pl"
+
+
+@dataclass(frozen=True)
+class ReshapeLayer(Layer):
+    """A view: the same bytes with a new shape; costs nothing."""
+
+    shape: tuple[int, ...] = ()
+    kind: ClassVar[str] = "reshape"
+    unit: ClassVar[str] = "none"
+
+
+LAYER_KINDS: dict[str, type[Layer]] = {
+    cls.kind: cls for cls in (GemmLayer, VectorLayer, ReshapeLayer)
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a build runs: board, block, graph inputs/outputs, tensors, constants, layers."""
+
+    board: str
+    block: Block
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    tensors: tuple[TensorSpec, ...]
+    constants: dict[str, DataFile]
+    layers: tuple[Layer, ...]
+    model: str = ""
+    schema: str = field(default=SCHEMA)
+
+    def tensor(self, name: str) -> TensorSpec:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def gemms(self) -> list[GemmLayer]:
+        return [layer for layer in self.layers if isinstance(layer, GemmLayer)]
+
+
+def register_layer(cls: type[Layer]) -> type[Layer]:
+    """Make a new layer kind (from a later room) known to the JSON reader."""
+    LAYER_KINDS[cls.kind] = cls
+    return cls
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain JSON-able data for a plan object (layers carry their ``kind``)."""
+    if dataclasses.is_dataclass(obj):
+        out = {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        if isinstance(obj, Layer):
+            out = {"kind": obj.kind, "unit": obj.unit, **out}
+        return out
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def to_json(plan: Plan) -> str:
+    """The schedule.json text: sorted keys, two-space indent, trailing newline (deterministic)."""
+    return json.dumps(to_dict(plan), indent=2, sort_keys=True) + "\n"
+
+
+def from_json(text: str) -> Plan:
+    """Read schedule.json text; raise ValueError naming what is wrong."""
+    data = json.loads(text)
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"schedule schema must be {SCHEMA!r}, not {data.get('schema')!r}")
+    return _build(Plan, data)
+
+
+def _build(tp: Any, data: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any or data is None:
+        return data
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _build(args[0], data)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], v) for v in data)
+        return tuple(_build(a, v) for a, v in zip(args, data, strict=True))
+    if origin is dict:
+        _, vt = typing.get_args(tp)
+        return {k: _build(vt, v) for k, v in data.items()}
+    if tp is Layer:
+        cls = LAYER_KINDS.get(data.get("kind"))
+        if cls is None:
+            raise ValueError(f"layer kind must be one of {sorted(LAYER_KINDS)}, not {data.get('kind')!r}")
+        return _build(cls, data)
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name in data:
+                kwargs[f.name] = _build(hints[f.name], data[f.name])
+        return tp(**kwargs)
+    return data

@@ -1,0 +1,309 @@
+"""Rewrite rules that turn primitive KernelGraph ops into hardware ops.
+
+Each rule is a small function ``rule(kg, op) -> bool`` that looks at one op and its neighbours,
+rewrites the graph in place when its pattern matches and returns whether it did. The pass driver
+(:mod:`codesign.passes.pipeline`) applies rules until none fires. Every rule keeps the graph's
+numbers (up to the documented requantisation rounding): the tests check each rule on a tiny graph
+before and after.
+
+Patterns (x_q: integer tensor, W: integer constant, s*: scales):
+
+- ``MatMul(DQ(x_q, sx, zx), DQ(W, sw, zw))``  ->  ``DQ(Gemm_int(x_q; W - zw), sx*sw, 0)``
+- ``MatMulInteger(x_q, W, zx, zw)``            ->  ``Gemm_int(x_q[, zx]; W - zw)``
+- ``Add(DQ(Gemm_int, s, 0), c)``               ->  ``DQ(Gemm_int + round(c / s), s, 0)``
+- ``Relu(DQ(Gemm_int, s, 0))``                 ->  ``DQ(Gemm_int with ReLU, s, 0)``
+- ``Q(DQ(Gemm_int, s, 0), sy, zy)``            ->  ``Gemm_int requantised by s / sy, zy``
+- ``Add(Gemm_bf16, c)``, ``Relu(Gemm_bf16)``   ->  bias / ReLU folded into the bf16 GEMM
+- ``MatMul(x, W_float)``                       ->  ``Gemm_bf16(x; W)``
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from codesign.ir.graph import (
+    DequantizeLinear,
+    DynamicQuantizeLinear,
+    Gemm,
+    KernelGraph,
+    MatMul,
+    MatMulInteger,
+    Op,
+    QuantizeLinear,
+    Requant,
+    TensorType,
+    Vector,
+)
+from codesign.sim import numerics
+
+
+def _sole_consumer(kg: KernelGraph, tensor: str) -> Op | None:
+    users = kg.consumers(tensor)
+    if len(users) != 1 or kg.is_graph_output(tensor):
+        return None
+    return users[0]
+
+
+def _swap(kg: KernelGraph, old: Op, new: Op | None) -> None:
+    i = kg.ops.index(old)
+    if new is None:
+        del kg.ops[i]
+    else:
+        kg.ops[i] = new
+
+
+def _scalar(kg: KernelGraph, name: str) -> np.ndarray | None:
+    if not kg.is_const(name):
+        return None
+    return kg.const(name)
+
+
+def _int_dtype_for(values: np.ndarray) -> str:
+    lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    for dtype in ("int8", "int16"):
+        a, b = numerics.int_range(dtype)
+        if a <= lo and hi <= b:
+            return dtype
+    return "int32"
+
+
+def _gemm_dtype(a_dtype: str, w_shifted: np.ndarray) -> str | None:
+    """The AIE-ML mmul mode for these operands, or None when none can hold them."""
+    w_dtype = _int_dtype_for(w_shifted)
+    if a_dtype in ("int8", "uint8", "int4", "uint4") and w_dtype == "int8":
+        return "int8"
+    if a_dtype in ("int8", "uint8", "int16", "int4", "uint4") and w_dtype in ("int8", "int16"):
+        return "int16"
+    return None
+
+
+def _shift_weight(w: np.ndarray, zw: np.ndarray, axis: int | None) -> np.ndarray:
+    zw = np.asarray(zw, dtype=np.int64)
+    if zw.ndim == 1 and zw.size > 1:
+        zw = zw.reshape((1, -1)) if axis in (1, -1) else zw.reshape((-1, 1))
+    return w.astype(np.int64) - zw
+
+
+def _make_int_gemm(
+    kg: KernelGraph, op: Op, a: str, w: np.ndarray, zw: np.ndarray, w_axis: int | None,
+    a_zero_point: np.ndarray | str, out: str,
+) -> Gemm | None:
+    if w.ndim != 2 or (w_axis not in (None, 1, -1) and np.asarray(zw).size > 1):
+        return None
+    w_shifted = _shift_weight(w, zw, w_axis)
+    dtype = _gemm_dtype(kg.types[a].dtype, w_shifted)
+    if dtype is None:
+        return None
+    wd = np.dtype(np.int8 if dtype == "int8" else np.int16)
+    weight = kg.add_const(f"{op.name}/weight", w_shifted.astype(wd))
+    colsum = w_shifted.sum(axis=0)
+    inputs: tuple[str, ...] = (a,)
+    bias = colsum_name = None
+    if isinstance(a_zero_point, str):
+        inputs = (a, a_zero_point)
+        colsum_name = kg.add_const(f"{op.name}/colsum", colsum.astype(np.int32))
+    else:
+        za = int(np.asarray(a_zero_point).reshape(-1)[0])
+        if za:
+            bias = kg.add_const(f"{op.name}/bias", numerics.wrap_int32(-za * colsum))
+    kg.types[out] = TensorType(kg.types[out].shape if out in kg.types else (), "int32")
+    return Gemm(op.name, inputs, (out,), weight=weight, bias=bias, colsum=colsum_name, dtype=dtype)
+
+
+def fold_qdq_matmul(kg: KernelGraph, op: Op) -> bool:
+    """``MatMul(DQ(x_q), DQ(W))`` with per-tensor x and constant W -> integer GEMM + DQ."""
+    if not isinstance(op, MatMul):
+        return False
+    pa, pb = kg.producer(op.inputs[0]), kg.producer(op.inputs[1])
+    if not (isinstance(pa, DequantizeLinear) and isinstance(pb, DequantizeLinear)):
+        return False
+    x, sx, zx = pa.inputs
+    w, sw, zw = pb.inputs
+    consts = [_scalar(kg, n) for n in (sx, zx, sw, zw)]
+    if not kg.is_const(w) or any(c is None for c in consts) or consts[0].size != 1:
+        return False
+    sx_v, zx_v, sw_v, zw_v = consts
+    acc = f"{op.outputs[0]}/acc"
+    gemm = _make_int_gemm(kg, op, x, kg.const(w), zw_v, pb.axis, zx_v, acc)
+    if gemm is None:
+        return False
+    kg.types[acc] = TensorType(kg.types[op.outputs[0]].shape, "int32")
+    scale = (np.float32(sx_v.reshape(-1)[0]) * sw_v.astype(np.float32).reshape(-1)).astype(np.float32)
+    scale_name = kg.add_const(f"{op.name}/acc_scale", scale if scale.size > 1 else scale.reshape(()))
+    zero = kg.add_const(f"{op.name}/acc_zero", np.zeros((), dtype=np.int32))
+    dq = DequantizeLinear(
+        f"{op.name}/dq_acc", (acc, scale_name, zero), op.outputs, axis=-1 if scale.size > 1 else None
+    )
+    i = kg.ops.index(op)
+    kg.ops[i : i + 1] = [gemm, dq]
+    return True
+
+
+def fold_matmul_integer(kg: KernelGraph, op: Op) -> bool:
+    """``MatMulInteger(x, W, zx, zw)`` -> integer GEMM (zx static or a run-time tensor)."""
+    if not isinstance(op, MatMulInteger):
+        return False
+    x, w, zx, zw = op.inputs
+    zw_v = _scalar(kg, zw)
+    if not kg.is_const(w) or zw_v is None:
+        return False
+    zx_v: np.ndarray | str = kg.const(zx) if kg.is_const(zx) else zx
+    axis = 1 if np.asarray(zw_v).size > 1 else None
+    gemm = _make_int_gemm(kg, op, x, kg.const(w), zw_v, axis, zx_v, op.outputs[0])
+    if gemm is None:
+        return False
+    _swap(kg, op, gemm)
+    return True
+
+
+def _int_gemm_behind_dq(kg: KernelGraph, tensor: str) -> tuple[DequantizeLinear, Gemm, np.ndarray] | None:
+    """If ``tensor`` is DQ(acc, s, 0) of an integer GEMM used only there, return (dq, gemm, s)."""
+    dq = kg.producer(tensor)
+    if not isinstance(dq, DequantizeLinear):
+        return None
+    acc, s, z = dq.inputs
+    gemm = kg.producer(acc)
+    if not (isinstance(gemm, Gemm) and gemm.dtype != "bf16" and gemm.requant is None):
+        return None
+    if _sole_consumer(kg, acc) is not dq or not kg.is_const(s) or not kg.is_const(z):
+        return None
+    if np.any(kg.const(z) != 0):
+        return None
+    return dq, gemm, kg.const(s)
+
+
+def _bias_vector(kg: KernelGraph, name: str, n: int) -> np.ndarray | None:
+    """A constant broadcastable as a per-channel bias [N], as a 1-D float array, else None."""
+    if not kg.is_const(name):
+        return None
+    c = kg.const(name)
+    if c.size not in (1, n) or (c.ndim and c.shape[-1] not in (1, n)) or any(d != 1 for d in c.shape[:-1]):
+        return None
+    return np.broadcast_to(c.astype(np.float64).reshape(-1), (n,))
+
+
+def fold_bias(kg: KernelGraph, op: Op) -> bool:
+    """``Add(GEMM output, constant [N])`` -> the GEMM's bias."""
+    if not (isinstance(op, Vector) and op.fn == "add" and len(op.inputs) == 2):
+        return False
+    for t, c in (op.inputs, op.inputs[::-1]):
+        if _sole_consumer(kg, t) is not op:
+            continue
+        found = _int_gemm_behind_dq(kg, t)
+        if found is not None:
+            dq, gemm, s = found
+            if gemm.relu:
+                continue
+            n = kg.const(gemm.weight).shape[1]
+            bias_f = _bias_vector(kg, c, n)
+            if bias_f is None:
+                continue
+            s64 = np.broadcast_to(s.astype(np.float64).reshape(-1), (n,))
+            add = np.rint(bias_f / s64).astype(np.int64)
+            old = kg.const(gemm.bias).astype(np.int64) if gemm.bias else 0
+            bias = kg.add_const(f"{gemm.name}/bias", numerics.wrap_int32(old + add))
+            _swap(kg, gemm, replace(gemm, bias=bias))
+            _swap(kg, dq, replace(dq, outputs=op.outputs))
+            _swap(kg, op, None)
+            return True
+        gemm = kg.producer(t)
+        if isinstance(gemm, Gemm) and gemm.dtype == "bf16" and not gemm.relu:
+            n = kg.const(gemm.weight).shape[1]
+            bias_f = _bias_vector(kg, c, n)
+            if bias_f is None:
+                continue
+            old = kg.const(gemm.bias).astype(np.float32) if gemm.bias else np.float32(0)
+            bias = kg.add_const(f"{gemm.name}/bias", (old + bias_f.astype(np.float32)).astype(np.float32))
+            _swap(kg, gemm, replace(gemm, bias=bias, outputs=op.outputs))
+            _swap(kg, op, None)
+            return True
+    return False
+
+
+def fold_relu(kg: KernelGraph, op: Op) -> bool:
+    """``Relu(GEMM output)`` -> the GEMM's ReLU (on the accumulator)."""
+    if not (isinstance(op, Vector) and op.fn == "relu"):
+        return False
+    t = op.inputs[0]
+    if _sole_consumer(kg, t) is not op:
+        return False
+    found = _int_gemm_behind_dq(kg, t)
+    if found is not None:
+        dq, gemm, _ = found
+        _swap(kg, gemm, replace(gemm, relu=True))
+        _swap(kg, dq, replace(dq, outputs=op.outputs))
+        _swap(kg, op, None)
+        return True
+    gemm = kg.producer(t)
+    if isinstance(gemm, Gemm) and gemm.dtype == "bf16":
+        _swap(kg, gemm, replace(gemm, relu=True, outputs=op.outputs))
+        _swap(kg, op, None)
+        return True
+    return False
+
+
+def fold_requant(kg: KernelGraph, op: Op) -> bool:
+    """``Q(DQ(acc, s, 0), sy, zy)`` -> the GEMM requantises by ``s / sy`` to ``zy``."""
+    if not isinstance(op, QuantizeLinear):
+        return False
+    t, sy, zy = op.inputs
+    if _sole_consumer(kg, t) is not op or not (kg.is_const(sy) and kg.is_const(zy)):
+        return False
+    if kg.const(sy).size != 1 or kg.const(zy).size != 1 or op.dtype not in ("int8", "uint8", "int16"):
+        return False
+    found = _int_gemm_behind_dq(kg, t)
+    if found is None:
+        return False
+    dq, gemm, s = found
+    n = kg.const(gemm.weight).shape[1]
+    real = np.broadcast_to(s.astype(np.float64).reshape(-1), (n,)) / float(kg.const(sy).reshape(-1)[0])
+    try:
+        mult, shift = numerics.quantize_multiplier(real)
+    except ValueError:
+        return False
+    if np.all(mult == mult[0]) and np.all(shift == shift[0]):
+        mult, shift = mult[:1], shift[:1]
+    requant = Requant(
+        multiplier=kg.add_const(f"{gemm.name}/multiplier", mult.astype(np.int32)),
+        shift=kg.add_const(f"{gemm.name}/shift", shift.astype(np.int32)),
+        zero_point=int(kg.const(zy).reshape(-1)[0]),
+        dtype=op.dtype,
+    )
+    _swap(kg, gemm, replace(gemm, requant=requant, outputs=op.outputs))
+    _swap(kg, dq, None)
+    _swap(kg, op, None)
+    return True
+
+
+def float_matmul_to_gemm(kg: KernelGraph, op: Op) -> bool:
+    """``MatMul(x, W)`` with a float constant W -> bf16 GEMM."""
+    if not (isinstance(op, MatMul) and kg.is_const(op.inputs[1])):
+        return False
+    w = kg.const(op.inputs[1])
+    if not np.issubdtype(w.dtype, np.floating):
+        return False
+    weight = kg.add_const(f"{op.name}/weight", numerics.to_bf16(w.astype(np.float32)))
+    _swap(kg, op, Gemm(op.name, op.inputs[:1], op.outputs, weight=weight, dtype="bf16"))
+    return True
+
+
+def primitive_to_vector(kg: KernelGraph, op: Op) -> bool:
+    """Quantize/Dequantize/DynamicQuantize left over -> element-wise vector ops."""
+    if isinstance(op, QuantizeLinear):
+        new = Vector(op.name, op.inputs, op.outputs, fn="quantize", attrs=(("axis", op.axis), ("dtype", op.dtype)))
+    elif isinstance(op, DequantizeLinear):
+        new = Vector(op.name, op.inputs, op.outputs, fn="dequantize", attrs=(("axis", op.axis),))
+    elif isinstance(op, DynamicQuantizeLinear):
+        new = Vector(op.name, op.inputs, op.outputs, fn="dynamic_quantize")
+    else:
+        return False
+    _swap(kg, op, new)
+    return True
+
+
+#: Rules in the order the pipeline tries them on each op.
+FUSION_RULES = (fold_qdq_matmul, fold_matmul_integer)
+EPILOGUE_RULES = (fold_bias, fold_relu, fold_requant, float_matmul_to_gemm)
+LOWERING_RULES = (primitive_to_vector,)

@@ -1,0 +1,77 @@
+"""Comparing simulated outputs with a reference, with the documented tolerances.
+
+Tolerances (README, "Fidelity"):
+
+- quantised outputs (a graph output produced by dequantising an int8/uint8/int16 tensor with a
+  per-tensor scale): the difference measured in LSBs of that scale must be at most 1, and at
+  least 99 % of the elements must be equal;
+- float outputs of the bf16 path: max |sim - ref| <= 2**-6 * max |ref| + 1e-6 (bf16 keeps 8
+  significant bits; fp32 accumulation);
+- integer outputs: equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from codesign.ir.plan import Plan, VectorLayer
+
+FLOAT_RTOL = 2.0**-6
+FLOAT_ATOL = 1e-6
+MAX_LSB = 1
+MIN_EQUAL = 0.99
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """Error statistics of one output against the reference and whether they pass."""
+
+    name: str
+    kind: str  # "quantized", "float" or "integer"
+    max_abs: float
+    mean_abs: float
+    max_lsb: float | None
+    equal_fraction: float
+    passed: bool
+    criterion: str
+
+
+def _output_scale(plan: Plan, name: str, constants: dict[str, np.ndarray]) -> float | None:
+    for layer in plan.layers:
+        if name in layer.outputs and isinstance(layer, VectorLayer) and layer.fn == "dequantize":
+            scale = constants.get(layer.inputs[1])
+            src = plan.tensor(layer.inputs[0]).dtype
+            if scale is not None and scale.size == 1 and src in ("int8", "uint8", "int16", "uint16"):
+                return float(scale.reshape(-1)[0])
+    return None
+
+
+def compare(plan: Plan, sim: dict[str, np.ndarray], ref: dict[str, np.ndarray],
+            constants: dict[str, np.ndarray]) -> list[OutputComparison]:
+    """Compare every graph output of ``plan``; ``constants`` are the plan's constant values."""
+    results = []
+    for t in plan.outputs:
+        s = np.asarray(sim[t.name])
+        r = np.asarray(ref[t.name])
+        diff = np.abs(s.astype(np.float64) - r.astype(np.float64))
+        max_abs = float(diff.max(initial=0.0))
+        mean_abs = float(diff.mean()) if diff.size else 0.0
+        scale = _output_scale(plan, t.name, constants)
+        if scale is not None:
+            lsb = np.rint(diff / scale)
+            max_lsb = float(lsb.max(initial=0.0))
+            eq = float((lsb == 0).mean()) if lsb.size else 1.0
+            passed = max_lsb <= MAX_LSB and eq >= MIN_EQUAL
+            results.append(OutputComparison(t.name, "quantized", max_abs, mean_abs, max_lsb, eq, passed,
+                                            f"<= {MAX_LSB} LSB and >= {MIN_EQUAL:.0%} equal"))
+        elif np.issubdtype(s.dtype, np.floating):
+            bound = FLOAT_RTOL * float(np.abs(r).max(initial=0.0)) + FLOAT_ATOL
+            eq = float((diff == 0).mean()) if diff.size else 1.0
+            results.append(OutputComparison(t.name, "float", max_abs, mean_abs, None, eq, max_abs <= bound,
+                                            f"max |err| <= 2^-6 max|ref| + 1e-6 = {bound:.3g}"))
+        else:
+            eq = float((diff == 0).mean()) if diff.size else 1.0
+            results.append(OutputComparison(t.name, "integer", max_abs, mean_abs, max_abs, eq, max_abs == 0, "equal"))
+    return results

@@ -1,0 +1,218 @@
+"""CP-SAT model choosing the per-core GEMM tile (m, k, n) of the temporal block.
+
+The tile is a multiple of the native aie::mmul shape (mm, mk, mn): m = mm*a, k = mk*b, n = mn*c.
+Constraints: the double-buffered A and B tiles and the accumulator tile fit the core's data
+memory. Objective: modelled cycles of the whole GEMM, padding included::
+
+    iterations = ceil(M / m) * ceil(N / (chains * n))
+    k_passes   = ceil(K / (cascade * k))
+    pass       = max(a*b*c*cycles_per_mmul + pass_overhead, A-tile stream, B-tile stream)
+    cycles     = iterations * (k_passes * pass + iteration_overhead)
+
+All quantities are scaled to integers. Ties are broken towards larger tiles (fewer iterations)
+by the search order. :func:`enumerate_tile` computes the same optimum by exhaustive search; it
+is the fallback when CP-SAT does not prove a solution within its limits, and the tests' oracle.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from codesign.errors import FitError
+from codesign.ir.plan import SolverReport, Tile
+
+
+@dataclass(frozen=True)
+class TilingProblem:
+    """Everything the tile choice depends on, in integers (hashable, so solves can be cached)."""
+
+    M: int
+    K: int
+    N: int
+    native: tuple[int, int, int]
+    chains: int
+    cascade: int
+    memory_budget: int
+    bytes_a: int
+    bytes_b: int
+    bytes_acc: int
+    cycles_per_mmul: Fraction
+    stream_bytes_per_cycle: Fraction
+    pass_overhead: int
+    iteration_overhead: int
+
+    @property
+    def bounds(self) -> tuple[int, int, int]:
+        mm, mk, mn = self.native
+        return (
+            math.ceil(self.M / mm),
+            math.ceil(self.K / (self.cascade * mk)),
+            math.ceil(self.N / (self.chains * mn)),
+        )
+
+    def memory(self, a: int, b: int, c: int) -> int:
+        mm, mk, mn = self.native
+        m, k, n = mm * a, mk * b, mn * c
+        return 2 * m * k * self.bytes_a + 2 * k * n * self.bytes_b + m * n * self.bytes_acc
+
+
+def _scales(p: TilingProblem) -> tuple[int, int, int]:
+    """(S, compute numerator, stream denominators) so that S*cycles is integral."""
+    cpm, rate = p.cycles_per_mmul, p.stream_bytes_per_cycle
+    scale = math.lcm(cpm.denominator, rate.numerator)
+    return scale, int(cpm * scale), int(scale / rate)
+
+
+def cycles_of(p: TilingProblem, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Modelled cycles (scaled by S of :func:`_scales`) of tilings (a, b, c); vectorised."""
+    mm, mk, mn = p.native
+    scale, comp, per_byte = _scales(p)
+    mt = -(-p.M // (mm * a))
+    kt = -(-p.K // (p.cascade * mk * b))
+    nt = -(-p.N // (p.chains * mn * c))
+    compute = (a * b * c * comp) + p.pass_overhead * scale
+    stream_a = mm * mk * a * b * p.bytes_a * per_byte
+    stream_b = mk * mn * b * c * p.bytes_b * per_byte
+    passes = np.maximum(compute, np.maximum(stream_a, stream_b))
+    return mt * nt * (kt * passes + p.iteration_overhead * scale)
+
+
+def solve_tile(p: TilingProblem, time_limit_s: float = 10.0) -> tuple[Tile, SolverReport]:
+    """The cycle-minimal tile for ``p`` from CP-SAT, or from exhaustive search as a reported fallback.
+
+    Raises :class:`FitError` when not even the native mmul tile fits the data memory.
+    """
+    return _solve_cached(p, time_limit_s)
+
+
+@lru_cache(maxsize=256)
+def _solve_cached(p: TilingProblem, time_limit_s: float) -> tuple[Tile, SolverReport]:
+    if p.memory(1, 1, 1) > p.memory_budget:
+        raise FitError(
+            f"the native {p.native[0]}x{p.native[1]}x{p.native[2]} tile needs {p.memory(1, 1, 1)} bytes "
+            f"of core data memory, but only {p.memory_budget} are available"
+        )
+    t0 = time.perf_counter()
+    model, (a, b, c), obj = _build_model(p)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.random_seed = 0
+    solver.parameters.max_deterministic_time = time_limit_s
+    solver.parameters.max_time_in_seconds = 3 * time_limit_s
+    status = solver.solve(model)
+    wall = time.perf_counter() - t0
+    mm, mk, mn = p.native
+    if status == cp_model.OPTIMAL:
+        av, bv, cv = solver.value(a), solver.value(b), solver.value(c)
+        report = SolverReport("cp-sat", "OPTIMAL", int(solver.objective_value), round(wall, 3))
+        return Tile(mm * av, mk * bv, mn * cv), report
+    tile, objective = enumerate_tile(p)
+    name = solver.status_name(status)
+    report = SolverReport(
+        "cp-sat", name, objective, round(time.perf_counter() - t0, 3),
+        fallback=f"CP-SAT ended {name} within its limit; exhaustive search chose the tile",
+    )
+    return tile, report
+
+
+def _build_model(p: TilingProblem):
+    mm, mk, mn = p.native
+    amax, bmax, cmax = p.bounds
+    scale, comp, per_byte = _scales(p)
+    # memory bounds each factor on its own (the other two at 1)
+    amax = max(1, min(amax, _largest(lambda v: p.memory(v, 1, 1), p.memory_budget, amax)))
+    bmax = max(1, min(bmax, _largest(lambda v: p.memory(1, v, 1), p.memory_budget, bmax)))
+    cmax = max(1, min(cmax, _largest(lambda v: p.memory(1, 1, v), p.memory_budget, cmax)))
+    m = cp_model.CpModel()
+    a = m.new_int_var(1, amax, "a")
+    b = m.new_int_var(1, bmax, "b")
+    c = m.new_int_var(1, cmax, "c")
+    ab = m.new_int_var(1, amax * bmax, "ab")
+    bc = m.new_int_var(1, bmax * cmax, "bc")
+    ac = m.new_int_var(1, amax * cmax, "ac")
+    abc = m.new_int_var(1, amax * bmax * cmax, "abc")
+    m.add_multiplication_equality(ab, [a, b])
+    m.add_multiplication_equality(bc, [b, c])
+    m.add_multiplication_equality(ac, [a, c])
+    m.add_multiplication_equality(abc, [ab, c])
+    m.add(
+        2 * mm * mk * p.bytes_a * ab + 2 * mk * mn * p.bytes_b * bc + mm * mn * p.bytes_acc * ac
+        <= p.memory_budget
+    )
+    # tile counts: t = ceil(D / (unit * f)) encoded as unit*t*f >= D and unit*(t-1)*f < D
+    mt, pm = _ceil_count(m, p.M, mm, a, amax, "m")
+    kt, pk = _ceil_count(m, p.K, p.cascade * mk, b, bmax, "k")
+    nt, pn = _ceil_count(m, p.N, p.chains * mn, c, cmax, "n")
+    pass_hi = max(
+        amax * bmax * cmax * comp + p.pass_overhead * scale,
+        mm * mk * amax * bmax * p.bytes_a * per_byte,
+        mk * mn * bmax * cmax * p.bytes_b * per_byte,
+    )
+    passes = m.new_int_var(0, pass_hi, "pass")
+    m.add(passes >= comp * abc + p.pass_overhead * scale)
+    m.add(passes >= mm * mk * p.bytes_a * per_byte * ab)
+    m.add(passes >= mk * mn * p.bytes_b * per_byte * bc)
+    kt_hi = math.ceil(p.K / (p.cascade * mk))
+    k_work = m.new_int_var(0, kt_hi * pass_hi, "k_work")
+    m.add_multiplication_equality(k_work, [kt, passes])
+    it_hi = math.ceil(p.M / mm) * math.ceil(p.N / (p.chains * mn))
+    iters = m.new_int_var(1, it_hi, "iterations")
+    m.add_multiplication_equality(iters, [mt, nt])
+    per_iter = m.new_int_var(0, kt_hi * pass_hi + p.iteration_overhead * scale, "per_iteration")
+    m.add(per_iter == k_work + p.iteration_overhead * scale)
+    obj = m.new_int_var(0, it_hi * (kt_hi * pass_hi + p.iteration_overhead * scale), "cycles")
+    m.add_multiplication_equality(obj, [iters, per_iter])
+    m.minimize(obj)
+    # prefer larger tiles among equals: search a, c, b from the top
+    m.add_decision_strategy([a, c, b], cp_model.CHOOSE_FIRST, cp_model.SELECT_MAX_VALUE)
+    return m, (a, b, c), obj
+
+
+def _ceil_count(m: cp_model.CpModel, dim: int, unit: int, f, fmax: int, tag: str):
+    tmax = math.ceil(dim / unit)
+    t = m.new_int_var(1, tmax, f"{tag}_tiles")
+    prod = m.new_int_var(1, tmax * fmax, f"{tag}_padded_units")
+    m.add_multiplication_equality(prod, [t, f])
+    m.add(unit * prod >= dim)
+    m.add(unit * (prod - f) <= dim - 1)
+    return t, prod
+
+
+def _largest(cost, budget: int, hi: int) -> int:
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if cost(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def enumerate_tile(p: TilingProblem) -> tuple[Tile, int]:
+    """Exhaustive search over all tilings that fit; same objective and tie-break as CP-SAT."""
+    amax, bmax, cmax = p.bounds
+    a, b, c = np.meshgrid(
+        np.arange(1, amax + 1, dtype=np.int64),
+        np.arange(1, bmax + 1, dtype=np.int64),
+        np.arange(1, cmax + 1, dtype=np.int64),
+        indexing="ij",
+    )
+    a, b, c = a.ravel(), b.ravel(), c.ravel()
+    fits = p.memory(a, b, c) <= p.memory_budget
+    a, b, c = a[fits], b[fits], c[fits]
+    cyc = cycles_of(p, a, b, c)
+    best = cyc.min()
+    idx = np.flatnonzero(cyc == best)
+    # tie-break: largest a, then c, then b
+    order = np.lexsort((b[idx], c[idx], a[idx]))
+    i = idx[order[-1]]
+    mm, mk, mn = p.native
+    return Tile(int(mm * a[i]), int(mk * b[i]), int(mn * c[i])), int(best)

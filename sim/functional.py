@@ -1,0 +1,149 @@
+"""The functional simulator: executes a build's Plan, layer by layer, from its packed files.
+
+GEMM layers run tile by tile as the temporal block does: for each M tile and each K pass, every
+core (chain c, cascade position l) multiplies its A tile by the B tile it reads from the packed
+``tempus.b/1`` weight stream, the cascade adds the partials in order, and the epilogue runs on the
+finished accumulator. Graph iterations are independent, so the N tiles of one M tile are computed
+together as one batched product (vectorisation, not a shortcut: every per-core product is still
+formed from the streamed tile). All arithmetic is :mod:`codesign.sim.numerics`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from codesign.codegen.datafiles import read
+from codesign.errors import BuildError, OptionError
+from codesign.ir.graph import numpy_dtype
+from codesign.ir.plan import GemmLayer, Layer, Plan, ReshapeLayer, VectorLayer, from_json
+from codesign.schedulers.tempus_layout import unpack_b
+from codesign.sim import numerics, vector
+
+
+def load_plan(build: str | os.PathLike[str]) -> tuple[Path, Plan]:
+    """Read ``build/schedule.json``; BuildError when the build is missing or unreadable."""
+    root = Path(build)
+    path = root / "schedule.json"
+    if not path.is_file():
+        raise BuildError(f"{root}: not a codesign build (no schedule.json); run codesign compile first")
+    try:
+        return root, from_json(path.read_text())
+    except (ValueError, KeyError, TypeError) as e:
+        raise BuildError(f"{path}: unreadable schedule: {e}") from None
+
+
+class Simulator:
+    """Runs one build's Plan on inputs keyed by the ONNX graph input names."""
+
+    def __init__(self, build: str | os.PathLike[str]) -> None:
+        self.root, self.plan = load_plan(build)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def data(self, f) -> np.ndarray:
+        if f.path not in self._cache:
+            self._cache[f.path] = read(self.root, f)
+        return self._cache[f.path]
+
+    def check_inputs(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Match inputs to the plan's graph inputs by name, shape and dtype."""
+        out = {}
+        expected = {t.name: t for t in self.plan.inputs}
+        missing = sorted(set(expected) - set(inputs))
+        if missing:
+            raise OptionError(f"inputs must include {', '.join(missing)} (the graph inputs are {', '.join(expected)})")
+        for name, t in expected.items():
+            x = np.asarray(inputs[name])
+            if tuple(x.shape) != tuple(t.shape):
+                raise OptionError(f"input {name!r} must have shape {tuple(t.shape)}, not {tuple(x.shape)}")
+            want = numpy_dtype(t.dtype)
+            if x.dtype != want and not np.can_cast(x.dtype, want, casting="same_kind"):
+                raise OptionError(f"input {name!r} must be {t.dtype}, not {x.dtype}")
+            out[name] = x.astype(want, copy=False)
+        return out
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Execute every layer in order; return the graph outputs by name."""
+        env: dict[str, np.ndarray] = dict(self.check_inputs(inputs))
+        for name, f in self.plan.constants.items():
+            env[name] = self.data(f)
+        for layer in self.plan.layers:
+            results = EXECUTORS[layer.kind](self, layer, [env[i] if i else None for i in layer.inputs])
+            for name, value in zip(layer.outputs, results, strict=True):
+                env[name] = value
+        return {t.name: env[t.name] for t in self.plan.outputs}
+
+
+def _run_gemm(sim: Simulator, layer: GemmLayer, args: list[np.ndarray | None]) -> tuple[np.ndarray, ...]:
+    s = layer.schedule
+    a = args[0]
+    out_shape = a.shape[:-1] + (s.N,)
+    A = np.zeros((s.padded_M, s.padded_K), dtype=np.float32 if layer.dtype == "bf16" else np.int64)
+    A[: s.M, : s.K] = a.reshape(s.M, s.K)
+    if layer.dtype == "bf16":
+        A = numerics.to_bf16(A)
+    L, C = s.block.cascade, s.block.chains
+    m, k, n = s.tile.m, s.tile.k, s.tile.n
+    B = unpack_b(sim.data(layer.weight), s)  # [n_tile, k_pass, chain, core, k, n]
+    # A tiles: [m_tile, k_pass, core, m, k]; the same A tile goes to every chain
+    At = A.reshape(s.m_tiles, m, s.k_passes, L, k).transpose(0, 2, 3, 1, 4)
+    acc_dtype = np.float32 if layer.dtype == "bf16" else np.int32
+    acc = np.zeros((s.m_tiles, s.n_tiles, C, m, n), dtype=acc_dtype)
+    for i in range(s.m_tiles):
+        for p in range(s.k_passes):
+            a_tiles = At[i, p][None, None]  # [1, 1, core, m, k]
+            b_tiles = B[:, p]  # [n_tile, chain, core, k, n]
+            if layer.dtype == "bf16":
+                partial = numerics.mac_partial_bf16(a_tiles, b_tiles)  # [n_tile, chain, core, m, n]
+                for core in range(L):  # the cascade adds in chain order, in fp32
+                    acc[i] = numerics.cascade_add_f32(acc[i], partial[:, :, core])
+            else:
+                partial = numerics.mac_partial_int(a_tiles, b_tiles)
+                acc[i] = numerics.wrap_int32(acc[i].astype(np.int64) + partial.astype(np.int64).sum(axis=2))
+    # [m_tile, n_tile, chain, m, n] -> [M, N]
+    full = acc.transpose(0, 3, 1, 2, 4).reshape(s.padded_M, s.padded_N)[: s.M, : s.N]
+    y = _epilogue(sim, layer, full, args)
+    return (y.reshape(out_shape),)
+
+
+def _epilogue(sim: Simulator, layer: GemmLayer, acc: np.ndarray, args: list) -> np.ndarray:
+    bias = sim.data(layer.bias) if layer.bias else None
+    if layer.dtype == "bf16":
+        return numerics.gemm_epilogue_bf16(acc, bias=bias, relu=layer.relu)
+    r = layer.requant
+    requant = None
+    if r is not None:
+        requant = (sim.data(r.multiplier), sim.data(r.shift), r.zero_point, r.dtype, r.rounding)
+    return numerics.gemm_epilogue_int(
+        acc,
+        bias=bias,
+        a_zero_point=args[1] if len(args) > 1 else None,
+        colsum=sim.data(layer.colsum) if layer.colsum else None,
+        relu=layer.relu,
+        requant=requant,
+    )
+
+
+def _run_vector(sim: Simulator, layer: VectorLayer, args: list) -> tuple[np.ndarray, ...]:
+    return vector.apply(layer.fn, [x for x in args if x is not None], dict(layer.attrs))
+
+
+def _run_reshape(sim: Simulator, layer: ReshapeLayer, args: list) -> tuple[np.ndarray, ...]:
+    return (args[0].reshape(layer.shape),)
+
+
+EXECUTORS: dict[str, Callable[[Simulator, Layer, list], tuple[np.ndarray, ...]]] = {
+    "gemm": _run_gemm,
+    "vector": _run_vector,
+    "reshape": _run_reshape,
+}
+
+
+def simulate(build: str | os.PathLike[str], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the build at ``build`` on ``inputs``; return its outputs by graph output name."""
+    if not inputs and not Path(build).exists():
+        raise BuildError(f"{build}: no such build directory")
+    return Simulator(build).run(inputs)
