@@ -19,8 +19,8 @@ The float MLP graph (used by :func:`float_mlp`, :func:`float_mlp_reshape`, :func
 :func:`_mlp_model`. Layer ``i`` maps ``dims[i] -> dims[i + 1]`` with He-initialised weights
 ``fc{i}.weight`` and bias ``fc{i}.bias``; Relu sits between layers, never after the last one.
 
-This module, like :mod:`codesign.frontend`, sits at the ONNX border: it is the only other place
-that imports ``onnx`` (and ``onnxruntime.quantization``, lazily).
+This module writes ONNX files, so it imports ``onnx`` (and ``onnxruntime.quantization``, lazily,
+in the quantizing builders); it is test, demo and benchmark tooling, outside the compile path.
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ def _atomic_write(dst: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a model is an ordinary file
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -167,8 +168,8 @@ def _mlp_model(
 
     ``lead`` are the leading (batch/sequence) dimensions of input and output; a string is a
     symbolic dimension. Without ``input_shape`` the input is ``[*lead, dims[0]]``; with it the
-    input is ``[*lead, *input_shape]`` and an ``input_op`` node ("Reshape" to a constant shape or
-    "Flatten" with axis=len(lead)) makes it ``[*lead, dims[0]]`` first. Each layer is
+    input is ``[*lead, *input_shape]`` and an ``input_op`` node ("Reshape" to the constant int64
+    shape ``[*lead, dims[0]]``, or "Flatten" with axis=1 for one leading dimension) flattens it. Each layer is
     ``MatMul + Add(bias)`` or, with ``use_gemm``, ``Gemm(transB=1)`` with the weight stored as
     ``[N, K]`` as torch.onnx exports ``nn.Linear``; the float weights are the same numbers either
     way. ``residual`` adds the first layer's input to the last layer's output (``dims[0]`` must
