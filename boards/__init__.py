@@ -104,7 +104,13 @@ class Board:
         return self.sources.get(path, "unknown")
 
 
-_TYPED = {"aie": AieArray, "memory_tiles": MemoryTiles, "plio": Plio, "pl": ProgrammableLogic, "ddr": Ddr}
+_TYPED = {
+    "aie": AieArray,
+    "memory_tiles": MemoryTiles,
+    "plio": Plio,
+    "pl": ProgrammableLogic,
+    "ddr": Ddr,
+}
 
 
 def available() -> list[str]:
@@ -142,7 +148,9 @@ def load(name: str) -> Board:
             raise BoardError(f"board file {name}.json must have a {section!r} section")
         kwargs[section] = _build(cls, data, f"{name}.json:{section}")
     kwargs["extra"] = {
-        k: v for k, v in values.items() if k not in _TYPED and k not in ("device", "part", "name", "description")
+        k: v
+        for k, v in values.items()
+        if k not in _TYPED and k not in ("device", "part", "name", "description")
     }
     return Board(**kwargs)
 

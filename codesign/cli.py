@@ -40,14 +40,30 @@ def main_group(ctx: click.Context, debug: bool) -> None:
 
 @main_group.command("compile")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--board", default="vek280", show_default=True, help="Target board (see `codesign boards`).")
-@click.option("-o", "--output", "out", default="build", show_default=True, type=click.Path(path_type=Path),
-              help="Build directory to write.")
+@click.option(
+    "--board", default="vek280", show_default=True, help="Target board (see `codesign boards`)."
+)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    default="build",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Build directory to write.",
+)
 @click.option("--block", default="2x8", show_default=True, help="Compute block CHAINSxCASCADE.")
-@click.option("--shape", "shapes", multiple=True, metavar="NAME=DIMS",
-              help="Fix a dynamic input shape, e.g. --shape input=1x128 (repeatable).")
+@click.option(
+    "--shape",
+    "shapes",
+    multiple=True,
+    metavar="NAME=DIMS",
+    help="Fix a dynamic input shape, e.g. --shape input=1x128 (repeatable).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing build directory.")
-def compile_cmd(model: Path, board: str, out: Path, block: str, shapes: tuple[str, ...], force: bool) -> None:
+def compile_cmd(
+    model: Path, board: str, out: Path, block: str, shapes: tuple[str, ...], force: bool
+) -> None:
     """Compile MODEL (ONNX) for a board into a build directory."""
     from codesign.boards import load as load_board
     from codesign.codegen.build import CompileOptions, compile_model
@@ -81,21 +97,46 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise OptionError(f"--inputs {path}: no such file") from None
     except Exception as e:
-        raise OptionError(f"--inputs {path}: must be a .npz file of arrays ({' '.join(str(e).split())[:200]})") from None
+        raise OptionError(
+            f"--inputs {path}: must be a .npz file of arrays ({' '.join(str(e).split())[:200]})"
+        ) from None
 
 
 @main_group.command("simulate")
 @click.argument("build", type=click.Path(path_type=Path))
-@click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Inputs .npz keyed by the ONNX graph input names (default: random, seed 0).")
-@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the outputs .npz here.")
-@click.option("--reference", is_flag=True, help="Also run onnxruntime on the original model and compare.")
-@click.option("--ort-opt", type=click.Choice(["disable", "basic", "extended", "all"]), default="basic",
-              show_default=True, help="onnxruntime graph optimisation level of the reference.")
-@click.option("--seed", default=0, show_default=True, help="Seed for random inputs when --inputs is omitted.")
-def simulate_cmd(build: Path, inputs_path: Path | None, output_path: Path | None, reference: bool,
-                 ort_opt: str, seed: int) -> None:
+@click.option(
+    "--inputs",
+    "inputs_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Inputs .npz keyed by the ONNX graph input names (default: random, seed 0).",
+)
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the outputs .npz here.",
+)
+@click.option(
+    "--reference", is_flag=True, help="Also run onnxruntime on the original model and compare."
+)
+@click.option(
+    "--ort-opt",
+    type=click.Choice(["disable", "basic", "extended", "all"]),
+    default="basic",
+    show_default=True,
+    help="onnxruntime graph optimisation level of the reference.",
+)
+@click.option(
+    "--seed", default=0, show_default=True, help="Seed for random inputs when --inputs is omitted."
+)
+def simulate_cmd(
+    build: Path,
+    inputs_path: Path | None,
+    output_path: Path | None,
+    reference: bool,
+    ort_opt: str,
+    seed: int,
+) -> None:
     """Run BUILD bit-accurately on the plan; optionally compare with onnxruntime."""
     from codesign.runtime.fidelity import compare
     from codesign.sim.functional import Simulator
@@ -105,7 +146,10 @@ def simulate_cmd(build: Path, inputs_path: Path | None, output_path: Path | None
     outputs = sim.run(inputs)
     if output_path:
         np.savez(output_path, **outputs)
-    console.print(f"[green]simulated[/] {build}: " + ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in outputs.items()))
+    console.print(
+        f"[green]simulated[/] {build}: "
+        + ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in outputs.items())
+    )
     if not reference:
         return
     from codesign.frontend.reference import run_onnxruntime
@@ -114,18 +158,34 @@ def simulate_cmd(build: Path, inputs_path: Path | None, output_path: Path | None
     constants = {name: sim.data(f) for name, f in sim.plan.constants.items()}
     results = compare(sim.plan, outputs, ref, constants)
     table = Table(title="simulator vs onnxruntime")
-    for col in ("output", "kind", "max |err|", "mean |err|", "max LSB", "equal", "criterion", "result"):
+    for col in (
+        "output",
+        "kind",
+        "max |err|",
+        "mean |err|",
+        "max LSB",
+        "equal",
+        "criterion",
+        "result",
+    ):
         table.add_column(col)
     for r in results:
         table.add_row(
-            r.name, r.kind, f"{r.max_abs:.3g}", f"{r.mean_abs:.3g}",
-            "-" if r.max_lsb is None else f"{r.max_lsb:g}", f"{r.equal_fraction:.2%}", r.criterion,
+            r.name,
+            r.kind,
+            f"{r.max_abs:.3g}",
+            f"{r.mean_abs:.3g}",
+            "-" if r.max_lsb is None else f"{r.max_lsb:g}",
+            f"{r.equal_fraction:.2%}",
+            r.criterion,
             "[green]pass[/]" if r.passed else "[red]FAIL[/]",
         )
     console.print(table)
     failed = [r.name for r in results if not r.passed]
     if failed:
-        raise FidelityError(f"output(s) {', '.join(failed)} differ from onnxruntime beyond the tolerance")
+        raise FidelityError(
+            f"output(s) {', '.join(failed)} differ from onnxruntime beyond the tolerance"
+        )
 
 
 def random_inputs(plan, seed: int) -> dict[str, np.ndarray]:
@@ -180,8 +240,15 @@ def boards_cmd(name: str | None) -> None:
             table.add_column(col)
         for n in boards.available():
             b = boards.load(n)
-            table.add_row(b.name, b.device, b.aie.generation, f"{b.aie.columns}x{b.aie.rows}={b.aie.tiles}",
-                          f"{b.aie.clock_mhz:g}", str(b.memory_tiles.count), b.description)
+            table.add_row(
+                b.name,
+                b.device,
+                b.aie.generation,
+                f"{b.aie.columns}x{b.aie.rows}={b.aie.tiles}",
+                f"{b.aie.clock_mhz:g}",
+                str(b.memory_tiles.count),
+                b.description,
+            )
         console.print(table)
         return
     b = boards.load(name)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-
 from codesign.boards import Board
+from codesign.schedulers import tempus
+from codesign.schedulers.tempus_layout import B_LAYOUT, pack_b
+
 from codesign.codegen.datafiles import DataWriter
 from codesign.errors import FitError
 from codesign.ir.graph import Gemm, KernelGraph, Op, Reshape, Vector
@@ -25,8 +27,6 @@ from codesign.ir.plan import (
     TensorSpec,
     VectorLayer,
 )
-from codesign.schedulers import tempus
-from codesign.schedulers.tempus_layout import B_LAYOUT, pack_b
 
 
 class PlanContext:
@@ -55,18 +55,23 @@ def _plan_gemm(ctx: PlanContext, op: Gemm) -> Layer:
     except FitError as e:
         raise FitError(f"node {op.name!r} (GEMM {M}x{K}x{N} {op.dtype}): {e}") from None
     wdtype = "bf16" if op.dtype == "bf16" else kg.types[op.weight].dtype
-    weight = ctx.writer.write(f"{op.name}.B", pack_b(w, sched), wdtype, layout=B_LAYOUT, shape=(K, N))
-    acc_dtype = "float32" if op.dtype == "bf16" else "int32"
+    weight = ctx.writer.write(
+        f"{op.name}.B", pack_b(w, sched), wdtype, layout=B_LAYOUT, shape=(K, N)
+    )
 
-    def vec(name: str | None, dtype: str) -> DataFile | None:
-        return None if name is None else ctx.writer.write(f"{op.name}.{name.rsplit('/', 1)[-1]}", kg.const(name), dtype)
+    def vec(name: str | None) -> DataFile | None:
+        if name is None:
+            return None
+        return ctx.writer.write(
+            f"{op.name}.{name.rsplit('/', 1)[-1]}", kg.const(name), kg.types[name].dtype
+        )
 
     requant = None
     if op.requant is not None:
         r = op.requant
         requant = RequantSpec(
-            multiplier=vec(r.multiplier, "int32"),
-            shift=vec(r.shift, "int32"),
+            multiplier=vec(r.multiplier),
+            shift=vec(r.shift),
             zero_point=r.zero_point,
             dtype=r.dtype,
             rounding=r.rounding,
@@ -78,8 +83,9 @@ def _plan_gemm(ctx: PlanContext, op: Gemm) -> Layer:
         dtype=op.dtype,
         schedule=sched,
         weight=weight,
-        bias=vec(op.bias, acc_dtype),
-        colsum=vec(op.colsum, "int32"),
+        bias=vec(op.bias),
+        colsum=vec(op.colsum),
+        acc_shift=op.acc_shift,
         relu=op.relu,
         requant=requant,
     )
@@ -103,7 +109,9 @@ PLANNERS: dict[type[Op], Callable[[PlanContext, Op], Layer]] = {
 }
 
 
-def plan_graph(kg: KernelGraph, board: Board, block: Block, writer: DataWriter, model: str = "") -> Plan:
+def plan_graph(
+    kg: KernelGraph, board: Board, block: Block, writer: DataWriter, model: str = ""
+) -> Plan:
     """Schedule every op of the hardware KernelGraph ``kg``; write its data through ``writer``."""
     ctx = PlanContext(kg, board, block, writer)
     layers = tuple(PLANNERS[type(op)](ctx, op) for op in kg.ops)

@@ -17,6 +17,7 @@ import re
 from fractions import Fraction
 
 from codesign.boards import Board
+
 from codesign.errors import FitError, OptionError
 from codesign.ir.plan import Block, TemporalSchedule, Tile
 from codesign.solvers.tiling import TilingProblem, cycles_of, solve_tile
@@ -45,7 +46,9 @@ def check_block(board: Board, block: Block) -> None:
             f"--block {block} needs {block.cores} AIE tiles, but {board.name} has {board.aie.tiles}"
         )
     if block.cascade > board.aie.tiles or block.cascade > board.aie.columns * board.aie.rows:
-        raise FitError(f"--block {block}: a cascade of {block.cascade} cores does not fit {board.name}")
+        raise FitError(
+            f"--block {block}: a cascade of {block.cascade} cores does not fit {board.name}"
+        )
     plio_in, plio_out = plios(block)
     if plio_in > board.plio_in_limit:
         raise FitError(
@@ -77,7 +80,9 @@ def tiling_problem(board: Board, M: int, K: int, N: int, dtype: str, block: Bloc
     tm = board.extra.get("tiling_model", {})
     plio_bits = max(board.plio.widths_bits)
     return TilingProblem(
-        M=M, K=K, N=N,
+        M=M,
+        K=K,
+        N=N,
         native=native,  # type: ignore[arg-type]
         chains=block.chains,
         cascade=block.cascade,
@@ -95,8 +100,14 @@ def tiling_problem(board: Board, M: int, K: int, N: int, dtype: str, block: Bloc
 
 
 def schedule_gemm(
-    board: Board, M: int, K: int, N: int, dtype: str, block: Block = DEFAULT_BLOCK,
-    tile: Tile | None = None, time_limit_s: float = 10.0,
+    board: Board,
+    M: int,
+    K: int,
+    N: int,
+    dtype: str,
+    block: Block = DEFAULT_BLOCK,
+    tile: Tile | None = None,
+    time_limit_s: float = 10.0,
 ) -> TemporalSchedule:
     """Schedule an M x K x N GEMM on the temporal block; the tile from CP-SAT unless given."""
     check_block(board, block)
@@ -108,7 +119,9 @@ def schedule_gemm(
         from codesign.ir.plan import SolverReport
 
         if tile.m % mm or tile.k % mk or tile.n % mn:
-            raise OptionError(f"tile {tile} must be a multiple of the native {dtype} mmul {mm}x{mk}x{mn}")
+            raise OptionError(
+                f"tile {tile} must be a multiple of the native {dtype} mmul {mm}x{mk}x{mn}"
+            )
         a, b, c = tile.m // mm, tile.k // mk, tile.n // mn
         if problem.memory(a, b, c) > problem.memory_budget:
             raise FitError(
@@ -126,13 +139,22 @@ def schedule_gemm(
     cycles = int(cycles_of(problem, np.int64(a), np.int64(b), np.int64(c))) // scale
     plio_in, plio_out = plios(block)
     return TemporalSchedule(
-        M=M, K=K, N=N, dtype=dtype, native=(mm, mk, mn), block=block, tile=tile,
-        m_tiles=m_tiles, n_tiles=n_tiles, k_passes=k_passes,
+        M=M,
+        K=K,
+        N=N,
+        dtype=dtype,
+        native=(mm, mk, mn),
+        block=block,
+        tile=tile,
+        m_tiles=m_tiles,
+        n_tiles=n_tiles,
+        k_passes=k_passes,
         padded_M=m_tiles * tile.m,
         padded_K=k_passes * block.cascade * tile.k,
         padded_N=n_tiles * block.chains * tile.n,
         core_memory_bytes=problem.memory(a, b, c),
-        plio_in=plio_in, plio_out=plio_out,
+        plio_in=plio_in,
+        plio_out=plio_out,
         modelled_cycles=cycles,
         solver=report,
     )

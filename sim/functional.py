@@ -13,15 +13,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from codesign.schedulers.tempus_layout import unpack_b
+from codesign.sim import numerics, vector
 
 from codesign.codegen.datafiles import read
 from codesign.errors import BuildError, OptionError
 from codesign.ir.graph import numpy_dtype
 from codesign.ir.plan import GemmLayer, Layer, Plan, ReshapeLayer, VectorLayer, from_json
-from codesign.schedulers.tempus_layout import unpack_b
-from codesign.sim import numerics, vector
 
 
 def load_plan(build: str | os.PathLike[str]) -> tuple[Path, Plan]:
@@ -29,7 +30,9 @@ def load_plan(build: str | os.PathLike[str]) -> tuple[Path, Plan]:
     root = Path(build)
     path = root / "schedule.json"
     if not path.is_file():
-        raise BuildError(f"{root}: not a codesign build (no schedule.json); run codesign compile first")
+        raise BuildError(
+            f"{root}: not a codesign build (no schedule.json); run codesign compile first"
+        )
     try:
         return root, from_json(path.read_text())
     except (ValueError, KeyError, TypeError) as e:
@@ -41,7 +44,7 @@ class Simulator:
 
     def __init__(self, build: str | os.PathLike[str]) -> None:
         self.root, self.plan = load_plan(build)
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: dict[str, Any] = {}
 
     def data(self, f) -> np.ndarray:
         if f.path not in self._cache:
@@ -54,11 +57,15 @@ class Simulator:
         expected = {t.name: t for t in self.plan.inputs}
         missing = sorted(set(expected) - set(inputs))
         if missing:
-            raise OptionError(f"inputs must include {', '.join(missing)} (the graph inputs are {', '.join(expected)})")
+            raise OptionError(
+                f"inputs must include {', '.join(missing)} (the graph inputs are {', '.join(expected)})"
+            )
         for name, t in expected.items():
             x = np.asarray(inputs[name])
             if tuple(x.shape) != tuple(t.shape):
-                raise OptionError(f"input {name!r} must have shape {tuple(t.shape)}, not {tuple(x.shape)}")
+                raise OptionError(
+                    f"input {name!r} must have shape {tuple(t.shape)}, not {tuple(x.shape)}"
+                )
             want = numpy_dtype(t.dtype)
             if x.dtype != want and not np.can_cast(x.dtype, want, casting="same_kind"):
                 raise OptionError(f"input {name!r} must be {t.dtype}, not {x.dtype}")
@@ -67,46 +74,79 @@ class Simulator:
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Execute every layer in order; return the graph outputs by name."""
+        env = self.run_all(inputs)
+        return {t.name: env[t.name] for t in self.plan.outputs}
+
+    def run_all(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Execute every layer in order; return every tensor (inputs, constants, activations)."""
         env: dict[str, np.ndarray] = dict(self.check_inputs(inputs))
         for name, f in self.plan.constants.items():
             env[name] = self.data(f)
         for layer in self.plan.layers:
-            results = EXECUTORS[layer.kind](self, layer, [env[i] if i else None for i in layer.inputs])
+            results = EXECUTORS[layer.kind](
+                self, layer, [env[i] if i else None for i in layer.inputs]
+            )
             for name, value in zip(layer.outputs, results, strict=True):
                 env[name] = value
-        return {t.name: env[t.name] for t in self.plan.outputs}
+        return env
 
 
-def _run_gemm(sim: Simulator, layer: GemmLayer, args: list[np.ndarray | None]) -> tuple[np.ndarray, ...]:
+def _run_gemm(
+    sim: Simulator, layer: GemmLayer, args: list[np.ndarray | None]
+) -> tuple[np.ndarray, ...]:
     s = layer.schedule
     a = args[0]
     out_shape = a.shape[:-1] + (s.N,)
-    A = np.zeros((s.padded_M, s.padded_K), dtype=np.float32 if layer.dtype == "bf16" else np.int64)
-    A[: s.M, : s.K] = a.reshape(s.M, s.K)
-    if layer.dtype == "bf16":
-        A = numerics.to_bf16(A)
     L, C = s.block.cascade, s.block.chains
     m, k, n = s.tile.m, s.tile.k, s.tile.n
-    B = unpack_b(sim.data(layer.weight), s)  # [n_tile, k_pass, chain, core, k, n]
-    # A tiles: [m_tile, k_pass, core, m, k]; the same A tile goes to every chain
+    bf16 = layer.dtype == "bf16"
+    A = np.zeros((s.padded_M, s.padded_K), dtype=np.float64)
+    A[: s.M, : s.K] = numerics.to_bf16(a.reshape(s.M, s.K)) if bf16 else a.reshape(s.M, s.K)
+    # A tiles [m_tile, k_pass, core, m, k]: the same A tile goes to every chain
     At = A.reshape(s.m_tiles, m, s.k_passes, L, k).transpose(0, 2, 3, 1, 4)
-    acc_dtype = np.float32 if layer.dtype == "bf16" else np.int32
-    acc = np.zeros((s.m_tiles, s.n_tiles, C, m, n), dtype=acc_dtype)
-    for i in range(s.m_tiles):
+    Bc, bound = _core_weights(sim, layer)  # [k_pass, core, k, n_tile*chain*n]
+    cols = s.n_tiles * C * n
+    acc = np.zeros((s.m_tiles, m, cols), dtype=np.float32 if bf16 else np.int64)
+    for i in range(s.m_tiles):  # graph iterations of M tile i (all its N tiles at once)
         for p in range(s.k_passes):
-            a_tiles = At[i, p][None, None]  # [1, 1, core, m, k]
-            b_tiles = B[:, p]  # [n_tile, chain, core, k, n]
-            if layer.dtype == "bf16":
-                partial = numerics.mac_partial_bf16(a_tiles, b_tiles)  # [n_tile, chain, core, m, n]
-                for core in range(L):  # the cascade adds in chain order, in fp32
-                    acc[i] = numerics.cascade_add_f32(acc[i], partial[:, :, core])
+            if bf16:
+                for core in range(L):  # the cascade adds the fp32 partials in chain order
+                    partial = numerics.mac_partial_bf16(At[i, p, core], Bc[p, core])
+                    acc[i] = numerics.cascade_add_f32(acc[i], partial)
             else:
-                partial = numerics.mac_partial_int(a_tiles, b_tiles)
-                acc[i] = numerics.wrap_int32(acc[i].astype(np.int64) + partial.astype(np.int64).sum(axis=2))
-    # [m_tile, n_tile, chain, m, n] -> [M, N]
-    full = acc.transpose(0, 3, 1, 2, 4).reshape(s.padded_M, s.padded_N)[: s.M, : s.N]
+                # Integer partials are exact and acc32 wrap-around is associative, so the L core
+                # products of this pass and their cascade sum are one product over the pass's
+                # L*k slice: the same number, formed in one BLAS call.
+                a_pass = At[i, p].transpose(1, 0, 2).reshape(m, L * k)
+                partial = numerics.mac_partial_int(
+                    a_pass, Bc[p].reshape(L * k, -1), bound=bound * L
+                )
+                acc[i] = numerics.accumulate(acc[i], partial, layer.dtype)
+    # columns are ordered (n_tile, chain, n): exactly the output's N order
+    full = acc.reshape(s.padded_M, s.padded_N)[: s.M, : s.N]
     y = _epilogue(sim, layer, full, args)
     return (y.reshape(out_shape),)
+
+
+def _core_weights(sim: Simulator, layer: GemmLayer) -> tuple[np.ndarray, int | None]:
+    """The streamed B tiles regrouped per (K pass, core) as float64 [k, n_tile*chain*n] matrices,
+    with the exactness bound of the integer products (cached per layer)."""
+    key = f"{layer.weight.path}#core"
+    if key not in sim._cache:
+        s = layer.schedule
+        B = unpack_b(sim.data(layer.weight), s)  # [n_tile, k_pass, chain, core, k, n]
+        Bc = np.ascontiguousarray(B.transpose(1, 3, 4, 0, 2, 5), dtype=np.float64)
+        Bc = Bc.reshape(s.k_passes, s.block.cascade, s.tile.k, -1)
+        sim._cache[key] = Bc
+        a_lo, a_hi = (
+            numerics.int_range(sim.plan.tensor(layer.inputs[0]).dtype)
+            if layer.dtype != "bf16"
+            else (0, 0)
+        )
+        sim._cache[key + "#bound"] = (
+            max(abs(a_lo), abs(a_hi)) * int(np.abs(Bc).max(initial=0)) * s.tile.k
+        )
+    return sim._cache[key], int(sim._cache[key + "#bound"])
 
 
 def _epilogue(sim: Simulator, layer: GemmLayer, acc: np.ndarray, args: list) -> np.ndarray:
@@ -119,6 +159,8 @@ def _epilogue(sim: Simulator, layer: GemmLayer, acc: np.ndarray, args: list) -> 
         requant = (sim.data(r.multiplier), sim.data(r.shift), r.zero_point, r.dtype, r.rounding)
     return numerics.gemm_epilogue_int(
         acc,
+        dtype=layer.dtype,
+        acc_shift=layer.acc_shift,
         bias=bias,
         a_zero_point=args[1] if len(args) > 1 else None,
         colsum=sim.data(layer.colsum) if layer.colsum else None,

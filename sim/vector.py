@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
 from codesign.sim import numerics
 
 #: fn name -> (number of inputs or None for "at least one", implementation)
@@ -69,6 +68,8 @@ FUNCTIONS: dict[str, _Impl] = {
 }
 
 
-def apply(fn: str, inputs: Sequence[np.ndarray], attrs: dict | None = None) -> tuple[np.ndarray, ...]:
+def apply(
+    fn: str, inputs: Sequence[np.ndarray], attrs: dict | None = None
+) -> tuple[np.ndarray, ...]:
     """Run element-wise ``fn`` on ``inputs``; raise KeyError for an unknown fn (a bug)."""
     return FUNCTIONS[fn](inputs, attrs or {})

@@ -37,7 +37,9 @@ class CompileOptions:
     force: bool = False
 
 
-def compile_model(model: str | os.PathLike[str], out: str | os.PathLike[str], options: CompileOptions) -> Plan:
+def compile_model(
+    model: str | os.PathLike[str], out: str | os.PathLike[str], options: CompileOptions
+) -> Plan:
     """Compile ``model`` into the build directory ``out``; return the Plan written there."""
     board = load_board(options.board)
     check_block(board, options.block)
@@ -80,7 +82,11 @@ def _write_manifest(root: Path, plan: Plan, board: Board) -> None:
     manifest = {
         "schema": "codesign.manifest/1",
         "codesign": __version__,
-        "tools": {"numpy": numpy.__version__, "onnx": onnx.__version__, "ortools": ortools.__version__},
+        "tools": {
+            "numpy": numpy.__version__,
+            "onnx": onnx.__version__,
+            "ortools": ortools.__version__,
+        },
         "board": board.name,
         "block": str(plan.block),
         "files": files,

@@ -27,8 +27,14 @@ class DataWriter:
         (root / "weights").mkdir(parents=True, exist_ok=True)
         self._used: set[str] = set()
 
-    def write(self, name: str, arr: np.ndarray, dtype: str, layout: str = "row-major",
-              shape: tuple[int, ...] | None = None) -> DataFile:
+    def write(
+        self,
+        name: str,
+        arr: np.ndarray,
+        dtype: str,
+        layout: str = "row-major",
+        shape: tuple[int, ...] | None = None,
+    ) -> DataFile:
         """Store ``arr`` as ``dtype`` (little-endian raw) and describe it as a DataFile."""
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.") or "tensor"
         fname, i = f"{stem}.bin", 0
@@ -61,10 +67,14 @@ def read(build: Path, f: DataFile, verify: bool = True) -> np.ndarray:
         raw = np.frombuffer(data, dtype="<u2").astype(np.uint32) << 16
         arr = raw.view(np.float32)
     else:
-        arr = np.frombuffer(data, dtype=numpy_dtype(f.dtype).newbyteorder("<")).astype(numpy_dtype(f.dtype))
+        arr = np.frombuffer(data, dtype=numpy_dtype(f.dtype).newbyteorder("<")).astype(
+            numpy_dtype(f.dtype)
+        )
     size = int(np.prod(f.shape, dtype=np.int64))
     if f.layout == "row-major":
         if arr.size != size:
-            raise BuildError(f"{path}: holds {arr.size} elements, schedule.json says shape {f.shape}")
+            raise BuildError(
+                f"{path}: holds {arr.size} elements, schedule.json says shape {f.shape}"
+            )
         return arr.reshape(f.shape)
     return arr

@@ -9,7 +9,9 @@ from codesign.frontend.lower import lower_model
 from codesign.ir.graph import KernelGraph
 
 
-def import_model(path: str | os.PathLike[str], shapes: tuple[ShapeOverride, ...] = ()) -> KernelGraph:
+def import_model(
+    path: str | os.PathLike[str], shapes: tuple[ShapeOverride, ...] = ()
+) -> KernelGraph:
     """Load, check and lower the ONNX model at ``path`` to a primitive KernelGraph."""
     return lower_model(load_model(path, shapes), source=str(path))
 

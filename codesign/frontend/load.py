@@ -38,7 +38,9 @@ class ShapeOverride:
         try:
             shape = tuple(int(d) for d in dims.lower().split("x"))
         except ValueError:
-            raise OptionError(f"--shape {text!r}: dimensions must be integers joined by 'x'") from None
+            raise OptionError(
+                f"--shape {text!r}: dimensions must be integers joined by 'x'"
+            ) from None
         if any(d <= 0 or d > MAX_DIM for d in shape):
             raise OptionError(f"--shape {text!r}: dimensions must lie in 1..{MAX_DIM}")
         return ShapeOverride(name, shape)
@@ -65,7 +67,9 @@ def load_model(
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, RuntimeError, ValueError) as e:
-        raise ModelError(f"{p}: not a readable ONNX model (protobuf decode failed: {_short(e)})") from None
+        raise ModelError(
+            f"{p}: not a readable ONNX model (protobuf decode failed: {_short(e)})"
+        ) from None
     if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
         raise ModelError(f"{p}: not an ONNX model (no graph in the file)")
     _load_external_data(model, p)
@@ -75,7 +79,9 @@ def load_model(
     except onnx.checker.ValidationError as e:
         raise ModelError(f"{p}: the ONNX checker rejected the model: {_short(e)}") from None
     try:
-        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        model = onnx.shape_inference.infer_shapes(
+            model, check_type=True, strict_mode=True, data_prop=True
+        )
     except Exception as e:  # onnx raises InferenceError and plain RuntimeErrors here
         raise ModelError(f"{p}: shape inference failed: {_short(e)}") from None
     return model
@@ -112,7 +118,8 @@ def _apply_shapes(model: onnx.ModelProto, shapes: tuple[ShapeOverride, ...], pat
                 sym = d.dim_param or "?"
                 raise ModelError(
                     f"{path}: input {name!r} has dynamic dimension {i} ({sym!r}); "
-                    f"fix it with --shape {name}=" + "x".join(
+                    f"fix it with --shape {name}="
+                    + "x".join(
                         str(x.dim_value) if x.HasField("dim_value") else "N"
                         for x in vi.type.tensor_type.shape.dim
                     )
@@ -145,11 +152,15 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
                 "the model's directory (symlink)"
             )
         if not target.is_file():
-            raise ModelError(f"{path}: tensor {tensor.name!r} external data file {location!r} is missing")
+            raise ModelError(
+                f"{path}: tensor {tensor.name!r} external data file {location!r} is missing"
+            )
         try:
             load_external_data_for_tensor(tensor, str(base))
         except Exception as e:
-            raise ModelError(f"{path}: tensor {tensor.name!r} external data unreadable: {_short(e)}") from None
+            raise ModelError(
+                f"{path}: tensor {tensor.name!r} external data unreadable: {_short(e)}"
+            ) from None
         tensor.data_location = onnx.TensorProto.DEFAULT
         del tensor.external_data[:]
 

@@ -75,7 +75,9 @@ class _Lowering:
                     "fix the graph inputs with --shape"
                 )
             if d < 0:
-                raise ModelError(f"{self.where()}: tensor {v.name!r} dimension {i} must be >= 0, not {d}")
+                raise ModelError(
+                    f"{self.where()}: tensor {v.name!r} dimension {i} must be >= 0, not {d}"
+                )
             dims.append(d)
         return TensorType(tuple(dims), dtype)
 
@@ -128,7 +130,9 @@ class _Lowering:
         for v in g.outputs:
             self.declare(v)
             if v.name in self.kg.constants:
-                raise UnsupportedError(f"{self.source}: graph output {v.name!r} must be computed, not a constant")
+                raise UnsupportedError(
+                    f"{self.source}: graph output {v.name!r} must be computed, not a constant"
+                )
         self.kg.validate()
         return self.kg
 
@@ -156,7 +160,9 @@ class _Lowering:
 def _dtype_of(arr: np.ndarray, v: ir.Value, source: str) -> str:
     name = _DTYPES.get(v.dtype)
     if name is None:
-        raise UnsupportedError(f"{source}: initializer {v.name!r} has unsupported type {v.dtype.name}")
+        raise UnsupportedError(
+            f"{source}: initializer {v.name!r} has unsupported type {v.dtype.name}"
+        )
     return name
 
 
@@ -192,7 +198,11 @@ def _quantize(lw: _Lowering, node: ir.Node) -> None:
     _check_scale(lw, scale)
     lw.emit(
         QuantizeLinear(
-            node.name, (x.name, scale.name, zp_name), (out.name,), dtype=dtype, axis=_axis(lw, node, x, scale)
+            node.name,
+            (x.name, scale.name, zp_name),
+            (out.name,),
+            dtype=dtype,
+            axis=_axis(lw, node, x, scale),
         )
     )
 
@@ -205,14 +215,19 @@ def _dequantize(lw: _Lowering, node: ir.Node) -> None:
     _check_scale(lw, scale)
     lw.emit(
         DequantizeLinear(
-            node.name, (x.name, scale.name, zp_name), (node.outputs[0].name,), axis=_axis(lw, node, x, scale)
+            node.name,
+            (x.name, scale.name, zp_name),
+            (node.outputs[0].name,),
+            axis=_axis(lw, node, x, scale),
         )
     )
 
 
 def _axis(lw: _Lowering, node: ir.Node, x: ir.Value, scale: ir.Value) -> int | None:
     if _attr(node, "block_size", 0):
-        raise UnsupportedError(f"{lw.where()}: blocked quantisation (block_size) is not supported yet")
+        raise UnsupportedError(
+            f"{lw.where()}: blocked quantisation (block_size) is not supported yet"
+        )
     if lw.kg.types[scale.name].size == 1:
         return None
     rank = len(lw.kg.types[x.name].shape)
@@ -236,7 +251,10 @@ def _check_scale(lw: _Lowering, scale: ir.Value) -> None:
 def _zero_point(lw: _Lowering, zp: ir.Value | None, dtype: str) -> str:
     if zp is not None:
         return zp.name
-    name = lw.kg.add_const(f"{lw._node.name or 'q'}_zero_point", np.zeros((), dtype=np.uint8 if dtype.startswith("u") else np.int8))
+    name = lw.kg.add_const(
+        f"{lw._node.name or 'q'}_zero_point",
+        np.zeros((), dtype=np.uint8 if dtype.startswith("u") else np.int8),
+    )
     return name
 
 
@@ -263,7 +281,9 @@ def _check_matmul_shapes(lw: _Lowering, a: ir.Value, b: ir.Value) -> None:
             "activation x activation products are not supported yet"
         )
     if len(ta.shape) < 1 or ta.shape[-1] != tb.shape[0]:
-        raise ModelError(f"{lw.where()}: MatMul inner dimensions must agree, not {ta.shape} x {tb.shape}")
+        raise ModelError(
+            f"{lw.where()}: MatMul inner dimensions must agree, not {ta.shape} x {tb.shape}"
+        )
 
 
 def _is_weight(lw: _Lowering, v: ir.Value) -> bool:
@@ -315,7 +335,9 @@ def _gemm(lw: _Lowering, node: ir.Node) -> None:
         raise UnsupportedError(f"{lw.where()}: Gemm with transA=1 is not supported")
     alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
     if alpha != 1.0 or (c is not None and beta != 1.0):
-        raise UnsupportedError(f"{lw.where()}: Gemm alpha and beta must be 1.0, not {alpha} and {beta}")
+        raise UnsupportedError(
+            f"{lw.where()}: Gemm alpha and beta must be 1.0, not {alpha} and {beta}"
+        )
     out = node.outputs[0]
     stem = node.name or out.name
     wname = b.name
@@ -346,7 +368,9 @@ def _transposed_weight(lw: _Lowering, b: ir.Value, stem: str) -> str:
         return kg.add_const(f"{b.name}_T", np.ascontiguousarray(kg.constants[b.name].T))
     prod = next((op for op in kg.ops if b.name in op.outputs), None)
     if not (isinstance(prod, DequantizeLinear) and prod.inputs[0] in kg.constants):
-        raise UnsupportedError(f"{lw.where()}: Gemm B must be a constant weight (or a dequantised one)")
+        raise UnsupportedError(
+            f"{lw.where()}: Gemm B must be a constant weight (or a dequantised one)"
+        )
     q = kg.constants[prod.inputs[0]]
     if q.ndim != 2:
         raise UnsupportedError(f"{lw.where()}: Gemm B must be 2-D, not shape {q.shape}")
@@ -354,7 +378,9 @@ def _transposed_weight(lw: _Lowering, b: ir.Value, stem: str) -> str:
     axis = None if prod.axis is None else 1 - prod.axis
     out = f"{stem}/b_T"
     kg.types[out] = TensorType((q.shape[1], q.shape[0]), "float32")
-    kg.ops.append(DequantizeLinear(f"{stem}/dq_bT", (qt, prod.inputs[1], prod.inputs[2]), (out,), axis=axis))
+    kg.ops.append(
+        DequantizeLinear(f"{stem}/dq_bT", (qt, prod.inputs[1], prod.inputs[2]), (out,), axis=axis)
+    )
     return out
 
 
@@ -371,7 +397,9 @@ def _reshape(lw: _Lowering, node: ir.Node) -> None:
     shape = lw.kg.types[out.name].shape
     x = node.inputs[0]
     if lw.kg.types[x.name].size != int(np.prod(shape, dtype=np.int64)):
-        raise ModelError(f"{lw.where()}: reshape must keep {lw.kg.types[x.name].size} elements, not {shape}")
+        raise ModelError(
+            f"{lw.where()}: reshape must keep {lw.kg.types[x.name].size} elements, not {shape}"
+        )
     lw.emit(Reshape(node.name, (x.name,), (out.name,), shape=shape))
 
 

@@ -16,7 +16,6 @@ import numpy as np
 
 from codesign.errors import ModelError
 
-
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 
 
@@ -43,5 +42,7 @@ def run_onnxruntime(
         feed = {i.name: inputs[i.name] for i in sess.get_inputs()}
         values = sess.run(names, feed)
     except Exception as e:
-        raise ModelError(f"{model}: onnxruntime could not run the reference: {' '.join(str(e).split())[:300]}") from None
+        raise ModelError(
+            f"{model}: onnxruntime could not run the reference: {' '.join(str(e).split())[:300]}"
+        ) from None
     return dict(zip(names, values, strict=True))

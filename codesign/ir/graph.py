@@ -139,9 +139,9 @@ class Gemm(Op):
     point already folded in; float32 for bf16). ``colsum`` names the constant column sums of the
     weight, needed only for a run-time activation zero point.
 
-    Arithmetic (see :mod:`codesign.sim.numerics`): for integer ``dtype`` (int8, int16) acc32 =
-    wrap(sum a*w + bias - a_zp*colsum), optional ReLU on the accumulator, then ``requant`` (or the
-    int32 accumulator is the output). For ``bf16``: operands rounded to bf16, fp32 accumulation,
+    Arithmetic (see :func:`codesign.sim.numerics.gemm_epilogue_int`): for integer ``dtype``
+    (int8 into acc32, int16 into acc64) acc = sum a*w + bias - a_zp*colsum, SRS by
+    ``acc_shift`` to int32, optional ReLU, then ``requant`` (or the int32 value is the output). For ``bf16``: operands rounded to bf16, fp32 accumulation,
     fp32 bias, optional ReLU, float32 output.
     """
 
@@ -149,6 +149,7 @@ class Gemm(Op):
     bias: str | None = None
     colsum: str | None = None
     dtype: str = "int8"
+    acc_shift: int = 0
     relu: bool = False
     requant: Requant | None = None
     kind: ClassVar[str] = "gemm"
@@ -258,7 +259,9 @@ class KernelGraph:
         self.ops = kept[::-1]
         self.constants = {k: v for k, v in self.constants.items() if k in live}
         self.types = {
-            k: v for k, v in self.types.items() if k in live or k in self.inputs or k in self.outputs
+            k: v
+            for k, v in self.types.items()
+            if k in live or k in self.inputs or k in self.outputs
         }
 
 

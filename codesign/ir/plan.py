@@ -144,6 +144,7 @@ class GemmLayer(Layer):
     weight: DataFile | None = None
     bias: DataFile | None = None
     colsum: DataFile | None = None
+    acc_shift: int = 0
     relu: bool = False
     requant: RequantSpec | None = None
     kind: ClassVar[str] = "gemm"
@@ -252,7 +253,9 @@ def _build(tp: Any, data: Any) -> Any:
     if tp is Layer:
         cls = LAYER_KINDS.get(data.get("kind"))
         if cls is None:
-            raise ValueError(f"layer kind must be one of {sorted(LAYER_KINDS)}, not {data.get('kind')!r}")
+            raise ValueError(
+                f"layer kind must be one of {sorted(LAYER_KINDS)}, not {data.get('kind')!r}"
+            )
         return _build(cls, data)
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)

@@ -97,6 +97,8 @@ def to_hardware(kg: KernelGraph, source: str = "model") -> KernelGraph:
             )
     for t in kg.outputs:
         if kg.is_const(t):
-            raise UnsupportedError(f"{source}: graph output {t!r} is a constant; nothing to compute")
+            raise UnsupportedError(
+                f"{source}: graph output {t!r} is a constant; nothing to compute"
+            )
     kg.validate()
     return kg

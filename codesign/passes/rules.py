@@ -79,6 +79,26 @@ def _gemm_dtype(a_dtype: str, w_shifted: np.ndarray) -> str | None:
     return None
 
 
+def _acc_constant(values: np.ndarray, dtype: str) -> np.ndarray:
+    """A bias in the accumulator's width: wrapped int32 for acc32, int64 for acc64."""
+    if numerics.ACCUMULATOR_BITS[dtype] == 32:
+        return numerics.wrap_int32(values)
+    return np.asarray(values, dtype=np.int64)
+
+
+def _acc_bound(kg: KernelGraph, gemm: Gemm) -> int:
+    """An upper bound of |accumulator| of an integer GEMM, from its operand ranges."""
+    w = kg.const(gemm.weight).astype(np.int64)
+    lo, hi = numerics.int_range(kg.types[gemm.inputs[0]].dtype)
+    amax = max(abs(lo), abs(hi))
+    bound = int(np.abs(w).sum(axis=0).max(initial=0)) * amax
+    if gemm.bias:
+        bound += int(np.abs(kg.const(gemm.bias).astype(np.int64)).max(initial=0))
+    if gemm.colsum:
+        bound += 255 * int(np.abs(kg.const(gemm.colsum).astype(np.int64)).max(initial=0))
+    return bound
+
+
 def _shift_weight(w: np.ndarray, zw: np.ndarray, axis: int | None) -> np.ndarray:
     zw = np.asarray(zw, dtype=np.int64)
     if zw.ndim == 1 and zw.size > 1:
@@ -87,8 +107,14 @@ def _shift_weight(w: np.ndarray, zw: np.ndarray, axis: int | None) -> np.ndarray
 
 
 def _make_int_gemm(
-    kg: KernelGraph, op: Op, a: str, w: np.ndarray, zw: np.ndarray, w_axis: int | None,
-    a_zero_point: np.ndarray | str, out: str,
+    kg: KernelGraph,
+    op: Op,
+    a: str,
+    w: np.ndarray,
+    zw: np.ndarray,
+    w_axis: int | None,
+    a_zero_point: np.ndarray | str,
+    out: str,
 ) -> Gemm | None:
     if w.ndim != 2 or (w_axis not in (None, 1, -1) and np.asarray(zw).size > 1):
         return None
@@ -107,7 +133,7 @@ def _make_int_gemm(
     else:
         za = int(np.asarray(a_zero_point).reshape(-1)[0])
         if za:
-            bias = kg.add_const(f"{op.name}/bias", numerics.wrap_int32(-za * colsum))
+            bias = kg.add_const(f"{op.name}/bias", _acc_constant(-za * colsum, dtype))
     kg.types[out] = TensorType(kg.types[out].shape if out in kg.types else (), "int32")
     return Gemm(op.name, inputs, (out,), weight=weight, bias=bias, colsum=colsum_name, dtype=dtype)
 
@@ -130,11 +156,18 @@ def fold_qdq_matmul(kg: KernelGraph, op: Op) -> bool:
     if gemm is None:
         return False
     kg.types[acc] = TensorType(kg.types[op.outputs[0]].shape, "int32")
-    scale = (np.float32(sx_v.reshape(-1)[0]) * sw_v.astype(np.float32).reshape(-1)).astype(np.float32)
-    scale_name = kg.add_const(f"{op.name}/acc_scale", scale if scale.size > 1 else scale.reshape(()))
+    scale = (np.float32(sx_v.reshape(-1)[0]) * sw_v.astype(np.float32).reshape(-1)).astype(
+        np.float32
+    )
+    scale_name = kg.add_const(
+        f"{op.name}/acc_scale", scale if scale.size > 1 else scale.reshape(())
+    )
     zero = kg.add_const(f"{op.name}/acc_zero", np.zeros((), dtype=np.int32))
     dq = DequantizeLinear(
-        f"{op.name}/dq_acc", (acc, scale_name, zero), op.outputs, axis=-1 if scale.size > 1 else None
+        f"{op.name}/dq_acc",
+        (acc, scale_name, zero),
+        op.outputs,
+        axis=-1 if scale.size > 1 else None,
     )
     i = kg.ops.index(op)
     kg.ops[i : i + 1] = [gemm, dq]
@@ -158,7 +191,9 @@ def fold_matmul_integer(kg: KernelGraph, op: Op) -> bool:
     return True
 
 
-def _int_gemm_behind_dq(kg: KernelGraph, tensor: str) -> tuple[DequantizeLinear, Gemm, np.ndarray] | None:
+def _int_gemm_behind_dq(
+    kg: KernelGraph, tensor: str
+) -> tuple[DequantizeLinear, Gemm, np.ndarray] | None:
     """If ``tensor`` is DQ(acc, s, 0) of an integer GEMM used only there, return (dq, gemm, s)."""
     dq = kg.producer(tensor)
     if not isinstance(dq, DequantizeLinear):
@@ -179,7 +214,11 @@ def _bias_vector(kg: KernelGraph, name: str, n: int) -> np.ndarray | None:
     if not kg.is_const(name):
         return None
     c = kg.const(name)
-    if c.size not in (1, n) or (c.ndim and c.shape[-1] not in (1, n)) or any(d != 1 for d in c.shape[:-1]):
+    if (
+        c.size not in (1, n)
+        or (c.ndim and c.shape[-1] not in (1, n))
+        or any(d != 1 for d in c.shape[:-1])
+    ):
         return None
     return np.broadcast_to(c.astype(np.float64).reshape(-1), (n,))
 
@@ -203,7 +242,7 @@ def fold_bias(kg: KernelGraph, op: Op) -> bool:
             s64 = np.broadcast_to(s.astype(np.float64).reshape(-1), (n,))
             add = np.rint(bias_f / s64).astype(np.int64)
             old = kg.const(gemm.bias).astype(np.int64) if gemm.bias else 0
-            bias = kg.add_const(f"{gemm.name}/bias", numerics.wrap_int32(old + add))
+            bias = kg.add_const(f"{gemm.name}/bias", _acc_constant(old + add, gemm.dtype))
             _swap(kg, gemm, replace(gemm, bias=bias))
             _swap(kg, dq, replace(dq, outputs=op.outputs))
             _swap(kg, op, None)
@@ -215,7 +254,9 @@ def fold_bias(kg: KernelGraph, op: Op) -> bool:
             if bias_f is None:
                 continue
             old = kg.const(gemm.bias).astype(np.float32) if gemm.bias else np.float32(0)
-            bias = kg.add_const(f"{gemm.name}/bias", (old + bias_f.astype(np.float32)).astype(np.float32))
+            bias = kg.add_const(
+                f"{gemm.name}/bias", (old + bias_f.astype(np.float32)).astype(np.float32)
+            )
             _swap(kg, gemm, replace(gemm, bias=bias, outputs=op.outputs))
             _swap(kg, op, None)
             return True
@@ -251,14 +292,27 @@ def fold_requant(kg: KernelGraph, op: Op) -> bool:
     t, sy, zy = op.inputs
     if _sole_consumer(kg, t) is not op or not (kg.is_const(sy) and kg.is_const(zy)):
         return False
-    if kg.const(sy).size != 1 or kg.const(zy).size != 1 or op.dtype not in ("int8", "uint8", "int16"):
+    if (
+        kg.const(sy).size != 1
+        or kg.const(zy).size != 1
+        or op.dtype not in ("int8", "uint8", "int16")
+    ):
         return False
     found = _int_gemm_behind_dq(kg, t)
     if found is None:
         return False
     dq, gemm, s = found
     n = kg.const(gemm.weight).shape[1]
-    real = np.broadcast_to(s.astype(np.float64).reshape(-1), (n,)) / float(kg.const(sy).reshape(-1)[0])
+    acc_shift = (
+        0
+        if numerics.ACCUMULATOR_BITS[gemm.dtype] == 32
+        else numerics.acc_preshift(_acc_bound(kg, gemm))
+    )
+    real = (
+        np.broadcast_to(s.astype(np.float64).reshape(-1), (n,))
+        * 2.0**acc_shift
+        / float(kg.const(sy).reshape(-1)[0])
+    )
     try:
         mult, shift = numerics.quantize_multiplier(real)
     except ValueError:
@@ -271,7 +325,7 @@ def fold_requant(kg: KernelGraph, op: Op) -> bool:
         zero_point=int(kg.const(zy).reshape(-1)[0]),
         dtype=op.dtype,
     )
-    _swap(kg, gemm, replace(gemm, requant=requant, outputs=op.outputs))
+    _swap(kg, gemm, replace(gemm, requant=requant, acc_shift=acc_shift, outputs=op.outputs))
     _swap(kg, dq, None)
     _swap(kg, op, None)
     return True
@@ -292,7 +346,13 @@ def float_matmul_to_gemm(kg: KernelGraph, op: Op) -> bool:
 def primitive_to_vector(kg: KernelGraph, op: Op) -> bool:
     """Quantize/Dequantize/DynamicQuantize left over -> element-wise vector ops."""
     if isinstance(op, QuantizeLinear):
-        new = Vector(op.name, op.inputs, op.outputs, fn="quantize", attrs=(("axis", op.axis), ("dtype", op.dtype)))
+        new = Vector(
+            op.name,
+            op.inputs,
+            op.outputs,
+            fn="quantize",
+            attrs=(("axis", op.axis), ("dtype", op.dtype)),
+        )
     elif isinstance(op, DequantizeLinear):
         new = Vector(op.name, op.inputs, op.outputs, fn="dequantize", attrs=(("axis", op.axis),))
     elif isinstance(op, DynamicQuantizeLinear):

@@ -24,15 +24,23 @@ def build_report(plan: Plan, board: Board) -> dict[str, Any]:
             ops = 2 * s.M * s.K * s.N
             seconds = s.modelled_cycles / clock_hz
             entry.update(
-                M=s.M, K=s.K, N=s.N, dtype=layer.dtype, tile=str(s.tile),
-                graph_iterations=s.graph_iterations, k_passes=s.k_passes,
+                M=s.M,
+                K=s.K,
+                N=s.N,
+                dtype=layer.dtype,
+                tile=str(s.tile),
+                graph_iterations=s.graph_iterations,
+                k_passes=s.k_passes,
                 padded=f"{s.padded_M}x{s.padded_K}x{s.padded_N}",
                 modelled_cycles=s.modelled_cycles,
                 modelled_time_us=round(seconds * 1e6, 3),
                 modelled_gops=round(ops / seconds / 1e9, 1) if seconds else None,
-                padding_waste=round(1 - (s.M * s.K * s.N) / (s.padded_M * s.padded_K * s.padded_N), 4),
+                padding_waste=round(
+                    1 - (s.M * s.K * s.N) / (s.padded_M * s.padded_K * s.padded_N), 4
+                ),
                 core_memory_bytes=s.core_memory_bytes,
-                solver=s.solver.status + (f" (fallback: {s.solver.fallback})" if s.solver.fallback else ""),
+                solver=s.solver.status
+                + (f" (fallback: {s.solver.fallback})" if s.solver.fallback else ""),
             )
             total_cycles += s.modelled_cycles
             total_ops += ops

@@ -10,20 +10,52 @@ from rich.table import Table
 
 def print_report(report: dict[str, Any], console: Console) -> None:
     """Print the per-layer table, the totals and the resources of ``report``."""
-    layers = Table(title=f"{report['board']} ({report['device']}), block {report['block']}: layers (modelled)")
-    for col in ("layer", "unit", "GEMM MxKxN", "dtype", "tile mxkxn", "iters", "K passes",
-                "cycles*", "time us*", "GOPS*", "pad waste"):
+    layers = Table(
+        title=f"{report['board']} ({report['device']}), block {report['block']}: layers (modelled)"
+    )
+    for col in (
+        "layer",
+        "unit",
+        "GEMM MxKxN",
+        "dtype",
+        "tile mxkxn",
+        "iters",
+        "K passes",
+        "cycles*",
+        "time us*",
+        "GOPS*",
+        "pad waste",
+    ):
         layers.add_column(col, justify="right" if col not in ("layer", "unit", "dtype") else "left")
     for e in report["layers"]:
         if e["kind"] == "gemm":
             layers.add_row(
-                e["name"], e["unit"], f"{e['M']}x{e['K']}x{e['N']}", e["dtype"], e["tile"],
-                str(e["graph_iterations"]), str(e["k_passes"]), str(e["modelled_cycles"]),
-                f"{e['modelled_time_us']:.2f}", str(e["modelled_gops"]), f"{e['padding_waste']:.1%}",
+                e["name"],
+                e["unit"],
+                f"{e['M']}x{e['K']}x{e['N']}",
+                e["dtype"],
+                e["tile"],
+                str(e["graph_iterations"]),
+                str(e["k_passes"]),
+                str(e["modelled_cycles"]),
+                f"{e['modelled_time_us']:.2f}",
+                str(e["modelled_gops"]),
+                f"{e['padding_waste']:.1%}",
             )
         else:
-            layers.add_row(e["name"], e["unit"], e["kind"] + (f" {e['fn']}" if e.get("fn") else ""),
-                           "", "", "", "", "", "", "", "")
+            layers.add_row(
+                e["name"],
+                e["unit"],
+                e["kind"] + (f" {e['fn']}" if e.get("fn") else ""),
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+            )
     console.print(layers)
     t = report["totals"]
     console.print(

@@ -43,13 +43,21 @@ def _output_scale(plan: Plan, name: str, constants: dict[str, np.ndarray]) -> fl
         if name in layer.outputs and isinstance(layer, VectorLayer) and layer.fn == "dequantize":
             scale = constants.get(layer.inputs[1])
             src = plan.tensor(layer.inputs[0]).dtype
-            if scale is not None and scale.size == 1 and src in ("int8", "uint8", "int16", "uint16"):
+            if (
+                scale is not None
+                and scale.size == 1
+                and src in ("int8", "uint8", "int16", "uint16")
+            ):
                 return float(scale.reshape(-1)[0])
     return None
 
 
-def compare(plan: Plan, sim: dict[str, np.ndarray], ref: dict[str, np.ndarray],
-            constants: dict[str, np.ndarray]) -> list[OutputComparison]:
+def compare(
+    plan: Plan,
+    sim: dict[str, np.ndarray],
+    ref: dict[str, np.ndarray],
+    constants: dict[str, np.ndarray],
+) -> list[OutputComparison]:
     """Compare every graph output of ``plan``; ``constants`` are the plan's constant values."""
     results = []
     for t in plan.outputs:
@@ -64,14 +72,38 @@ def compare(plan: Plan, sim: dict[str, np.ndarray], ref: dict[str, np.ndarray],
             max_lsb = float(lsb.max(initial=0.0))
             eq = float((lsb == 0).mean()) if lsb.size else 1.0
             passed = max_lsb <= MAX_LSB and eq >= MIN_EQUAL
-            results.append(OutputComparison(t.name, "quantized", max_abs, mean_abs, max_lsb, eq, passed,
-                                            f"<= {MAX_LSB} LSB and >= {MIN_EQUAL:.0%} equal"))
+            results.append(
+                OutputComparison(
+                    t.name,
+                    "quantized",
+                    max_abs,
+                    mean_abs,
+                    max_lsb,
+                    eq,
+                    passed,
+                    f"<= {MAX_LSB} LSB and >= {MIN_EQUAL:.0%} equal",
+                )
+            )
         elif np.issubdtype(s.dtype, np.floating):
             bound = FLOAT_RTOL * float(np.abs(r).max(initial=0.0)) + FLOAT_ATOL
             eq = float((diff == 0).mean()) if diff.size else 1.0
-            results.append(OutputComparison(t.name, "float", max_abs, mean_abs, None, eq, max_abs <= bound,
-                                            f"max |err| <= 2^-6 max|ref| + 1e-6 = {bound:.3g}"))
+            results.append(
+                OutputComparison(
+                    t.name,
+                    "float",
+                    max_abs,
+                    mean_abs,
+                    None,
+                    eq,
+                    max_abs <= bound,
+                    f"max |err| <= 2^-6 max|ref| + 1e-6 = {bound:.3g}",
+                )
+            )
         else:
             eq = float((diff == 0).mean()) if diff.size else 1.0
-            results.append(OutputComparison(t.name, "integer", max_abs, mean_abs, max_abs, eq, max_abs == 0, "equal"))
+            results.append(
+                OutputComparison(
+                    t.name, "integer", max_abs, mean_abs, max_abs, eq, max_abs == 0, "equal"
+                )
+            )
     return results

@@ -116,7 +116,10 @@ def _solve_cached(p: TilingProblem, time_limit_s: float) -> tuple[Tile, SolverRe
     tile, objective = enumerate_tile(p)
     name = solver.status_name(status)
     report = SolverReport(
-        "cp-sat", name, objective, round(time.perf_counter() - t0, 3),
+        "cp-sat",
+        name,
+        objective,
+        round(time.perf_counter() - t0, 3),
         fallback=f"CP-SAT ended {name} within its limit; exhaustive search chose the tile",
     )
     return tile, report

@@ -1,0 +1,203 @@
+"""The CLI: the main path, and bad input getting one line, exit code 2 and no build directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codesign.examples import models
+
+
+@pytest.fixture
+def qdq_model(tmp_path: Path) -> Path:
+    return models.qdq_mlp(tmp_path / "mlp.onnx", per_channel=True)
+
+
+def _one_error_line(r, *fragments: str) -> None:
+    assert r.code == 2, (r.code, r.err)
+    lines = [line for line in r.err.splitlines() if line.strip()]
+    assert len(lines) == 1, r.err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in r.err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+def test_compile_simulate_report(cli, qdq_model: Path, tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    r = cli("compile", qdq_model, "--board", "vek280", "-o", build)
+    assert r.code == 0, r.err
+    schedule = json.loads((build / "schedule.json").read_text())
+    assert schedule["schema"] == "codesign.schedule/1"
+    assert any(layer["kind"] == "gemm" for layer in schedule["layers"])
+    inputs = tmp_path / "in.npz"
+    models.save_inputs(qdq_model, inputs)
+    out = tmp_path / "out.npz"
+    r = cli("simulate", build, "--inputs", inputs, "--output", out, "--reference")
+    assert r.code == 0, r.err
+    assert "pass" in r.out
+    with np.load(out) as f:
+        assert f["output"].shape == (4, 8)
+    r = cli("report", build, "--json")
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    assert report["modelled"] is True
+    gemm = next(e for e in report["layers"] if e["kind"] == "gemm")
+    assert {
+        "M",
+        "K",
+        "N",
+        "tile",
+        "graph_iterations",
+        "modelled_cycles",
+        "modelled_gops",
+    } <= gemm.keys()
+    assert report["resources"]["aie_cores"] == {"used": 16, "available": 304}
+    r = cli("report", build)
+    assert r.code == 0 and "modelled" in r.out
+
+
+def test_existing_build_needs_force(cli, qdq_model: Path, tmp_path: Path) -> None:
+    build = tmp_path / "b"
+    assert cli("compile", qdq_model, "-o", build).code == 0
+    _one_error_line(cli("compile", qdq_model, "-o", build), "--force")
+    assert cli("compile", qdq_model, "-o", build, "--force").code == 0
+
+
+def test_fidelity_failure_exits_3(cli, qdq_model: Path, tmp_path: Path) -> None:
+    build = tmp_path / "b"
+    assert cli("compile", qdq_model, "-o", build).code == 0
+    # corrupt the reference model the build kept: the simulation no longer matches it
+    other = models.qdq_mlp(tmp_path / "other.onnx", per_channel=True, seed=7)
+    (build / "model.onnx").write_bytes(other.read_bytes())
+    r = cli("simulate", build, "--reference")
+    assert r.code == 3
+    assert "differ from onnxruntime" in r.err
+
+
+@pytest.mark.parametrize(
+    "make, args, fragments",
+    [
+        (lambda d: d / "missing.onnx", (), ("missing.onnx", "no such model file")),
+        (
+            lambda d: models.not_onnx_file(d / "notes.onnx"),
+            (),
+            ("notes.onnx", "not a readable ONNX model"),
+        ),
+        (
+            lambda d: models.truncated_model(models.float_mlp(d / "f.onnx"), d / "cut.onnx"),
+            (),
+            ("cut.onnx", "ONNX"),
+        ),
+        (
+            lambda d: models.unsupported_op_model(d / "u.onnx"),
+            (),
+            (models.UNSUPPORTED_OP_TYPE, repr(models.UNSUPPORTED_NODE_NAME)),
+        ),
+        (
+            lambda d: models.dynamic_dim_model(d / "dyn.onnx"),
+            (),
+            ("dynamic dimension", "--shape input="),
+        ),
+        (
+            lambda d: models.float_mlp(d / "f.onnx"),
+            ("--board", "vek999"),
+            ("board must be one of", "vek999"),
+        ),
+        (
+            lambda d: models.float_mlp(d / "f.onnx"),
+            ("--block", "40x40"),
+            ("--block 40x40", "1600 AIE tiles"),
+        ),
+        (
+            lambda d: models.float_mlp(d / "f.onnx"),
+            ("--board", "ve2302", "--block", "5x8"),
+            ("needs 40 AIE tiles", "ve2302 has 34"),
+        ),
+        (
+            lambda d: models.float_mlp(d / "f.onnx"),
+            ("--block", "2by8"),
+            ("--block must be CHAINSxCASCADE",),
+        ),
+        (lambda d: models.float_mlp(d / "f.onnx"), ("--block", "0x8"), ("at least 1",)),
+        (
+            lambda d: models.float_mlp(d / "f.onnx"),
+            ("--shape", "nope=1x2"),
+            ("--shape names 'nope'",),
+        ),
+        (lambda d: models.float_mlp(d / "f.onnx"), ("--frobnicate",), ("--frobnicate",)),
+    ],
+    ids=[
+        "missing",
+        "not-onnx",
+        "truncated",
+        "unsupported-op",
+        "dynamic-dim",
+        "unknown-board",
+        "block-too-big",
+        "block-ve2302",
+        "block-syntax",
+        "block-zero",
+        "shape-unknown-input",
+        "bad-option",
+    ],
+)
+def test_bad_input_one_line_exit_2_no_build(cli, tmp_path: Path, make, args, fragments) -> None:
+    model = make(tmp_path)
+    build = tmp_path / "out"
+    r = cli("compile", model, "-o", build, *args)
+    _one_error_line(r, *fragments)
+    assert not build.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], (
+        "temporary build left behind"
+    )
+
+
+def test_dynamic_dim_with_shape_compiles(cli, tmp_path: Path) -> None:
+    model = models.dynamic_dim_model(tmp_path / "dyn.onnx")
+    r = cli("compile", model, "-o", tmp_path / "b", "--shape", "input=3x16")
+    assert r.code == 0, r.err
+
+
+def test_simulate_bad_inputs(cli, qdq_model: Path, tmp_path: Path) -> None:
+    build = tmp_path / "b"
+    assert cli("compile", qdq_model, "-o", build).code == 0
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, wrong=np.zeros(3, dtype=np.float32))
+    _one_error_line(cli("simulate", build, "--inputs", bad), "inputs must include input")
+    np.savez(bad, input=np.zeros((2, 2), dtype=np.float32))
+    _one_error_line(cli("simulate", build, "--inputs", bad), "input 'input' must have shape")
+    _one_error_line(cli("simulate", tmp_path / "nobuild"), "not a codesign build")
+
+
+def test_boards_command(cli) -> None:
+    r = cli("boards")
+    assert r.code == 0 and "vek280" in r.out and "ve2302" in r.out and "vck190" in r.out
+    r = cli("boards", "vek280")
+    assert r.code == 0 and "VE2802" in r.out and "DS957" in r.out and "null (unknown)" in r.out
+    _one_error_line(cli("boards", "nope"), "board must be one of")
+
+
+def test_real_entry_point_prints_no_traceback(tmp_path: Path) -> None:
+    """The installed console script maps errors to one line and exit code 2."""
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "codesign",
+            "compile",
+            str(tmp_path / "none.onnx"),
+            "-o",
+            str(tmp_path / "b"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
