@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from codesign.boards import Board
-from codesign.schedulers import tempus
-from codesign.schedulers.tempus_layout import B_LAYOUT, pack_b
 
+from codesign.boards import Board
 from codesign.codegen.datafiles import DataWriter
 from codesign.errors import FitError
 from codesign.ir.graph import Gemm, KernelGraph, Op, Reshape, Vector
@@ -27,6 +25,8 @@ from codesign.ir.plan import (
     TensorSpec,
     VectorLayer,
 )
+from codesign.schedulers import tempus
+from codesign.schedulers.tempus_layout import B_LAYOUT, pack_b
 
 
 class PlanContext:

@@ -17,7 +17,6 @@ import re
 from fractions import Fraction
 
 from codesign.boards import Board
-
 from codesign.errors import FitError, OptionError
 from codesign.ir.plan import Block, TemporalSchedule, Tile
 from codesign.solvers.tiling import TilingProblem, cycles_of, solve_tile
@@ -128,7 +127,7 @@ def schedule_gemm(
                 f"tile {tile} needs {problem.memory(a, b, c)} bytes of core data memory, "
                 f"only {problem.memory_budget} are available"
             )
-        report = SolverReport("given", "GIVEN", 0, 0.0)
+        report = SolverReport("given", "GIVEN", 0)
     a, b, c = tile.m // mm, tile.k // mk, tile.n // mn
     m_tiles = math.ceil(M / tile.m)
     n_tiles = math.ceil(N / (block.chains * tile.n))

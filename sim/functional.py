@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from codesign.schedulers.tempus_layout import unpack_b
-from codesign.sim import numerics, vector
 
 from codesign.codegen.datafiles import read
 from codesign.errors import BuildError, OptionError
 from codesign.ir.graph import numpy_dtype
 from codesign.ir.plan import GemmLayer, Layer, Plan, ReshapeLayer, VectorLayer, from_json
+from codesign.schedulers.tempus_layout import unpack_b
+from codesign.sim import numerics, vector
 
 
 def load_plan(build: str | os.PathLike[str]) -> tuple[Path, Plan]:

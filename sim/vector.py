@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
 from codesign.sim import numerics
 
 #: fn name -> (number of inputs or None for "at least one", implementation)

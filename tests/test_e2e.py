@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from codesign.sim import numerics
-from codesign.sim.functional import Simulator
 
 from codesign.codegen.build import CompileOptions, compile_model
 from codesign.examples import models
@@ -17,6 +15,8 @@ from codesign.frontend.reference import run_onnxruntime
 from codesign.ir.plan import GemmLayer
 from codesign.passes.pipeline import to_hardware
 from codesign.runtime.fidelity import compare
+from codesign.sim import numerics
+from codesign.sim.functional import Simulator
 
 CASES = {
     "float_mlp": lambda p: models.float_mlp(p),

@@ -72,12 +72,14 @@ class Tile:
 
 @dataclass(frozen=True)
 class SolverReport:
-    """How a solver reached its answer: status, objective, wall time, and fallback if any."""
+    """How a solver reached its answer: status, objective, and the fallback if one was used.
+
+    No wall time is recorded: the plan must be byte-identical for the same inputs.
+    """
 
     solver: str
     status: str
     objective: int
-    wall_s: float
     fallback: str | None = None
 
 

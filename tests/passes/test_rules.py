@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from codesign.sim import numerics, vector
 
 from codesign.ir.graph import (
     DequantizeLinear,
@@ -18,6 +17,7 @@ from codesign.ir.graph import (
     Vector,
 )
 from codesign.passes.pipeline import to_hardware
+from codesign.sim import numerics, vector
 
 
 def interpret(kg: KernelGraph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

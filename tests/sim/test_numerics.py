@@ -6,9 +6,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from codesign.sim import numerics as n
 from hypothesis import given
 from hypothesis import strategies as st
+
+from codesign.sim import numerics as n
 
 
 def _exact_round(x: int, shift: int, mode: str) -> int:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from codesign.boards import load
-from codesign.schedulers.tempus import DEFAULT_BLOCK, parse_block, schedule_gemm, tiling_problem
 
+from codesign.boards import load
 from codesign.errors import FitError, OptionError
 from codesign.ir.plan import Block, Tile
+from codesign.schedulers.tempus import DEFAULT_BLOCK, parse_block, schedule_gemm, tiling_problem
 from codesign.solvers.tiling import enumerate_tile, solve_tile
 
 
