@@ -54,8 +54,9 @@ def compile_model(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
     try:
-        plan = plan_graph(kg, board, options.block, DataWriter(tmp), model=Path(model).name)
-        _write_build(tmp, plan, Path(model), board)
+        writer = DataWriter(tmp)
+        plan = plan_graph(kg, board, options.block, writer, model=Path(model).name)
+        _write_build(tmp, plan, Path(model), board, writer.hashes)
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -63,14 +64,16 @@ def compile_model(
     return plan
 
 
-def _write_build(root: Path, plan: Plan, model: Path, board: Board) -> None:
+def _write_build(root: Path, plan: Plan, model: Path, board: Board, hashes: dict[str, str]) -> None:
     (root / "schedule.json").write_text(to_json(plan))
     shutil.copyfile(model, root / "model.onnx")
-    _write_manifest(root, plan, board)
+    _write_manifest(root, plan, board, hashes)
 
 
-def _write_manifest(root: Path, plan: Plan, board: Board) -> None:
-    """manifest.json: the sha256 of every file of the build and the tool versions."""
+def _write_manifest(root: Path, plan: Plan, board: Board, known: dict[str, str]) -> None:
+    """manifest.json: the sha256 of every file of the build and the tool versions.
+
+    ``known`` holds hashes already computed while writing (the weight files)."""
     import numpy
     import onnx
     import ortools
@@ -78,7 +81,8 @@ def _write_manifest(root: Path, plan: Plan, board: Board) -> None:
     files = {}
     for p in sorted(root.rglob("*")):
         if p.is_file():
-            files[p.relative_to(root).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+            rel = p.relative_to(root).as_posix()
+            files[rel] = known.get(rel) or hashlib.sha256(p.read_bytes()).hexdigest()
     manifest = {
         "schema": "codesign.manifest/1",
         "codesign": __version__,

@@ -26,6 +26,8 @@ class DataWriter:
         self.root = root
         (root / "weights").mkdir(parents=True, exist_ok=True)
         self._used: set[str] = set()
+        #: sha256 of every file written, by path relative to the build root
+        self.hashes: dict[str, str] = {}
 
     def write(
         self,
@@ -45,11 +47,12 @@ class DataWriter:
         data = _stored(arr, dtype).tobytes()
         rel = f"weights/{fname}"
         (self.root / rel).write_bytes(data)
+        self.hashes[rel] = hashlib.sha256(data).hexdigest()
         return DataFile(
             path=rel,
             dtype=dtype,
             shape=tuple(int(d) for d in (shape if shape is not None else np.shape(arr))),
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=self.hashes[rel],
             layout=layout,
         )
 

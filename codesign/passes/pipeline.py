@@ -84,6 +84,7 @@ def _evaluate(kg: KernelGraph, op: Op) -> tuple[np.ndarray, ...] | None:
 def to_hardware(kg: KernelGraph, source: str = "model") -> KernelGraph:
     """Rewrite a primitive KernelGraph into hardware ops (Gemm, Vector, Reshape), in place."""
     apply_rules(kg, rules.FUSION_RULES)
+    kg.prune()  # drop the weight dequantisations the fusions consumed before folding constants
     fold_constants(kg)
     apply_rules(kg, rules.EPILOGUE_RULES)
     apply_rules(kg, rules.LOWERING_RULES)
