@@ -18,8 +18,8 @@ from fractions import Fraction
 
 from codesign.boards import Board
 from codesign.errors import FitError, OptionError
-from codesign.ir.plan import Block, TemporalSchedule, Tile
-from codesign.solvers.tiling import TilingProblem, cycles_of, solve_tile
+from codesign.ir.plan import Block, SolverReport, TemporalSchedule, Tile
+from codesign.solvers.tiling import TilingProblem, modelled_cycles, solve_tile
 
 DEFAULT_BLOCK = Block(chains=2, cascade=8)
 
@@ -115,8 +115,6 @@ def schedule_gemm(
     if tile is None:
         tile, report = solve_tile(problem, time_limit_s)
     else:
-        from codesign.ir.plan import SolverReport
-
         if tile.m % mm or tile.k % mk or tile.n % mn:
             raise OptionError(
                 f"tile {tile} must be a multiple of the native {dtype} mmul {mm}x{mk}x{mn}"
@@ -132,10 +130,7 @@ def schedule_gemm(
     m_tiles = math.ceil(M / tile.m)
     n_tiles = math.ceil(N / (block.chains * tile.n))
     k_passes = math.ceil(K / (block.cascade * tile.k))
-    import numpy as np
-
-    scale = math.lcm(problem.cycles_per_mmul.denominator, problem.stream_bytes_per_cycle.numerator)
-    cycles = int(cycles_of(problem, np.int64(a), np.int64(b), np.int64(c))) // scale
+    cycles = modelled_cycles(problem, tile)
     plio_in, plio_out = plios(block)
     return TemporalSchedule(
         M=M,

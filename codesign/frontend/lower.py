@@ -264,12 +264,12 @@ def _dynamic_quantize(lw: _Lowering, node: ir.Node) -> None:
 
 def _matmul(lw: _Lowering, node: ir.Node) -> None:
     a, b = node.inputs
-    _check_matmul_shapes(lw, a, b)
+    _check_matmul_shapes(lw, a.name, b.name)
     lw.emit(MatMul(node.name, (a.name, b.name), (node.outputs[0].name,)))
 
 
-def _check_matmul_shapes(lw: _Lowering, a: ir.Value, b: ir.Value) -> None:
-    ta, tb = lw.kg.types[a.name], lw.kg.types[b.name]
+def _check_matmul_shapes(lw: _Lowering, a: str, b: str) -> None:
+    ta, tb = lw.kg.types[a], lw.kg.types[b]
     if len(tb.shape) != 2:
         raise UnsupportedError(
             f"{lw.where()}: MatMul B must be a 2-D weight [K, N], not shape {tb.shape} "
@@ -277,7 +277,7 @@ def _check_matmul_shapes(lw: _Lowering, a: ir.Value, b: ir.Value) -> None:
         )
     if not _is_weight(lw, b):
         raise UnsupportedError(
-            f"{lw.where()}: MatMul B {b.name!r} must be a constant weight (or a dequantised one); "
+            f"{lw.where()}: MatMul B {b!r} must be a constant weight (or a dequantised one); "
             "activation x activation products are not supported yet"
         )
     if len(ta.shape) < 1 or ta.shape[-1] != tb.shape[0]:
@@ -286,10 +286,10 @@ def _check_matmul_shapes(lw: _Lowering, a: ir.Value, b: ir.Value) -> None:
         )
 
 
-def _is_weight(lw: _Lowering, v: ir.Value) -> bool:
-    if v.name in lw.kg.constants:
+def _is_weight(lw: _Lowering, name: str) -> bool:
+    if name in lw.kg.constants:
         return True
-    prod = next((op for op in lw.kg.ops if v.name in op.outputs), None)
+    prod = next((op for op in lw.kg.ops if name in op.outputs), None)
     return isinstance(prod, DequantizeLinear) and prod.inputs[0] in lw.kg.constants
 
 
@@ -343,8 +343,7 @@ def _gemm(lw: _Lowering, node: ir.Node) -> None:
     wname = b.name
     if _attr(node, "transB", 0):
         wname = _transposed_weight(lw, b, stem)
-    wv = _FakeValue(wname)
-    _check_matmul_shapes(lw, a, wv)
+    _check_matmul_shapes(lw, a.name, wname)
     if c is None:
         lw.emit(MatMul(stem, (a.name, wname), (out.name,)))
         return
@@ -352,13 +351,6 @@ def _gemm(lw: _Lowering, node: ir.Node) -> None:
     lw.kg.types[mm] = TensorType(lw.kg.types[out.name].shape, "float32")
     lw.emit(MatMul(stem, (a.name, wname), (mm,)))
     lw.emit(Vector(f"{stem}/bias", (mm, c.name), (out.name,), fn="add"))
-
-
-class _FakeValue:
-    """Stands for an ir.Value known only by name (a tensor the lowering created)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
 
 
 def _transposed_weight(lw: _Lowering, b: ir.Value, stem: str) -> str:

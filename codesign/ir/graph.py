@@ -12,7 +12,7 @@ constant values, and the ops in a topological order.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -289,5 +289,4 @@ __all__ = [
     "TensorType",
     "Vector",
     "numpy_dtype",
-    "replace",
 ]

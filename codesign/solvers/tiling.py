@@ -83,6 +83,13 @@ def cycles_of(p: TilingProblem, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> 
     return mt * nt * (kt * passes + p.iteration_overhead * scale)
 
 
+def modelled_cycles(p: TilingProblem, tile: Tile) -> int:
+    """The objective of one tile, in AIE cycles (rounded down)."""
+    mm, mk, mn = p.native
+    a, b, c = (np.int64(v) for v in (tile.m // mm, tile.k // mk, tile.n // mn))
+    return int(cycles_of(p, a, b, c)) // _scales(p)[0]
+
+
 def solve_tile(p: TilingProblem, time_limit_s: float = 10.0) -> tuple[Tile, SolverReport]:
     """The cycle-minimal tile for ``p`` from CP-SAT, or from exhaustive search as a reported fallback.
 
