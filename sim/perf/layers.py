@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codesign.boards import Board
+from codesign.errors import OptionError
 from codesign.sim.perf.params import perf_params, required
 from codesign.sim.perf.power import PowerEstimate, estimate_power
 from codesign.sim.perf.resources import PlUsage, ResourceUsage
 from codesign.sim.perf.temporal import MODELLED, GemmEstimate
-
-from codesign.errors import OptionError
 
 
 @dataclass(frozen=True)

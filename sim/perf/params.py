@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from codesign.boards import Board
-
 from codesign.errors import BoardError
 
 

@@ -23,14 +23,13 @@ from dataclasses import dataclass, field, replace
 from math import ceil
 
 from codesign.boards import Board
+from codesign.errors import OptionError
 from codesign.sim.perf.dataflow import DataflowPlan, plan_for
 from codesign.sim.perf.params import PerfParams, optional, perf_params
 from codesign.sim.perf.power import PowerEstimate, estimate_power
 from codesign.sim.perf.reference import TEMPUS_PL
 from codesign.sim.perf.resources import PlUsage, ResourceUsage
 from codesign.sim.perf.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig, Tiling
-
-from codesign.errors import OptionError
 
 MODELLED = "modelled"
 STAGES = ("ddr", "plio", "compute", "cascade")
