@@ -18,7 +18,9 @@ def board():
 def test_tempus_time_within_tolerance(board, name):
     row = next(r for r in time_rows(board, holdouts=False) if r.name == name)
     assert row.tolerance is not None
-    assert abs(row.error) <= row.tolerance, f"{name}: {row.modelled:.3f} ms vs {row.measured:.3f} ms"
+    assert abs(row.error) <= row.tolerance, (
+        f"{name}: {row.modelled:.3f} ms vs {row.measured:.3f} ms"
+    )
 
 
 def test_tolerances_are_the_issue_ones():

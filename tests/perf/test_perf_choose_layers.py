@@ -34,7 +34,12 @@ def test_choice_is_deterministic():
 
 def test_fixed_parts_are_respected():
     c = choose_temporal_config(
-        VE, GemmWorkload(1024, 1024, 1024), chains=2, cascade=8, tile=(64, 128, 64), dataflow="tempus"
+        VE,
+        GemmWorkload(1024, 1024, 1024),
+        chains=2,
+        cascade=8,
+        tile=(64, 128, 64),
+        dataflow="tempus",
     )
     cfg = c.estimate.config
     assert (cfg.chains, cfg.cascade, cfg.tile_m, cfg.tile_k, cfg.tile_n) == (2, 8, 64, 128, 64)

@@ -48,7 +48,9 @@ def test_reuse_without_on_chip_storage_falls_back_and_says_so():
         memory_tiles=replace(VE.memory_tiles, count=0),
         pl=replace(VE.pl, uram=None),
     )
-    e = estimate_temporal_gemm(bare, GemmWorkload(1024, 1024, 1024), replace(TEMPUS, dataflow="reuse"))
+    e = estimate_temporal_gemm(
+        bare, GemmWorkload(1024, 1024, 1024), replace(TEMPUS, dataflow="reuse")
+    )
     assert e.plan.name == "tempus"
     assert any("reuse infeasible" in n for n in e.notes)
 
