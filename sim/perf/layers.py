@@ -128,7 +128,7 @@ def estimate_stream_layer(
         bound=bound,
         power=power,
         breakdown={"stream": t_stream, "ddr": t_ddr, "launch": t_launch},
-        resources=ResourceUsage(pl=pl or PlUsage()),
+        resources=ResourceUsage(pl=pl or PlUsage(), pl_block=f"stream:{name}"),
         critical_path={"launch": t_launch, "fill": 0.0, "steady": body},
         detail={
             "bytes_in": bytes_in,

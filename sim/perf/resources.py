@@ -41,7 +41,11 @@ class PlUsage:
 
 @dataclass(frozen=True)
 class ResourceUsage:
-    """What a design uses. ``core_buffer_bytes`` is per core (own tile plus neighbours)."""
+    """What a design uses. ``core_buffer_bytes`` is per core (own tile plus neighbours).
+
+    ``pl`` is the PL total; ``pl_block`` names the PL block it belongs to, so that layers which
+    share a block (every GEMM on the temporal block shares its data mover) count it once.
+    """
 
     aie_cores: int = 0
     memory_tiles: int = 0
@@ -52,16 +56,30 @@ class ResourceUsage:
     memory_tile_bytes: int = 0
     uram_blocks: int = 0
     pl: PlUsage = field(default_factory=PlUsage)
+    pl_block: str = ""
+    pl_parts: tuple[tuple[str, PlUsage], ...] = ()
+
+    def _parts(self) -> tuple[tuple[str, PlUsage], ...]:
+        if self.pl_parts:
+            return self.pl_parts
+        return ((self.pl_block or f"block{id(self)}", self.pl),) if self.pl != PlUsage() else ()
 
     def shared_with(self, other: ResourceUsage) -> ResourceUsage:
-        """Usage of two designs that run one after the other on the same hardware (max), with
-        PL figures added (PL blocks of different layers coexist)."""
+        """Usage of two designs that run one after the other on the same hardware: AIE figures
+        are the larger of the two; PL blocks of different names coexist (added), a block named
+        twice is counted once."""
         kw = {
             f.name: max(getattr(self, f.name), getattr(other, f.name))
             for f in fields(self)
-            if f.name != "pl"
+            if f.name not in ("pl", "pl_block", "pl_parts")
         }
-        return ResourceUsage(**kw, pl=self.pl + other.pl)
+        parts = dict(self._parts())
+        for name, usage in other._parts():
+            parts.setdefault(name, usage)
+        total = PlUsage()
+        for usage in parts.values():
+            total = total + usage
+        return ResourceUsage(**kw, pl=total, pl_parts=tuple(parts.items()))
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,7 @@ def estimate_temporal_gemm(
             TEMPUS_PL.dsp,
             source="Tempus DMA (reference)",
         ),
+        pl_block="temporal-dma",
     )
     power = estimate_power(
         board,
