@@ -6,7 +6,8 @@ Every figure it produces is modelled (labelled so), calibrated on published Vers
 - :class:`GemmWorkload`, :class:`TemporalConfig`, :func:`estimate_temporal_gemm` -> :class:`GemmEstimate`
 - :func:`choose_temporal_config` -> :class:`Choice` (best block/tile/dataflow when not given)
 - :func:`estimate_stream_layer`, :func:`estimate_host_layer` -> :class:`LayerEstimate`
-- :func:`gemm_layer` (a GemmEstimate as a LayerEstimate), :func:`summarize` -> :class:`ModelEstimate`
+- :func:`gemm_layer` (a GemmEstimate as a LayerEstimate), :func:`temporal_layer` (estimate + wrap),
+  :func:`summarize` -> :class:`ModelEstimate`
 - :class:`ResourceUsage`, :class:`PlUsage`, :func:`require_fit`, :func:`capacities`
 - :func:`estimate_power` -> :class:`PowerEstimate`
 """
@@ -19,6 +20,7 @@ from codesign.sim.perf.layers import (
     estimate_stream_layer,
     gemm_layer,
     summarize,
+    temporal_layer,
 )
 from codesign.sim.perf.power import PowerEstimate, estimate_power
 from codesign.sim.perf.resources import Capacity, PlUsage, ResourceUsage, capacities, require_fit
@@ -46,4 +48,5 @@ __all__ = [
     "gemm_layer",
     "require_fit",
     "summarize",
+    "temporal_layer",
 ]

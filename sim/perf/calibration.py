@@ -162,7 +162,6 @@ def fit_tempus(board: Board) -> FitResult:
     b = _with(board, "perf", ddr_efficiency=eff, run_overhead_s=ov)
     b = _with(b, "power", noc_w_per_gbs=0.0)
     e = _estimate(b, TEMPUS_POINTS[0])
-    fixed = e.power.components.get("ddr_noc", 0.0)
-    noc = (TEMPUS_POWER.memory_w - e.power.group("memory")) / (e.ddr_gbs)
-    del fixed
+    # with the NoC slope at zero the memory group is BRAM + DDRMC + XRAM; the rest is NoC traffic
+    noc = (TEMPUS_POWER.memory_w - e.power.group("memory")) / e.ddr_gbs
     return FitResult(eff, ov, round(noc, 4), _max_err(b))

@@ -13,7 +13,7 @@ replicated them; A therefore leaves DDR once per N tile and B once per M tile.
 - ``a_resident``: all of A stays, B panels double-buffered: every operand read once.
 
 Kept data lives in memory tiles first (AIE-ML; each memory tile feeds at most ``mm2s_channels``
-streams), else in PL UltraRAM (two 72-bit ports per block; a 128-bit stream needs two blocks).
+streams), else in PL UltraRAM (two 72-bit ports per block: one block per 128-bit stream at most).
 Tempus measured a PL-URAM tiling of A 4.75x slower than its replicated streaming
 (REFERENCES.md s3); codesign prefers memory tiles and charges URAM port bandwidth.
 """

@@ -17,7 +17,8 @@ from codesign.errors import OptionError
 from codesign.sim.perf.params import perf_params, required
 from codesign.sim.perf.power import PowerEstimate, estimate_power
 from codesign.sim.perf.resources import PlUsage, ResourceUsage
-from codesign.sim.perf.temporal import MODELLED, GemmEstimate
+from codesign.sim.perf.temporal import MODELLED, GemmEstimate, estimate_temporal_gemm
+from codesign.sim.perf.workload import GemmWorkload, TemporalConfig
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,20 @@ def gemm_layer(name: str, est: GemmEstimate, kind: str = "gemm") -> LayerEstimat
             "cycles": est.cycles,
         },
     )
+
+
+def temporal_layer(
+    board: Board,
+    name: str,
+    workload: GemmWorkload,
+    config: TemporalConfig,
+    *,
+    pl: PlUsage | None = None,
+    kind: str = "gemm",
+) -> LayerEstimate:
+    """Shorthand: :func:`estimate_temporal_gemm` then :func:`gemm_layer` (a Plan layer with its
+    block, tile and dataflow fixed by the scheduler)."""
+    return gemm_layer(name, estimate_temporal_gemm(board, workload, config, pl=pl), kind=kind)
 
 
 def estimate_stream_layer(
