@@ -1,0 +1,199 @@
+"""``codesign estimate``: modelled time, throughput, power and DDR traffic of one GEMM.
+
+A thin wrapper over :func:`codesign.sim.perf.choose_temporal_config`; options left out are chosen
+by the model. The lead's CLI registers it with ``main.add_command(estimate)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+import click
+
+from codesign.boards import load
+from codesign.errors import CodesignError, OptionError
+from codesign.sim.perf import choose_temporal_config, require_fit
+from codesign.sim.perf.calibration import time_rows
+
+_DIMS = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+_PAIR = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def parse_dims(text: str, option: str) -> tuple[int, int, int]:
+    """``"1024x512x256"`` -> (1024, 512, 256); :class:`OptionError` otherwise."""
+    m = _DIMS.match(text)
+    if not m or min(int(g) for g in m.groups()) < 1:
+        raise OptionError(
+            f"{option} must be MxKxN with positive integers (e.g. 1024x1024x1024), not {text!r}"
+        )
+    return tuple(int(g) for g in m.groups())  # type: ignore[return-value]
+
+
+def parse_block(text: str) -> tuple[int, int]:
+    """``"2x8"`` -> (chains, cascade)."""
+    m = _PAIR.match(text)
+    if not m or min(int(g) for g in m.groups()) < 1:
+        raise OptionError(
+            f"--block must be CHAINSxCASCADE with positive integers (e.g. 2x8), not {text!r}"
+        )
+    return int(m.group(1)), int(m.group(2))
+
+
+def estimate_dict(
+    board_name: str,
+    gemm: str,
+    dtype: str,
+    block: str | None = None,
+    tile: str | None = None,
+    dataflow: str = "auto",
+    pl_clock_mhz: float | None = None,
+    plio_bits: int = 128,
+) -> dict[str, Any]:
+    """The figures ``codesign estimate`` prints, as a JSON-ready dict (all modelled)."""
+    from codesign.sim.perf import GemmWorkload
+
+    board = load(board_name)
+    M, K, N = parse_dims(gemm, "--gemm")
+    chains = cascade = None
+    if block is not None:
+        chains, cascade = parse_block(block)
+    t = parse_dims(tile, "--tile") if tile is not None else None
+    if dataflow not in ("auto", "tempus", "reuse"):
+        raise OptionError(f"--dataflow must be one of auto, tempus, reuse, not {dataflow!r}")
+    if plio_bits not in board.plio.widths_bits:
+        raise OptionError(
+            f"--plio-bits must be one of {', '.join(map(str, board.plio.widths_bits))}, not {plio_bits}"
+        )
+    w = GemmWorkload(M, K, N, dtype)
+    choice = choose_temporal_config(
+        board,
+        w,
+        chains=chains,
+        cascade=cascade,
+        tile=t,
+        dataflow=None if dataflow == "auto" else dataflow,
+        pl_clock_mhz=pl_clock_mhz,
+        plio_bits=plio_bits,
+    )
+    e = choice.estimate
+    util = require_fit(board, e.resources, f"GEMM {w.label()}")
+    chosen = [
+        name
+        for name, given in (("block", block), ("tile", tile), ("dataflow", dataflow != "auto"))
+        if not given
+    ]
+    calib = time_rows(load("ve2302"), holdouts=False)
+    c = e.config
+    return {
+        "modelled": True,
+        "label": e.label,
+        "board": board.name,
+        "gemm": {"M": M, "K": K, "N": N, "dtype": dtype},
+        "block": [c.chains, c.cascade],
+        "tile": [c.tile_m, c.tile_k, c.tile_n],
+        "dataflow": "tempus" if e.plan.name == "tempus" else f"reuse/{e.plan.name}",
+        "chosen_by_model": chosen,
+        "time_ms": e.time_s * 1e3,
+        "gops": e.gops,
+        "power_w": e.power_w,
+        "power_complete": e.power.complete,
+        "power_missing": list(e.power.missing),
+        "energy_mj": e.energy_j * 1e3,
+        "ddr_bytes": e.ddr_bytes,
+        "ddr_gbs": e.ddr_gbs,
+        "bound": e.bound,
+        "iterations": e.iterations,
+        "k_passes": e.k_passes,
+        "cycles": e.cycles,
+        "breakdown_ms": {k: v * 1e3 for k, v in e.breakdown.items()},
+        "tempus_time_ms": choice.tempus.time_s * 1e3,
+        "gain_over_tempus": choice.gain_over_tempus,
+        "resources": {r.resource: {"used": r.used, "available": r.available} for r in util},
+        "calibration_max_error": max(abs(r.error) for r in calib),
+        "notes": list(choice.notes),
+    }
+
+
+def _table(d: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    g = d["gemm"]
+    tbl = Table(
+        title=f"codesign estimate: {g['M']}x{g['K']}x{g['N']} {g['dtype']} on {d['board']} (modelled)"
+    )
+    tbl.add_column("quantity")
+    tbl.add_column("value", justify="right")
+    chosen = set(d["chosen_by_model"])
+
+    def mark(key: str) -> str:
+        return " (chosen)" if key in chosen else ""
+
+    power = f"{d['power_w']:.2f}" + (
+        "" if d["power_complete"] else f" (lower bound: {', '.join(d['power_missing'])} not known)"
+    )
+    for k, v in (
+        ("block (chains x cascade)", f"{d['block'][0]}x{d['block'][1]}{mark('block')}"),
+        ("tile m x k x n", "x".join(map(str, d["tile"])) + mark("tile")),
+        ("dataflow", d["dataflow"] + mark("dataflow")),
+        ("time ms", f"{d['time_ms']:.3f}"),
+        ("GOPS", f"{d['gops']:.1f}"),
+        ("power W", power),
+        ("DDR bytes", f"{d['ddr_bytes']:,}"),
+        ("bound", d["bound"]),
+        ("graph iterations", str(d["iterations"])),
+        ("Tempus policy time ms", f"{d['tempus_time_ms']:.3f}"),
+        ("gain over Tempus policy", f"{d['gain_over_tempus']:.2f}x"),
+    ):
+        tbl.add_row(k, v)
+    tbl.caption = (
+        f"every figure is modelled; calibration on Tempus within {d['calibration_max_error']:.1%}"
+    )
+    Console().print(tbl)
+
+
+@click.command("estimate")
+@click.option("--board", "board_name", default="ve2302", show_default=True, help="Board name.")
+@click.option("--gemm", required=True, help="GEMM shape MxKxN.")
+@click.option(
+    "--dtype", default="int16", show_default=True, help="int8, int16, int16x8, bf16, int32."
+)
+@click.option("--block", default=None, help="Temporal block CHAINSxCASCADE (default: chosen).")
+@click.option("--tile", default=None, help="Per-core tile MxKxN (default: chosen).")
+@click.option("--dataflow", default="auto", show_default=True, help="tempus, reuse or auto.")
+@click.option(
+    "--pl-clock", "pl_clock_mhz", type=float, default=None, help="PL clock in MHz (default: board)."
+)
+@click.option("--plio-bits", type=int, default=128, show_default=True, help="PLIO width in bits.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
+def estimate(
+    board_name: str,
+    gemm: str,
+    dtype: str,
+    block: str | None,
+    tile: str | None,
+    dataflow: str,
+    pl_clock_mhz: float | None,
+    plio_bits: int,
+    as_json: bool,
+    debug: bool,
+) -> None:
+    """Model one GEMM on a temporal AIE block: time, GOPS, power, DDR bytes and the bound.
+
+    Every figure is modelled (calibrated on Tempus's measurements), not measured.
+    """
+    try:
+        d = estimate_dict(board_name, gemm, dtype, block, tile, dataflow, pl_clock_mhz, plio_bits)
+    except CodesignError as err:
+        if debug:
+            raise
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+    else:
+        _table(d)

@@ -1,0 +1,214 @@
+"""Build the report dict (schema ``codesign.report/1``, see SCHEMA.md) from modelled layers.
+
+The lead's ``codesign report`` turns a Plan into :class:`LayerEstimate` objects (one per layer,
+with :func:`codesign.sim.perf.gemm_layer`, :func:`estimate_stream_layer`,
+:func:`estimate_host_layer`) and calls :func:`make_report`; the renderers in
+:mod:`codesign.report.html` and :mod:`codesign.report.terminal` take the dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from codesign.boards import Board, load
+from codesign.sim.perf import LayerEstimate, capacities, require_fit, summarize
+from codesign.sim.perf.calibration import power_rows, time_rows
+from codesign.sim.perf.params import optional
+
+SCHEMA = "codesign.report/1"
+
+
+def _layer_peak_gops(board: Board, layer: LayerEstimate) -> float | None:
+    d = layer.detail
+    if layer.unit != "aie" or "block" not in d:
+        return None
+    macs = board.aie.macs_per_cycle.get(d["dtype"])
+    if macs is None:
+        return None
+    return d["block"][0] * d["block"][1] * macs * 2 * board.aie.clock_mhz / 1e3
+
+
+def layer_entry(board: Board, layer: LayerEstimate) -> dict[str, Any]:
+    """One ``layers[]`` entry."""
+    d = layer.detail
+    return {
+        "name": layer.name,
+        "kind": layer.kind,
+        "unit": layer.unit,
+        "M": d.get("M"),
+        "K": d.get("K"),
+        "N": d.get("N"),
+        "dtype": d.get("dtype"),
+        "block": d.get("block"),
+        "tile": d.get("tile"),
+        "dataflow": d.get("dataflow"),
+        "iterations": d.get("iterations"),
+        "time_s": layer.time_s,
+        "bound": layer.bound,
+        "ops": layer.ops,
+        "gops": layer.gops,
+        "ddr_bytes": layer.ddr_bytes,
+        "intensity": (layer.ops / layer.ddr_bytes) if layer.ddr_bytes and layer.ops else None,
+        "power_w": layer.power_w,
+        "energy_j": layer.energy_j,
+        "peak_gops": _layer_peak_gops(board, layer),
+        "breakdown_s": dict(layer.breakdown),
+        "critical_path_s": dict(layer.critical_path),
+        "label": layer.label,
+    }
+
+
+def calibration_entries() -> list[dict[str, Any]]:
+    """The calibration table (Tempus on VE2302), stated in every report."""
+    ve = load("ve2302")
+    out = []
+    for r in time_rows(ve) + power_rows(ve):
+        out.append(
+            {
+                "name": r.name,
+                "quantity": r.quantity,
+                "measured": r.measured,
+                "modelled": r.modelled,
+                "error": r.error,
+                "tolerance": r.tolerance,
+                "ok": r.ok,
+                "source": r.source,
+            }
+        )
+    return out
+
+
+def board_entry(board: Board) -> dict[str, Any]:
+    eff = optional(board, "perf", "ddr_efficiency")
+    peak = board.ddr.bandwidth_gbs
+    return {
+        "name": board.name,
+        "device": board.device,
+        "part": board.part,
+        "aie_clock_mhz": board.aie.clock_mhz,
+        "pl_clock_mhz": board.pl.default_clock_mhz,
+        "aie_tiles": board.aie.tiles,
+        "memory_tiles": board.memory_tiles.count,
+        "ddr_peak_gbs": peak,
+        "ddr_achieved_gbs": peak * float(eff) if peak and eff is not None else None,
+        "peak_gops": {
+            dt: board.aie.tiles * m * 2 * board.aie.clock_mhz / 1e3
+            for dt, m in board.aie.macs_per_cycle.items()
+        },
+    }
+
+
+def make_report(
+    board: Board,
+    layers: Sequence[LayerEstimate],
+    *,
+    title: str | None = None,
+    spatial: Iterable[dict[str, Any]] = (),
+    notes: Iterable[str] = (),
+    check_fit: bool = True,
+) -> dict[str, Any]:
+    """The report dict for ``layers`` run in order on ``board``.
+
+    ``check_fit``: raise :class:`FitError` (what overflows, by how much) when the shared
+    resources exceed the board. ``spatial``: optional side-by-side rows (see :func:`spatial_entry`).
+    """
+    m = summarize(layers)
+    if check_fit:
+        require_fit(board, m.resources, title or "model")
+    util = capacities(board, m.resources)
+    busiest = max(layers, key=lambda x: x.power_w) if layers else None
+    power: dict[str, Any] = {
+        "components": {},
+        "total_w": 0.0,
+        "complete": True,
+        "missing": [],
+        "assumptions": [],
+    }
+    if busiest is not None:
+        p = busiest.power
+        power = {
+            "layer": busiest.name,
+            "components": dict(p.components),
+            "total_w": p.total_w,
+            "complete": p.complete,
+            "missing": list(m.missing_power),
+            "assumptions": list(p.assumptions),
+        }
+    all_notes = ["every figure in this report is modelled (codesign.sim.perf), not measured"]
+    if m.missing_power:
+        all_notes.append(
+            f"power is a lower bound: {', '.join(m.missing_power)} not known for {board.name}"
+        )
+    all_notes += list(notes)
+    return {
+        "schema": SCHEMA,
+        "modelled": True,
+        "title": title or f"codesign report ({board.name})",
+        "board": board_entry(board),
+        "layers": [layer_entry(board, x) for x in layers],
+        "totals": {
+            "time_s": m.time_s,
+            "ops": m.ops,
+            "gops": m.gops,
+            "ddr_bytes": m.ddr_bytes,
+            "energy_j": m.energy_j,
+            "avg_power_w": m.avg_power_w,
+            "peak_power_w": m.peak_power_w,
+            "inferences_per_s": m.inferences_per_s,
+        },
+        "resources": [
+            {
+                "resource": r.resource,
+                "used": r.used,
+                "available": r.available,
+                "unit": r.unit,
+                "fraction": r.fraction,
+            }
+            for r in util
+        ],
+        "power": power,
+        "calibration": calibration_entries(),
+        "spatial": list(spatial),
+        "notes": all_notes,
+    }
+
+
+def spatial_entry(
+    design: str, *, cores: int, plios: int, gops: float, power_w: float | None
+) -> dict[str, Any]:
+    """One row of the temporal-vs-spatial comparison."""
+    return {
+        "design": design,
+        "cores": cores,
+        "plios": plios,
+        "gops": gops,
+        "power_w": power_w,
+        "gops_per_w": gops / power_w if power_w else None,
+        "gops_per_core": gops / cores if cores else None,
+    }
+
+
+def compare_spatial(board: Board, workload) -> list[dict[str, Any]]:
+    """Temporal (chosen) and spatial (ARIES/CHARM-style) rows for one GEMM on ``board``."""
+    from codesign.schedulers.spatial import map_spatial
+    from codesign.sim.perf import choose_temporal_config
+
+    t = choose_temporal_config(board, workload).estimate
+    s = map_spatial(board, workload)
+    return [
+        spatial_entry(
+            f"temporal {t.config.chains}x{t.config.cascade} ({workload.label()})",
+            cores=t.config.cores,
+            plios=t.resources.plio_in + t.resources.plio_out,
+            gops=t.gops,
+            power_w=t.power_w,
+        ),
+        spatial_entry(
+            f"spatial {s.config.a}x{s.config.b}x{s.config.c} ({workload.label()})",
+            cores=s.cores,
+            plios=s.config.plio_in + s.config.plio_out,
+            gops=s.gops,
+            power_w=s.power_w,
+        ),
+    ]

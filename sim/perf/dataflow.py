@@ -1,0 +1,155 @@
+"""DDR traffic and on-chip buffering of the two dataflows of the temporal block.
+
+Tempus's policy (``"tempus"``): for every graph iteration the PL DMA reads the iteration's A panel
+(``m x K``, broadcast to the chains) and B panel (``K x chains*n``) from DDR, where the host has
+replicated them; A therefore leaves DDR once per N tile and B once per M tile.
+
+``"reuse"`` keeps data on chip so that an operand leaves DDR fewer times. Plans, by what stays:
+
+- ``a_panel``: M tiles outer; the current A panel stays (double-buffered); A is read once, B once
+  per M tile.
+- ``b_panel``: N tiles outer; the current B panel stays; B once, A once per N tile.
+- ``b_resident``: all of B stays, A panels double-buffered: every operand read once.
+- ``a_resident``: all of A stays, B panels double-buffered: every operand read once.
+
+Kept data lives in memory tiles first (AIE-ML; each memory tile feeds at most ``mm2s_channels``
+streams), else in PL UltraRAM (two 72-bit ports per block: one block per 128-bit stream at most).
+Tempus measured a PL-URAM tiling of A 4.75x slower than its replicated streaming
+(REFERENCES.md s3); codesign prefers memory tiles and charges URAM port bandwidth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+from codesign.boards import Board
+from codesign.sim.perf.params import optional
+from codesign.sim.perf.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig, Tiling
+
+REUSE_PLANS = ("b_resident", "a_resident", "a_panel", "b_panel")
+
+#: bits one UltraRAM port delivers per PL cycle (288 Kb blocks, 72-bit ports, two ports)
+_URAM_PORT_BITS = 72
+_URAM_PORTS = 2
+
+
+@dataclass(frozen=True)
+class DataflowPlan:
+    """Where each operand comes from and how many bytes leave DDR.
+
+    ``a_source`` / ``b_source``: ``"pl"`` (streamed from DDR through the PL DMA and a PLIO),
+    ``"memtile"`` or ``"uram"`` (kept on chip). ``load_streams``: PLIOs that fill the on-chip
+    store. ``feasible`` is False with ``why`` naming what overflowed.
+    """
+
+    name: str
+    ddr_a: int
+    ddr_b: int
+    ddr_c: int
+    onchip_bytes: int
+    a_source: str
+    b_source: str
+    memory_tiles: int = 0
+    uram_blocks: int = 0
+    load_streams: int = 0
+    feasible: bool = True
+    why: str = ""
+
+    @property
+    def ddr_bytes(self) -> int:
+        return self.ddr_a + self.ddr_b + self.ddr_c
+
+
+def panel_bytes(w: GemmWorkload, c: TemporalConfig, t: Tiling) -> tuple[int, int]:
+    """Bytes of one A panel (m x K) and one B panel (K x chains*n), padded."""
+    ba, bb, _, _ = DTYPE_BYTES[w.dtype]
+    return c.tile_m * t.k_pad * ba, t.k_pad * c.chains * c.tile_n * bb
+
+
+def tempus_plan(w: GemmWorkload, c: TemporalConfig, t: Tiling) -> DataflowPlan:
+    """Tempus: both panels from DDR every iteration (host-replicated)."""
+    a_panel, b_panel = panel_bytes(w, c, t)
+    bo = DTYPE_BYTES[w.dtype][2]
+    return DataflowPlan(
+        name="tempus",
+        ddr_a=t.iterations * a_panel,
+        ddr_b=t.iterations * b_panel,
+        ddr_c=t.m_pad * t.n_pad * bo,
+        onchip_bytes=0,
+        a_source="pl",
+        b_source="pl",
+    )
+
+
+def reuse_plan(
+    board: Board, w: GemmWorkload, c: TemporalConfig, t: Tiling, name: str
+) -> DataflowPlan:
+    """One on-chip plan, placed in memory tiles or else URAM; infeasible plans say why."""
+    a_panel, b_panel = panel_bytes(w, c, t)
+    bo = DTYPE_BYTES[w.dtype][2]
+    c_bytes = t.m_pad * t.n_pad * bo
+    a_all, b_all = t.m_tiles * a_panel, t.n_tiles * b_panel
+    if name == "a_panel":
+        ddr_a, ddr_b, keep, kept = a_all, t.iterations * b_panel, 2 * a_panel, "a"
+    elif name == "b_panel":
+        ddr_a, ddr_b, keep, kept = t.iterations * a_panel, b_all, 2 * b_panel, "b"
+    elif name == "b_resident":
+        ddr_a, ddr_b, keep, kept = a_all, b_all, b_all + 2 * a_panel, "ab"
+    elif name == "a_resident":
+        ddr_a, ddr_b, keep, kept = a_all, b_all, a_all + 2 * b_panel, "ab"
+    else:
+        raise ValueError(f"reuse plan must be one of {', '.join(REUSE_PLANS)}, not {name!r}")
+    # streams the on-chip store must feed each iteration: A goes to `cascade` streams (broadcast
+    # over chains), B to chains*cascade streams
+    streams = (c.cascade if "a" in kept else 0) + (c.cores if "b" in kept else 0)
+    base = dict(name=name, ddr_a=ddr_a, ddr_b=ddr_b, ddr_c=c_bytes, onchip_bytes=keep)
+    mt = board.memory_tiles
+    if mt.count > 0 and mt.bytes > 0:
+        need = max(ceil(keep / mt.bytes), ceil(streams / max(mt.mm2s_channels, 1)))
+        if need <= mt.count:
+            src = "memtile"
+            return DataflowPlan(
+                **base,
+                a_source=src if "a" in kept else "pl",
+                b_source=src if "b" in kept else "pl",
+                memory_tiles=need,
+                load_streams=need,
+            )
+    uram_n, block = board.pl.uram, optional(board, "perf", "uram_block_bytes")
+    if uram_n and block:
+        per_stream = ceil(128 / (_URAM_PORT_BITS * _URAM_PORTS)) or 1
+        need = max(ceil(keep / block), streams * per_stream)
+        if need <= uram_n:
+            return DataflowPlan(
+                **base,
+                a_source="uram" if "a" in kept else "pl",
+                b_source="uram" if "b" in kept else "pl",
+                uram_blocks=need,
+            )
+    cap = []
+    if mt.count:
+        cap.append(f"{mt.count} memory tiles x {mt.bytes // 1024} KB")
+    if uram_n and block:
+        cap.append(f"{uram_n} URAM x {block // 1024} KB")
+    return DataflowPlan(
+        **base,
+        a_source="pl",
+        b_source="pl",
+        feasible=False,
+        why=f"{name} keeps {keep} bytes on chip; capacity {' + '.join(cap) or 'none'}",
+    )
+
+
+def plan_for(board: Board, w: GemmWorkload, c: TemporalConfig, t: Tiling) -> DataflowPlan:
+    """The plan ``c`` asks for; for ``reuse`` without a named plan, the feasible one moving the
+    fewest DDR bytes (ties: least on-chip storage), or Tempus's policy when none is feasible."""
+    if c.dataflow == "tempus":
+        return tempus_plan(w, c, t)
+    if c.reuse_plan is not None:
+        return reuse_plan(board, w, c, t, c.reuse_plan)
+    plans = [reuse_plan(board, w, c, t, n) for n in REUSE_PLANS]
+    ok = [p for p in plans if p.feasible]
+    if not ok:
+        return plans[0]
+    return min(ok, key=lambda p: (p.ddr_bytes, p.onchip_bytes, REUSE_PLANS.index(p.name)))
