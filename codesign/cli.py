@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codesign import __version__
+from codesign.cli_estimate import estimate
 from codesign.errors import CodesignError, FidelityError, OptionError
 
 ISSUES_URL = "https://github.com/codesign-fpga/codesign/issues"
@@ -65,10 +66,8 @@ def compile_cmd(
     model: Path, board: str, out: Path, block: str, shapes: tuple[str, ...], force: bool
 ) -> None:
     """Compile MODEL (ONNX) for a board into a build directory."""
-    from codesign.boards import load as load_board
     from codesign.codegen.build import CompileOptions, compile_model
     from codesign.frontend import ShapeOverride
-    from codesign.report.summary import build_report
     from codesign.schedulers.tempus import parse_block
 
     options = CompileOptions(
@@ -78,13 +77,17 @@ def compile_cmd(
         force=force,
     )
     plan = compile_model(model, out, options)
-    report = build_report(plan, load_board(board))
+    report = json.loads((out / "report" / "report.json").read_text())
     t = report["totals"]
     console.print(
         f"[green]compiled[/] {model} -> {out}/ for {board} (block {options.block}): "
-        f"{len(plan.layers)} layers, {t['gemm_layers']} GEMMs, "
-        f"modelled {t['modelled_time_us']} us"
+        f"{len(plan.layers)} layers, {len(plan.gemms())} GEMMs on the AIE block; "
+        f"modelled {t['time_s'] * 1e3:.3f} ms, {t['gops']:.1f} GOPS, {report['power']['total_w']:.2f} W "
+        f"(see `codesign report {out}`)"
     )
+    for layer in plan.gemms():
+        if layer.schedule.solver.fallback:
+            console.print(f"[yellow]note[/] {layer.name}: {layer.schedule.solver.fallback}")
 
 
 # --- simulate -----------------------------------------------------------------------------------
@@ -209,20 +212,22 @@ def random_inputs(plan, seed: int) -> dict[str, np.ndarray]:
 
 @main_group.command("report")
 @click.argument("build", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
 def report_cmd(build: Path, as_json: bool) -> None:
-    """Print per-layer shapes, tiles, modelled cycles and resources of BUILD."""
-    from codesign.boards import load as load_board
-    from codesign.report.summary import build_report
-    from codesign.report.text import print_report
+    """Per-layer shapes, tiles, modelled time, bound, resources and power of BUILD.
+
+    Also (re)writes BUILD/report/report.json and BUILD/report/report.html.
+    """
+    from codesign.codegen.build import write_report
+    from codesign.report.terminal import render_terminal
     from codesign.sim.functional import load_plan
 
-    _, plan = load_plan(build)
-    report = build_report(plan, load_board(plan.board))
+    root, plan = load_plan(build)
+    report = write_report(root, plan)
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     else:
-        print_report(report, console)
+        render_terminal(report, console)
 
 
 # --- boards -------------------------------------------------------------------------------------
@@ -271,6 +276,9 @@ def _value_at(board, path: str):
 
 def _show(v) -> str:
     return "null (unknown)" if v is None else str(v)
+
+
+main_group.add_command(estimate)
 
 
 # --- entry point --------------------------------------------------------------------------------

@@ -1,20 +1,20 @@
 """``codesign estimate``: modelled time, throughput, power and DDR traffic of one GEMM.
 
 A thin wrapper over :func:`codesign.sim.perf.choose_temporal_config`; options left out are chosen
-by the model. The lead's CLI registers it with ``main.add_command(estimate)``.
+by the model. Registered in :mod:`codesign.cli`; errors are mapped to one line and an exit code there.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from typing import Any
 
 import click
 
 from codesign.boards import load
-from codesign.errors import CodesignError, OptionError
+from codesign.errors import OptionError
+from codesign.schedulers.tempus import parse_block
 from codesign.sim.perf import choose_temporal_config, require_fit
 from codesign.sim.perf.calibration import time_rows
 
@@ -30,16 +30,6 @@ def parse_dims(text: str, option: str) -> tuple[int, int, int]:
             f"{option} must be MxKxN with positive integers (e.g. 1024x1024x1024), not {text!r}"
         )
     return tuple(int(g) for g in m.groups())  # type: ignore[return-value]
-
-
-def parse_block(text: str) -> tuple[int, int]:
-    """``"2x8"`` -> (chains, cascade)."""
-    m = _PAIR.match(text)
-    if not m or min(int(g) for g in m.groups()) < 1:
-        raise OptionError(
-            f"--block must be CHAINSxCASCADE with positive integers (e.g. 2x8), not {text!r}"
-        )
-    return int(m.group(1)), int(m.group(2))
 
 
 def estimate_dict(
@@ -59,7 +49,8 @@ def estimate_dict(
     M, K, N = parse_dims(gemm, "--gemm")
     chains = cascade = None
     if block is not None:
-        chains, cascade = parse_block(block)
+        b = parse_block(block)
+        chains, cascade = b.chains, b.cascade
     t = parse_dims(tile, "--tile") if tile is not None else None
     if dataflow not in ("auto", "tempus", "reuse"):
         raise OptionError(f"--dataflow must be one of auto, tempus, reuse, not {dataflow!r}")
@@ -169,7 +160,6 @@ def _table(d: dict[str, Any]) -> None:
 )
 @click.option("--plio-bits", type=int, default=128, show_default=True, help="PLIO width in bits.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
 def estimate(
     board_name: str,
     gemm: str,
@@ -180,19 +170,12 @@ def estimate(
     pl_clock_mhz: float | None,
     plio_bits: int,
     as_json: bool,
-    debug: bool,
 ) -> None:
     """Model one GEMM on a temporal AIE block: time, GOPS, power, DDR bytes and the bound.
 
     Every figure is modelled (calibrated on Tempus's measurements), not measured.
     """
-    try:
-        d = estimate_dict(board_name, gemm, dtype, block, tile, dataflow, pl_clock_mhz, plio_bits)
-    except CodesignError as err:
-        if debug:
-            raise
-        click.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
+    d = estimate_dict(board_name, gemm, dtype, block, tile, dataflow, pl_clock_mhz, plio_bits)
     if as_json:
         click.echo(json.dumps(d, indent=2))
     else:

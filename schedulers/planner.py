@@ -52,6 +52,7 @@ def _plan_gemm(ctx: PlanContext, op: Gemm) -> Layer:
     M = int(np.prod(a_shape[:-1], dtype=np.int64)) if len(a_shape) > 1 else 1
     try:
         sched = tempus.schedule_gemm(ctx.board, M, K, N, op.dtype, ctx.block)
+        sched = tempus.choose_dataflow(ctx.board, sched)
     except FitError as e:
         raise FitError(f"node {op.name!r} (GEMM {M}x{K}x{N} {op.dtype}): {e}") from None
     wdtype = "bf16" if op.dtype == "bf16" else kg.types[op.weight].dtype

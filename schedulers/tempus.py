@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from fractions import Fraction
 
 from codesign.boards import Board
 from codesign.errors import FitError, OptionError
 from codesign.ir.plan import Block, SolverReport, TemporalSchedule, Tile
-from codesign.solvers.tiling import TilingProblem, modelled_cycles, solve_tile
+from codesign.solvers.tiling import TilingProblem, block_cycles, solve_tile
 
 DEFAULT_BLOCK = Block(chains=2, cascade=8)
 
@@ -130,7 +131,7 @@ def schedule_gemm(
     m_tiles = math.ceil(M / tile.m)
     n_tiles = math.ceil(N / (block.chains * tile.n))
     k_passes = math.ceil(K / (block.cascade * tile.k))
-    cycles = modelled_cycles(problem, tile)
+    cycles = block_cycles(problem, tile)
     plio_in, plio_out = plios(block)
     return TemporalSchedule(
         M=M,
@@ -149,6 +150,27 @@ def schedule_gemm(
         core_memory_bytes=problem.memory(a, b, c),
         plio_in=plio_in,
         plio_out=plio_out,
-        modelled_cycles=cycles,
+        block_cycles=cycles,
         solver=report,
+    )
+
+
+def choose_dataflow(board: Board, sched: TemporalSchedule) -> TemporalSchedule:
+    """Pick how operands reach the block for this schedule's tile: Tempus's host-replicated
+    streaming or on-chip reuse, whichever the performance model finds faster and fits."""
+    from codesign.sim.perf import GemmWorkload, choose_temporal_config
+
+    t = sched.tile
+    choice = choose_temporal_config(
+        board,
+        GemmWorkload(sched.M, sched.K, sched.N, sched.dtype),
+        chains=sched.block.chains,
+        cascade=sched.block.cascade,
+        tile=(t.m, t.k, t.n),
+    )
+    cfg = choice.estimate.config
+    return replace(
+        sched,
+        dataflow=cfg.dataflow,
+        reuse_plan=choice.estimate.plan.name if cfg.dataflow != "tempus" else None,
     )

@@ -47,17 +47,14 @@ def test_compile_simulate_report(cli, qdq_model: Path, tmp_path: Path) -> None:
     assert r.code == 0, r.err
     report = json.loads(r.out)
     assert report["modelled"] is True
+    assert json.loads((build / "report" / "report.json").read_text()) == report
+    assert (build / "report" / "report.html").read_text().count("<svg") >= 3
     gemm = next(e for e in report["layers"] if e["kind"] == "gemm")
-    assert {
-        "M",
-        "K",
-        "N",
-        "tile",
-        "graph_iterations",
-        "modelled_cycles",
-        "modelled_gops",
-    } <= gemm.keys()
-    assert report["resources"]["aie_cores"] == {"used": 16, "available": 304}
+    keys = {"M", "K", "N", "tile", "iterations", "k_passes", "cycles", "gops", "bound", "dataflow"}
+    assert keys <= gemm.keys()
+    assert gemm["gain_over_tempus"] >= 1.0
+    cores = next(r for r in report["resources"] if r["resource"] == "AIE cores")
+    assert (cores["used"], cores["available"]) == (16, 304)
     r = cli("report", build)
     assert r.code == 0 and "modelled" in r.out
 

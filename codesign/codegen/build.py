@@ -67,7 +67,24 @@ def compile_model(
 def _write_build(root: Path, plan: Plan, model: Path, board: Board, hashes: dict[str, str]) -> None:
     (root / "schedule.json").write_text(to_json(plan))
     shutil.copyfile(model, root / "model.onnx")
+    write_report(root, plan)
     _write_manifest(root, plan, board, hashes)
+
+
+def write_report(root: Path, plan: Plan) -> dict:
+    """Write ``report/report.json`` and ``report/report.html`` of a build; return the report.
+
+    Raises :class:`~codesign.errors.FitError` when the modelled resources exceed the board.
+    """
+    from codesign.report.html import render_html
+    from codesign.report.plan_report import plan_report
+
+    report = plan_report(plan, load_board(plan.board))
+    out = root / "report"
+    out.mkdir(exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "report.html").write_text(render_html(report))
+    return report
 
 
 def _write_manifest(root: Path, plan: Plan, board: Board, known: dict[str, str]) -> None:

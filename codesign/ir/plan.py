@@ -90,6 +90,9 @@ class TemporalSchedule:
     Output tiles are walked as ``graph_iterations = m_tiles * n_tiles`` graph iterations in
     ``order`` ("m-outer": the N tile index varies fastest); each iteration runs ``k_passes``
     passes over K through the cascade. Dimensions are padded up to ``padded_*``.
+    ``block_cycles`` is the tiling objective (modelled compute and PLIO streaming of the block,
+    without DDR and launch); ``dataflow`` ("tempus" or "reuse") and ``reuse_plan`` say how the
+    operands reach the block, chosen by :mod:`codesign.sim.perf` for this tile.
     """
 
     M: int
@@ -108,8 +111,10 @@ class TemporalSchedule:
     core_memory_bytes: int
     plio_in: int
     plio_out: int
-    modelled_cycles: int
+    block_cycles: int
     solver: SolverReport
+    dataflow: str = "tempus"
+    reuse_plan: str | None = None
     order: str = "m-outer"
 
     @property

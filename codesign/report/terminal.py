@@ -26,6 +26,7 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
         "tile",
         "dataflow",
         "iters",
+        "cycles",
         "time ms",
         "bound",
         "GOPS",
@@ -47,6 +48,7 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
             "x".join(map(str, x["tile"])) if x.get("tile") else "",
             x.get("dataflow") or "",
             str(x["iterations"]) if x.get("iterations") is not None else "",
+            f"{x['cycles']:,}" if x.get("cycles") is not None else "",
             _f(x["time_s"] * 1e3, 3),
             x["bound"],
             _f(x["gops"], 1),
@@ -56,6 +58,7 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
     tot = report["totals"]
     t.add_row(
         "total",
+        "",
         "",
         "",
         "",

@@ -83,7 +83,7 @@ def cycles_of(p: TilingProblem, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> 
     return mt * nt * (kt * passes + p.iteration_overhead * scale)
 
 
-def modelled_cycles(p: TilingProblem, tile: Tile) -> int:
+def block_cycles(p: TilingProblem, tile: Tile) -> int:
     """The objective of one tile, in AIE cycles (rounded down)."""
     mm, mk, mn = p.native
     a, b, c = (np.int64(v) for v in (tile.m // mm, tile.k // mk, tile.n // mn))

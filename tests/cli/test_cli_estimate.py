@@ -1,11 +1,8 @@
-"""`codesign estimate` through click's CliRunner."""
+"""`codesign estimate` through the real CLI entry point (error mapping included)."""
 
 import json
 
 import pytest
-from click.testing import CliRunner
-
-from codesign.cli_estimate import estimate
 
 TEMPUS_ARGS = [
     "--board",
@@ -24,14 +21,10 @@ TEMPUS_ARGS = [
 ]
 
 
-def run(args):
-    return CliRunner().invoke(estimate, args)
-
-
-def test_json_on_the_tempus_configuration():
-    r = run(TEMPUS_ARGS)
-    assert r.exit_code == 0, r.output
-    d = json.loads(r.output)
+def test_json_on_the_tempus_configuration(cli):
+    r = cli("estimate", *TEMPUS_ARGS)
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
     assert d["modelled"] is True and d["label"] == "modelled"
     for key in ("time_ms", "gops", "power_w", "ddr_bytes", "bound"):
         assert key in d
@@ -42,18 +35,18 @@ def test_json_on_the_tempus_configuration():
     assert d["gain_over_tempus"] == pytest.approx(1.0)
 
 
-def test_missing_flags_are_chosen_by_the_model():
-    r = run(["--gemm", "1024x1024x1024", "--json"])
-    assert r.exit_code == 0, r.output
-    d = json.loads(r.output)
+def test_missing_flags_are_chosen_by_the_model(cli):
+    r = cli("estimate", "--gemm", "1024x1024x1024", "--json")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
     assert set(d["chosen_by_model"]) == {"block", "tile", "dataflow"}
     assert d["gain_over_tempus"] > 1
 
 
-def test_table_output_says_modelled():
-    r = run(["--gemm", "512x512x512", "--block", "2x8"])
-    assert r.exit_code == 0, r.output
-    assert "modelled" in r.output and "time ms" in r.output
+def test_table_output_says_modelled(cli):
+    r = cli("estimate", "--gemm", "512x512x512", "--block", "2x8")
+    assert r.code == 0, r.err
+    assert "modelled" in r.out and "time ms" in r.out
 
 
 @pytest.mark.parametrize(
@@ -69,9 +62,9 @@ def test_table_output_says_modelled():
         (["--gemm", "1024x1024x1024", "--block", "8x8"], "does not fit ve2302"),
     ],
 )
-def test_bad_options_are_one_line_errors(args, needle):
-    r = run(args)
-    assert r.exit_code == 2
-    lines = r.output.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], r.output
-    assert "Traceback" not in r.output
+def test_bad_options_are_one_line_errors(cli, args, needle):
+    r = cli("estimate", *args)
+    assert r.code == 2
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.err
+    assert "Traceback" not in r.err
