@@ -100,11 +100,11 @@ def _run_gemm(
     L, C = s.block.cascade, s.block.chains
     m, k, n = s.tile.m, s.tile.k, s.tile.n
     bf16 = layer.dtype == "bf16"
-    A = np.zeros((s.padded_M, s.padded_K), dtype=np.float64)
+    Bc, bound = _core_weights(sim, layer)  # [k_pass, core, k, n_tile*chain*n]
+    A = np.zeros((s.padded_M, s.padded_K), dtype=Bc.dtype)
     A[: s.M, : s.K] = numerics.to_bf16(a.reshape(s.M, s.K)) if bf16 else a.reshape(s.M, s.K)
     # A tiles [m_tile, k_pass, core, m, k]: the same A tile goes to every chain
     At = A.reshape(s.m_tiles, m, s.k_passes, L, k).transpose(0, 2, 3, 1, 4)
-    Bc, bound = _core_weights(sim, layer)  # [k_pass, core, k, n_tile*chain*n]
     cols = s.n_tiles * C * n
     acc = np.zeros((s.m_tiles, m, cols), dtype=np.float32 if bf16 else np.int64)
     for i in range(s.m_tiles):  # graph iterations of M tile i (all its N tiles at once)
@@ -117,10 +117,8 @@ def _run_gemm(
                 # Integer partials are exact and acc32 wrap-around is associative, so the L core
                 # products of this pass and their cascade sum are one product over the pass's
                 # L*k slice: the same number, formed in one BLAS call.
-                a_pass = At[i, p].transpose(1, 0, 2).reshape(m, L * k)
-                partial = numerics.mac_partial_int(
-                    a_pass, Bc[p].reshape(L * k, -1), bound=bound * L
-                )
+                a_pass = np.ascontiguousarray(At[i, p].transpose(1, 0, 2).reshape(m, L * k))
+                partial = numerics.mac_partial_int(a_pass, Bc[p].reshape(L * k, -1), bound=bound)
                 acc[i] = numerics.accumulate(acc[i], partial, layer.dtype)
     # columns are ordered (n_tile, chain, n): exactly the output's N order
     full = acc.reshape(s.padded_M, s.padded_N)[: s.M, : s.N]
@@ -129,24 +127,24 @@ def _run_gemm(
 
 
 def _core_weights(sim: Simulator, layer: GemmLayer) -> tuple[np.ndarray, int | None]:
-    """The streamed B tiles regrouped per (K pass, core) as float64 [k, n_tile*chain*n] matrices,
-    with the exactness bound of the integer products (cached per layer)."""
+    """The streamed B tiles regrouped per (K pass, core) as [k, n_tile*chain*n] matrices, and
+    the bound of one pass's integer products (cached per layer). Integer weights are held as
+    float32 when every pass sum stays below 2**24 (exact there, and twice as fast as float64)."""
     key = f"{layer.weight.path}#core"
     if key not in sim._cache:
         s = layer.schedule
         B = unpack_b(sim.data(layer.weight), s)  # [n_tile, k_pass, chain, core, k, n]
-        Bc = np.ascontiguousarray(B.transpose(1, 3, 4, 0, 2, 5), dtype=np.float64)
-        Bc = Bc.reshape(s.k_passes, s.block.cascade, s.tile.k, -1)
-        sim._cache[key] = Bc
-        a_lo, a_hi = (
-            numerics.int_range(sim.plan.tensor(layer.inputs[0]).dtype)
-            if layer.dtype != "bf16"
-            else (0, 0)
+        bound = 0
+        if layer.dtype != "bf16":
+            a_lo, a_hi = numerics.int_range(sim.plan.tensor(layer.inputs[0]).dtype)
+            bmax = int(np.abs(B.astype(np.int64)).max(initial=0))
+            bound = max(abs(a_lo), abs(a_hi)) * bmax * s.tile.k * s.block.cascade
+        exact_f32 = layer.dtype == "bf16" or bound < numerics.EXACT_F32
+        Bc = np.ascontiguousarray(
+            B.transpose(1, 3, 4, 0, 2, 5), dtype=np.float32 if exact_f32 else np.float64
         )
-        sim._cache[key + "#bound"] = (
-            max(abs(a_lo), abs(a_hi)) * int(np.abs(Bc).max(initial=0)) * s.tile.k
-        )
-    return sim._cache[key], int(sim._cache[key + "#bound"])
+        sim._cache[key] = (Bc.reshape(s.k_passes, s.block.cascade, s.tile.k, -1), bound)
+    return sim._cache[key]
 
 
 def _epilogue(sim: Simulator, layer: GemmLayer, acc: np.ndarray, args: list) -> np.ndarray:

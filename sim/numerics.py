@@ -63,8 +63,9 @@ _RANGES: dict[str, tuple[int, int]] = {
     "int32": (-(2**31), 2**31 - 1),
 }
 
-#: Largest |sum| for which a float64 BLAS matmul of integers is exact.
-_EXACT_F64 = 2**53
+#: Largest |sum| for which a float64 (float32) BLAS matmul of integers is exact.
+EXACT_F64 = 2**53
+EXACT_F32 = 2**24
 
 
 def int_range(dtype: str) -> tuple[int, int]:
@@ -226,7 +227,8 @@ def to_bf16(x: np.ndarray) -> np.ndarray:
 def int_matmul(a: np.ndarray, b: np.ndarray, *, bound: int | None = None) -> np.ndarray:
     """Exact integer matrix product (batched over leading axes) as int64.
 
-    Uses float64 BLAS, which is exact while every partial sum stays below 2**53; the bound is
+    Uses float32 BLAS while every partial sum stays below 2**24 and float64 BLAS below 2**53
+    (integer sums are exact in both there); the bound is
     computed from the operand magnitudes unless the caller passes ``bound`` (an upper bound of
     max|a| * max|b| * K), and an exact int64 product is used above it. Operands may already be
     float64 arrays holding integers (no copy is made then).
@@ -238,7 +240,7 @@ def int_matmul(a: np.ndarray, b: np.ndarray, *, bound: int | None = None) -> np.
         amax = int(np.abs(a).max(initial=0))
         bmax = int(np.abs(b).max(initial=0))
         bound = amax * bmax * max(k, 1)
-    if bound < _EXACT_F64:
+    if bound < EXACT_F64:
         return np.matmul(a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)).astype(
             np.int64
         )
