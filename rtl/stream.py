@@ -14,8 +14,8 @@ Clock and reset are ``clk`` and ``rst`` (synchronous, active high).
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Mux, Shape, ShapeLike, Signal, Value, ValueLike
-from amaranth.lib import data, wiring
+from amaranth.hdl import Const, Mux, Shape, ShapeLike, Value, ValueLike
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from codesign.sim.numerics import ROUNDING_MODES, int_range
 
@@ -93,21 +93,3 @@ def round_up(
     for i, name in enumerate(ROUNDING_MODES):
         out = Mux(mode == i, table[name], out)
     return out
-
-
-def lanes_of(layout: data.ArrayLayout, view: data.View) -> list[Value]:
-    """The elements of an array view as plain values (signed where the element is signed)."""
-    return [
-        view[i].as_value() if isinstance(view[i], data.View) else view[i]
-        for i in range(layout.length)
-    ]
-
-
-def pipeline_valid(m, enable: Value, first: Value, stages: int, *, name: str) -> list[Signal]:
-    """Valid bits of a ``stages``-deep stall pipeline: stage 0 loads ``first`` on ``enable``."""
-    valid = [Signal(name=f"{name}_v{i}") for i in range(stages)]
-    with m.If(enable):
-        m.d.sync += valid[0].eq(first)
-        for i in range(1, stages):
-            m.d.sync += valid[i].eq(valid[i - 1])
-    return valid
