@@ -27,10 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
-from codesign.rtl.packing import pack
 from codesign.rtl.spec import BlockSpec
 
 CONFIG_ENV = "CODESIGN_BENCH_CONFIG"
@@ -250,14 +248,6 @@ def check_beats(
         raise AssertionError(f"{name}: got {len(got)} beats, expected {len(want)}")
 
 
-def packed(layout: Any, rows: Iterable[Any], lasts: Iterable[bool]) -> list[tuple[int, int]]:
-    """Pack rows of values with their ``last`` flags into beats."""
-    return [
-        (pack(layout, list(r) if not isinstance(r, dict) else r), int(lst))
-        for r, lst in zip(rows, lasts, strict=True)
-    ]
-
-
 PHASES: tuple[tuple[float, float], ...] = (
     (1.0, 1.0),
     (0.8, 0.8),
@@ -280,8 +270,6 @@ __all__ = [
     "Sink",
     "Source",
     "check_beats",
-    "cocotb",
-    "packed",
     "phase",
     "steady_rate",
 ]
