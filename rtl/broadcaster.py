@@ -73,6 +73,9 @@ class BroadcasterParams:
 class Broadcaster(wiring.Component):
     """The tile broadcaster/replicator; see the module docstring for ports and timing."""
 
+    #: Cycles from an input beat's acceptance to its first copy being valid on the outputs.
+    LATENCY = 1
+
     def __init__(self, params: BroadcasterParams) -> None:
         self.params = params
         beat = stream_signature(unsigned(params.width), last=True)

@@ -113,6 +113,7 @@ class MWQDecoderParams:
 class MWQDecoder(wiring.Component):
     """The MWQ plane decoder; see the module docstring for ports."""
 
+    #: Cycles from an input beat's acceptance to its output beat being valid.
     LATENCY = 3
 
     def __init__(self, params: MWQDecoderParams) -> None:

@@ -86,6 +86,7 @@ class SparseExpanderParams:
 class SparseExpander(wiring.Component):
     """The N:M sparse expander; see the module docstring for the format and ports."""
 
+    #: Cycles from an input beat's acceptance to its output beat being valid.
     LATENCY = 1
 
     def __init__(self, params: SparseExpanderParams) -> None:

@@ -20,7 +20,7 @@ import amaranth
 from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
-from codesign.rtl.spec import BlockSpec
+from codesign.rtl.spec import BlockSpec, block_info
 
 from codesign.errors import BuildError
 
@@ -84,11 +84,13 @@ def write_blocks(
 
         {"version": 1, "generator": "codesign.rtl", "amaranth": "0.5.10",
          "blocks": [{"block": ..., "params": {...}, "module": ..., "file": "<module>.v",
-                     "sha256": ..., "ports": {name: {"direction", "width"}},
+                     "sha256": ..., "latency_cycles": n, "beats_per_cycle": 1,
+                     "ports": {name: {"direction", "width"}},
                      "synth": {...}  # only with synth=True
                     }, ...]}
 
-    Duplicate specs are written once; the order of first appearance is kept.
+    Duplicate specs are written once; the order of first appearance is kept. Block files of an
+    earlier call (``codesign_*.v``) that the new manifest does not list are removed.
     """
     unique: list[BlockSpec] = []
     for spec in specs:
@@ -104,6 +106,8 @@ def write_blocks(
             "module": spec.module_name,
             "file": f"{spec.module_name}.v",
             "sha256": hashlib.sha256(texts[spec].encode()).hexdigest(),
+            "latency_cycles": block_info(spec.block).component.LATENCY,
+            "beats_per_cycle": 1,
             "ports": _ports(spec),
         }
         if synth:
@@ -125,6 +129,10 @@ def write_blocks(
     for spec in unique:
         _atomic_write(out / f"{spec.module_name}.v", texts[spec])
     _atomic_write(out / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+    keep = {e["file"] for e in entries}
+    for stale in out.glob("codesign_*.v"):
+        if stale.name not in keep:
+            stale.unlink(missing_ok=True)
     return manifest
 
 

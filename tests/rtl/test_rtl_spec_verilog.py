@@ -72,8 +72,14 @@ def test_write_blocks_writes_verilog_and_manifest(tmp_path) -> None:
     assert entry["ports"]["m_out__1__data"] == {"direction": "out", "width": 8}
     assert entry["ports"]["s_tile__ready"] == {"direction": "out", "width": 1}
     assert entry["ports"]["repeats"] == {"direction": "in", "width": 16}
+    assert entry["latency_cycles"] == 1 and entry["beats_per_cycle"] == 1
     assert read_manifest(tmp_path / "build") == tuple(dict.fromkeys(specs))
     assert read_manifest(out) == read_manifest(out / "manifest.json")
+    # a second compile with fewer blocks removes the files of the first
+    again = write_blocks(out, specs[:1])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["manifest.json", again["blocks"][0]["file"]]
+    )
 
 
 def test_write_blocks_leaves_nothing_on_bad_input(tmp_path) -> None:
