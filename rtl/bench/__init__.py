@@ -1,0 +1,1 @@
+"""The cocotb benches of the RTL blocks (simulator side) and their host-side runner."""

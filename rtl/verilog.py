@@ -1,0 +1,161 @@
+"""Verilog for the blocks (amaranth.back.verilog), and the build's ``rtl/`` directory.
+
+:func:`to_verilog` converts one :class:`~codesign.rtl.spec.BlockSpec` (cached per spec within the
+process). :func:`write_blocks` writes the Verilog of the blocks a build needs plus
+``manifest.json`` describing them; ``codesign compile`` calls it with ``build/rtl``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import amaranth
+from amaranth.back import verilog
+from amaranth.hdl import Value
+from amaranth.lib import wiring
+from codesign.rtl.spec import BlockSpec, block_info
+
+from codesign.errors import BuildError
+
+__all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "read_manifest", "to_verilog", "write_blocks"]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+@functools.lru_cache(maxsize=64)
+def to_verilog(spec: BlockSpec) -> str:
+    """The Verilog text of ``spec`` as module :attr:`BlockSpec.module_name` (cached by spec).
+
+    Ports: ``clk``, ``rst`` (synchronous, active high) and the block's stream ports (see
+    :mod:`codesign.rtl.stream`). The first call in a process takes a few seconds (Amaranth starts
+    its bundled Yosys), later ones a fraction of a second.
+    """
+    return verilog.convert(spec.component(), name=spec.module_name, emit_src=False)
+
+
+def _ports(spec: BlockSpec) -> dict[str, dict[str, Any]]:
+    """Port name -> {direction, width} of the generated module (for the manifest)."""
+    out: dict[str, dict[str, Any]] = {
+        "clk": {"direction": "in", "width": 1},
+        "rst": {"direction": "in", "width": 1},
+    }
+    comp = spec.component()
+    comp._MustUse__silence = True  # only its signature is read here
+    for path, member, value in comp.signature.flatten(comp):
+        name = "__".join(str(part) for part in path)
+        direction = "out" if member.flow == wiring.Out else "in"
+        out[name] = {"direction": direction, "width": Value.cast(value).shape().width}
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_blocks(
+    out_dir: str | os.PathLike[str], specs: Iterable[BlockSpec], *, synth: bool = False
+) -> dict[str, Any]:
+    """Write ``<module>.v`` for each distinct spec and ``manifest.json`` into ``out_dir``.
+
+    Every Verilog text is generated before anything is written, and every file is written through
+    a temporary file and renamed, so an error leaves no half-written file. With ``synth`` the
+    manifest also carries each block's synthesis figures (:func:`codesign.rtl.synth.synthesize`,
+    cached; needs Debian's yosys).
+
+    Returns the manifest::
+
+        {"version": 1, "generator": "codesign.rtl", "amaranth": "0.5.10",
+         "blocks": [{"block": ..., "params": {...}, "module": ..., "file": "<module>.v",
+                     "sha256": ..., "latency_cycles": n, "beats_per_cycle": 1,
+                     "ports": {name: {"direction", "width"}},
+                     "synth": {...}  # only with synth=True
+                    }, ...]}
+
+    Duplicate specs are written once; the order of first appearance is kept. Block files of an
+    earlier call (``codesign_*.v``) that the new manifest does not list are removed.
+    """
+    unique: list[BlockSpec] = []
+    for spec in specs:
+        if not isinstance(spec, BlockSpec):
+            raise TypeError(f"specs must be BlockSpec instances, not {type(spec).__name__}")
+        if spec not in unique:
+            unique.append(spec)
+    texts = {spec: to_verilog(spec) for spec in unique}
+    entries: list[dict[str, Any]] = []
+    for spec in unique:
+        entry: dict[str, Any] = {
+            **spec.to_json(),
+            "module": spec.module_name,
+            "file": f"{spec.module_name}.v",
+            "sha256": hashlib.sha256(texts[spec].encode()).hexdigest(),
+            "latency_cycles": block_info(spec.block).component.LATENCY,
+            "beats_per_cycle": 1,
+            "ports": _ports(spec),
+        }
+        if synth:
+            from codesign.rtl.synth import synthesize
+
+            entry["synth"] = synthesize(spec).to_json()
+        entries.append(entry)
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "generator": "codesign.rtl",
+        "amaranth": amaranth.__version__,
+        "blocks": entries,
+    }
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BuildError(f"RTL output directory {out} cannot be created: {e.strerror}") from None
+    for spec in unique:
+        _atomic_write(out / f"{spec.module_name}.v", texts[spec])
+    _atomic_write(out / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+    keep = {e["file"] for e in entries}
+    for stale in out.glob("codesign_*.v"):
+        if stale.name not in keep:
+            stale.unlink(missing_ok=True)
+    return manifest
+
+
+def read_manifest(path: str | os.PathLike[str]) -> tuple[BlockSpec, ...]:
+    """The block specs listed in a ``manifest.json`` (or a build directory holding
+    ``rtl/manifest.json``, or an ``rtl`` directory holding ``manifest.json``)."""
+    p = Path(path)
+    candidates = [p] if p.suffix == ".json" else [p / "rtl" / MANIFEST_NAME, p / MANIFEST_NAME]
+    for c in candidates:
+        if c.is_file():
+            break
+    else:
+        raise BuildError(f"build directory {p} must contain rtl/{MANIFEST_NAME}; none found")
+    try:
+        manifest = json.loads(c.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BuildError(f"{c} must be a readable JSON manifest: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
+        raise BuildError(
+            f"{c} must be an RTL manifest of version {MANIFEST_VERSION}, "
+            f"not {manifest.get('version') if isinstance(manifest, dict) else type(manifest).__name__}"
+        )
+    blocks = manifest.get("blocks")
+    if not isinstance(blocks, list):
+        raise BuildError(f"{c} must have a 'blocks' list")
+    return tuple(BlockSpec.from_json(b) for b in blocks)
