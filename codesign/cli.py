@@ -19,6 +19,7 @@ from rich.table import Table
 from codesign import __version__
 from codesign.cli_estimate import estimate
 from codesign.errors import CodesignError, FidelityError, OptionError
+from codesign.rtl.cli import verify
 
 ISSUES_URL = "https://github.com/codesign-fpga/codesign/issues"
 
@@ -62,8 +63,15 @@ def main_group(ctx: click.Context, debug: bool) -> None:
     help="Fix a dynamic input shape, e.g. --shape input=1x128 (repeatable).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing build directory.")
+@click.option("--no-synth", is_flag=True, help="Skip yosys synthesis figures of the RTL blocks.")
 def compile_cmd(
-    model: Path, board: str, out: Path, block: str, shapes: tuple[str, ...], force: bool
+    model: Path,
+    board: str,
+    out: Path,
+    block: str,
+    shapes: tuple[str, ...],
+    force: bool,
+    no_synth: bool,
 ) -> None:
     """Compile MODEL (ONNX) for a board into a build directory."""
     from codesign.codegen.build import CompileOptions, compile_model
@@ -75,6 +83,7 @@ def compile_cmd(
         block=parse_block(block),
         shapes=tuple(ShapeOverride.parse(s) for s in shapes),
         force=force,
+        synth=not no_synth,
     )
     plan = compile_model(model, out, options)
     report = json.loads((out / "report" / "report.json").read_text())
@@ -279,6 +288,7 @@ def _show(v) -> str:
 
 
 main_group.add_command(estimate)
+main_group.add_command(verify)
 
 
 # --- entry point --------------------------------------------------------------------------------

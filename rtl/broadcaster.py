@@ -37,9 +37,9 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-from codesign.rtl.stream import stream_signature
 
 from codesign.errors import OptionError
+from codesign.rtl.stream import stream_signature
 
 __all__ = ["Broadcaster", "BroadcasterParams"]
 

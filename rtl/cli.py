@@ -10,6 +10,10 @@ import time
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
+
+from codesign.errors import CodesignError, FidelityError, OptionError
 from codesign.rtl.bench.runner import (
     DEFAULT_TRANSACTIONS,
     SIMULATORS,
@@ -20,10 +24,6 @@ from codesign.rtl.bench.runner import (
 )
 from codesign.rtl.spec import BLOCKS, BlockSpec, block_info
 from codesign.rtl.verilog import read_manifest
-from rich.console import Console
-from rich.table import Table
-
-from codesign.errors import CodesignError, FidelityError, OptionError
 
 __all__ = ["parse_block_arg", "verify"]
 

@@ -34,10 +34,10 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
-from codesign.rtl.stream import dtype_shape, round_up, saturate, stream_signature
-from codesign.sim.numerics import ROUNDING_MODES
 
 from codesign.errors import OptionError
+from codesign.rtl.stream import dtype_shape, round_up, saturate, stream_signature
+from codesign.sim.numerics import ROUNDING_MODES
 
 __all__ = ["MWQDecoder", "MWQDecoderParams"]
 

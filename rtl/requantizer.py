@@ -44,10 +44,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-from codesign.rtl.stream import dtype_shape, round_up, saturate, stream_signature
-from codesign.sim.numerics import ROUNDING_MODES
 
 from codesign.errors import OptionError
+from codesign.rtl.stream import dtype_shape, round_up, saturate, stream_signature
+from codesign.sim.numerics import ROUNDING_MODES
 
 __all__ = ["Requantizer", "RequantizerParams"]
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-from codesign.rtl.stream import dtype_shape, stream_signature
-from codesign.sim.numerics import nm_index_bits
 
 from codesign.errors import OptionError
+from codesign.rtl.stream import dtype_shape, stream_signature
+from codesign.sim.numerics import nm_index_bits
 
 __all__ = ["SparseExpander", "SparseExpanderParams"]
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from amaranth.lib import wiring
+
+from codesign.errors import OptionError
 from codesign.rtl.broadcaster import Broadcaster, BroadcasterParams
 from codesign.rtl.mwq_decoder import MWQDecoder, MWQDecoderParams
 from codesign.rtl.requantizer import Requantizer, RequantizerParams
 from codesign.rtl.sparse_expander import SparseExpander, SparseExpanderParams
-
-from codesign.errors import OptionError
 
 __all__ = ["BLOCKS", "BlockInfo", "BlockSpec", "block_info"]
 

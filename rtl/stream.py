@@ -17,6 +17,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Mux, Shape, ShapeLike, Value, ValueLike
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
 from codesign.sim.numerics import ROUNDING_MODES, int_range
 
 __all__ = [

@@ -25,10 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codesign.errors import BuildError
 from codesign.rtl.spec import BlockSpec
 from codesign.rtl.verilog import to_verilog
-
-from codesign.errors import BuildError
 
 __all__ = [
     "FAMILY",

@@ -20,9 +20,9 @@ import amaranth
 from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
-from codesign.rtl.spec import BlockSpec, block_info
 
 from codesign.errors import BuildError
+from codesign.rtl.spec import BlockSpec, block_info
 
 __all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "read_manifest", "to_verilog", "write_blocks"]
 

@@ -19,6 +19,7 @@ from codesign import __version__
 from codesign.boards import Board
 from codesign.boards import load as load_board
 from codesign.codegen.datafiles import DataWriter
+from codesign.codegen.rtl_blocks import synthesized_pl, write_rtl
 from codesign.errors import BuildError
 from codesign.frontend import ShapeOverride, import_model
 from codesign.ir.plan import Block, Plan, to_json
@@ -35,6 +36,8 @@ class CompileOptions:
     block: Block = DEFAULT_BLOCK
     shapes: tuple[ShapeOverride, ...] = ()
     force: bool = False
+    #: run yosys on the RTL blocks (cached by parameters) for the report's PL figures
+    synth: bool = True
 
 
 def compile_model(
@@ -56,7 +59,7 @@ def compile_model(
     try:
         writer = DataWriter(tmp)
         plan = plan_graph(kg, board, options.block, writer, model=Path(model).name)
-        _write_build(tmp, plan, Path(model), board, writer.hashes)
+        _write_build(tmp, plan, Path(model), board, writer.hashes, options.synth)
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -64,9 +67,12 @@ def compile_model(
     return plan
 
 
-def _write_build(root: Path, plan: Plan, model: Path, board: Board, hashes: dict[str, str]) -> None:
+def _write_build(
+    root: Path, plan: Plan, model: Path, board: Board, hashes: dict[str, str], synth: bool
+) -> None:
     (root / "schedule.json").write_text(to_json(plan))
     shutil.copyfile(model, root / "model.onnx")
+    write_rtl(root, plan, synth)
     write_report(root, plan)
     _write_manifest(root, plan, board, hashes)
 
@@ -79,7 +85,7 @@ def write_report(root: Path, plan: Plan) -> dict:
     from codesign.report.html import render_html
     from codesign.report.plan_report import plan_report
 
-    report = plan_report(plan, load_board(plan.board))
+    report = plan_report(plan, load_board(plan.board), synthesized_pl(root))
     out = root / "report"
     out.mkdir(exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

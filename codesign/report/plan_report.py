@@ -19,11 +19,13 @@ from codesign.report.build import compare_spatial, make_report
 from codesign.sim.perf import (
     GemmWorkload,
     LayerEstimate,
+    PlUsage,
     TemporalConfig,
     estimate_stream_layer,
     estimate_temporal_gemm,
     gemm_layer,
 )
+from codesign.sim.perf.calibration import TEMPUS_PL_USAGE
 
 
 def _config(layer: GemmLayer) -> TemporalConfig:
@@ -39,15 +41,19 @@ def _config(layer: GemmLayer) -> TemporalConfig:
     )
 
 
-def _gemm(board: Board, layer: GemmLayer) -> tuple[LayerEstimate, dict[str, Any], GemmWorkload]:
+def _gemm(
+    board: Board, layer: GemmLayer, pl: PlUsage
+) -> tuple[LayerEstimate, dict[str, Any], GemmWorkload]:
     s = layer.schedule
     work = GemmWorkload(s.M, s.K, s.N, layer.dtype)
     cfg = _config(layer)
-    est = estimate_temporal_gemm(board, work, cfg)
+    est = estimate_temporal_gemm(board, work, cfg, pl=pl)
     tempus = (
         est
         if cfg.dataflow == "tempus"
-        else estimate_temporal_gemm(board, work, replace(cfg, dataflow="tempus", reuse_plan=None))
+        else estimate_temporal_gemm(
+            board, work, replace(cfg, dataflow="tempus", reuse_plan=None), pl=pl
+        )
     )
     extra = {
         "k_passes": s.k_passes,
@@ -65,14 +71,37 @@ def _gemm(board: Board, layer: GemmLayer) -> tuple[LayerEstimate, dict[str, Any]
     return gemm_layer(layer.name, est), extra, work
 
 
-def plan_report(plan: Plan, board: Board) -> dict[str, Any]:
-    """The report dict (schema in codesign/report/SCHEMA.md) of ``plan`` on ``board``."""
+def pl_usage(synthesized: dict[str, Any] | None) -> PlUsage:
+    """PL of the temporal block: the DMA data movers (Tempus's measured HLS figures, as the
+    documented formula for HLS blocks) plus the build's RTL blocks from yosys when known."""
+    if not synthesized:
+        return TEMPUS_PL_USAGE
+    rtl = PlUsage(
+        lut=synthesized["lut"],
+        ff=synthesized["ff"],
+        bram=round(synthesized["bram"]),
+        uram=synthesized["uram"],
+        dsp=synthesized["dsp"],
+        source="yosys synth_xilinx (xcup proxy): " + ", ".join(synthesized["blocks"]),
+    )
+    return TEMPUS_PL_USAGE + rtl
+
+
+def plan_report(
+    plan: Plan, board: Board, synthesized: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The report dict (schema in codesign/report/SCHEMA.md) of ``plan`` on ``board``.
+
+    ``synthesized``: summed synthesis figures of the build's RTL blocks
+    (:func:`codesign.codegen.rtl_blocks.synthesized_pl`), added to the PL resources and power.
+    """
+    pl = pl_usage(synthesized)
     layers: list[LayerEstimate] = []
     extra: dict[str, dict[str, Any]] = {}
     largest: GemmWorkload | None = None
     for layer in plan.layers:
         if isinstance(layer, GemmLayer):
-            est, extra[layer.name], work = _gemm(board, layer)
+            est, extra[layer.name], work = _gemm(board, layer, pl)
             layers.append(est)
             if largest is None or work.ops > largest.ops:
                 largest = work
@@ -90,6 +119,8 @@ def plan_report(plan: Plan, board: Board) -> dict[str, Any]:
         "on the same block and tile",
         "the spatial rows compare the largest GEMM mapped by the model's own best temporal "
         "configuration with the ARIES/CHARM-style spatial baseline",
+        f"PL resources: {pl.source}"
+        + (f" ({synthesized['note']})" if synthesized and synthesized.get("note") else ""),
     ]
     report = make_report(
         board,

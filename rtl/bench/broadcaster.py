@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 import cocotb
+
 from codesign.rtl.bench.common import BenchConfig, Harness, check_beats, phase, steady_rate
 from codesign.rtl.broadcaster import BroadcasterParams
 

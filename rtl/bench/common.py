@@ -29,6 +29,7 @@ from typing import Any
 
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
+
 from codesign.rtl.spec import BlockSpec
 
 CONFIG_ENV = "CODESIGN_BENCH_CONFIG"

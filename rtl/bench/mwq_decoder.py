@@ -6,6 +6,7 @@ import random
 
 import cocotb
 import numpy as np
+
 from codesign.rtl.bench.common import BenchConfig, Harness, check_beats, phase, steady_rate
 from codesign.rtl.mwq_decoder import MWQDecoderParams
 from codesign.rtl.packing import pack, pack_many, unpack

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import cocotb
 import numpy as np
+
 from codesign.rtl.bench.common import (
     BenchConfig,
     Harness,

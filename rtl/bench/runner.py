@@ -18,10 +18,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codesign.errors import OptionError
 from codesign.rtl.spec import BlockSpec, block_info
 from codesign.rtl.verilog import to_verilog
-
-from codesign.errors import OptionError
 
 __all__ = [
     "DEFAULT_TRANSACTIONS",

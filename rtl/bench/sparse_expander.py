@@ -7,6 +7,7 @@ import random
 
 import cocotb
 import numpy as np
+
 from codesign.rtl.bench.common import BenchConfig, Harness, check_beats, phase, steady_rate
 from codesign.rtl.packing import pack_many, unpack
 from codesign.rtl.sparse_expander import SparseExpanderParams

@@ -9,6 +9,7 @@ not installed is skipped with the install command.
 from __future__ import annotations
 
 import pytest
+
 from codesign.rtl.bench.runner import default_simulator, simulator_missing
 from codesign.rtl.synth import yosys_missing
 

@@ -9,6 +9,7 @@ Verilator whatever the chosen simulator is.
 from __future__ import annotations
 
 import pytest
+
 from codesign.rtl import BlockSpec
 from codesign.rtl.bench.runner import DEFAULT_TRANSACTIONS, BenchResult, run_bench
 from codesign.sim.numerics import ROUNDING_MODES

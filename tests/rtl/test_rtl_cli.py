@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+
+from codesign.errors import BuildError, FidelityError, OptionError
 from codesign.rtl import BlockSpec, write_blocks
 from codesign.rtl.bench import runner as bench_runner
 from codesign.rtl.cli import parse_block_arg, verify
-
-from codesign.errors import BuildError, FidelityError, OptionError
 
 
 def test_parse_block_arg() -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
-from codesign.rtl import BlockSpec
-from codesign.rtl.packing import pack, pack_many, unpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from codesign.rtl import BlockSpec
+from codesign.rtl.packing import pack, pack_many, unpack
 
 LAYOUT = data.StructLayout(
     {

@@ -7,9 +7,9 @@ import shutil
 import subprocess
 
 import pytest
-from codesign.rtl import BLOCKS, BlockSpec, read_manifest, to_verilog, write_blocks
 
 from codesign.errors import BuildError, OptionError
+from codesign.rtl import BLOCKS, BlockSpec, read_manifest, to_verilog, write_blocks
 
 
 def test_spec_is_normalised_and_hashable() -> None:

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+
 from codesign.rtl import BlockSpec, write_blocks
 from codesign.rtl.synth import PROXY_NOTE, SynthFigures, _figures, cache_dir, synthesize
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from codesign.sim import numerics as nu
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from codesign.sim import numerics as nu
 
 # ---- MWQ -------------------------------------------------------------------------------------
 
