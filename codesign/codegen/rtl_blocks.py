@@ -13,14 +13,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from codesign.boards import load as load_board
 from codesign.ir.plan import Plan
 from codesign.rtl import BlockSpec, write_blocks
 from codesign.schedulers.tempus import OPERAND_BYTES
 
 RTL_DIR = "rtl"
-#: PLIO width the blocks stream (bits per beat)
-BEAT_BITS = 128
-REQUANT_LANES = BEAT_BITS // 32
+#: smallest sizes generated (rounded up in powers of two from here, to share cached Verilog)
 MIN_CHANNELS = 1024
 MIN_DEPTH = 512
 
@@ -35,6 +34,7 @@ def _pow2_at_least(x: int, floor: int) -> int:
 def rtl_specs_for(plan: Plan) -> list[BlockSpec]:
     """The RTL blocks ``plan`` uses, in a fixed order."""
     gemms = plan.gemms()
+    beat_bits = max(load_board(plan.board).plio.widths_bits)  # the blocks stream whole PLIO beats
     specs: list[BlockSpec] = []
     by_dtype: dict[str, int] = {}
     for g in gemms:
@@ -45,20 +45,20 @@ def rtl_specs_for(plan: Plan) -> list[BlockSpec]:
         specs.append(
             BlockSpec.of(
                 "requantizer",
-                lanes=REQUANT_LANES,
+                lanes=beat_bits // 32,
                 out_dtype=dtype,
                 max_channels=_pow2_at_least(channels, MIN_CHANNELS),
             )
         )
     if gemms:
         beats = max(
-            g.schedule.tile.m * g.schedule.tile.k * OPERAND_BYTES[g.dtype][0] * 8 // BEAT_BITS
+            g.schedule.tile.m * g.schedule.tile.k * OPERAND_BYTES[g.dtype][0] * 8 // beat_bits
             for g in gemms
         )
         specs.append(
             BlockSpec.of(
                 "broadcaster",
-                width=BEAT_BITS,
+                width=beat_bits,
                 outputs=plan.block.chains,
                 depth=_pow2_at_least(beats, MIN_DEPTH),
             )
