@@ -85,7 +85,7 @@ def _golden_check(model: Path, sim: Simulator, env: dict[str, np.ndarray]) -> in
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_compile_simulate_matches_golden_and_onnxruntime(case: str, tmp_path: Path) -> None:
     model = CASES[case](tmp_path / "model.onnx")
-    plan = compile_model(model, tmp_path / "build", CompileOptions())
+    plan = compile_model(model, tmp_path / "build", CompileOptions(synth=False))
     assert plan.gemms(), "every case has at least one GEMM on the AIE block"
     sim = Simulator(tmp_path / "build")
     inputs = models.random_inputs(model, seed=1)
@@ -104,7 +104,7 @@ def test_compile_simulate_matches_golden_and_onnxruntime(case: str, tmp_path: Pa
 def test_int8_paths_are_exact_integer_gemms(tmp_path: Path) -> None:
     """The QDQ MLP really runs int8 GEMMs with requantisation on the block (not float)."""
     model = models.qdq_mlp(tmp_path / "m.onnx", per_channel=True)
-    plan = compile_model(model, tmp_path / "b", CompileOptions())
+    plan = compile_model(model, tmp_path / "b", CompileOptions(synth=False))
     gemms = plan.gemms()
     assert [g.dtype for g in gemms] == ["int8", "int8"]
     assert all(g.requant is not None and g.requant.dtype == "int8" for g in gemms)
@@ -112,7 +112,7 @@ def test_int8_paths_are_exact_integer_gemms(tmp_path: Path) -> None:
 
 def test_padding_for_shapes_that_divide_nothing(tmp_path: Path) -> None:
     model = models.qdq_gemm(tmp_path / "m.onnx", 7, 100, 33)
-    plan = compile_model(model, tmp_path / "b", CompileOptions())
+    plan = compile_model(model, tmp_path / "b", CompileOptions(synth=False))
     s = plan.gemms()[0].schedule
     assert (s.M, s.K, s.N) == (7, 100, 33)
     assert s.padded_M % s.tile.m == 0 and s.padded_M >= 7
@@ -125,7 +125,7 @@ def test_k_larger_than_one_pass(tmp_path: Path) -> None:
     from codesign.ir.plan import Block
 
     model = models.qdq_gemm(tmp_path / "m.onnx", 16, 4096, 16)
-    plan = compile_model(model, tmp_path / "b", CompileOptions(block=Block(1, 2)))
+    plan = compile_model(model, tmp_path / "b", CompileOptions(block=Block(1, 2), synth=False))
     assert plan.gemms()[0].schedule.k_passes > 1
     sim = Simulator(tmp_path / "b")
     env = sim.run_all(models.random_inputs(model))
