@@ -61,13 +61,36 @@ def main_group(ctx: click.Context, debug: bool) -> None:
     help="Fix a dynamic input shape, e.g. --shape input=1x128 (repeatable).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing build directory.")
+@click.option(
+    "--solver-time-limit",
+    type=float,
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="CP-SAT time limit per GEMM tile; 0 = exhaustive search (reported as a fallback).",
+)
+@click.option(
+    "--max-model-size",
+    default="2G",
+    show_default=True,
+    metavar="SIZE",
+    help="Largest model file plus external data, e.g. 500M (at most 2G).",
+)
 def compile_cmd(
-    model: Path, board: str, out: Path, block: str, shapes: tuple[str, ...], force: bool
+    model: Path,
+    board: str,
+    out: Path,
+    block: str,
+    shapes: tuple[str, ...],
+    force: bool,
+    solver_time_limit: float,
+    max_model_size: str,
 ) -> None:
     """Compile MODEL (ONNX) for a board into a build directory."""
     from codesign.boards import load as load_board
     from codesign.codegen.build import CompileOptions, compile_model
     from codesign.frontend import ShapeOverride
+    from codesign.frontend.load import parse_size
     from codesign.report.summary import build_report
     from codesign.schedulers.tempus import parse_block
 
@@ -76,6 +99,8 @@ def compile_cmd(
         block=parse_block(block),
         shapes=tuple(ShapeOverride.parse(s) for s in shapes),
         force=force,
+        solver_time_limit=solver_time_limit,
+        max_model_bytes=parse_size(max_model_size, "--max-model-size"),
     )
     plan = compile_model(model, out, options)
     report = build_report(plan, load_board(board))
@@ -85,6 +110,9 @@ def compile_cmd(
         f"{len(plan.layers)} layers, {t['gemm_layers']} GEMMs, "
         f"modelled {t['modelled_time_us']} us"
     )
+    for g in plan.gemms():
+        if g.schedule.solver.fallback:
+            console.print(f"[yellow]solver fallback[/] {g.name!r}: {g.schedule.solver.fallback}")
 
 
 # --- simulate -----------------------------------------------------------------------------------
@@ -140,8 +168,10 @@ def simulate_cmd(
     """Run BUILD bit-accurately on the plan; optionally compare with onnxruntime."""
     from codesign.runtime.fidelity import compare
     from codesign.sim.functional import Simulator
+    from codesign.sim.memory import check_fits
 
     sim = Simulator(build)
+    check_fits(sim.plan, build, reference)
     inputs = _load_npz(inputs_path) if inputs_path else random_inputs(sim.plan, seed)
     outputs = sim.run(inputs)
     if output_path:

@@ -22,6 +22,8 @@ from codesign.ir.plan import Block, TemporalSchedule, Tile
 from codesign.solvers.tiling import TilingProblem, cycles_of, solve_tile
 
 DEFAULT_BLOCK = Block(chains=2, cascade=8)
+#: Default CP-SAT deterministic time limit per GEMM tile, in seconds.
+SOLVER_TIME_LIMIT = 10.0
 
 #: Bytes per element of (A, B) for each compute dtype; the accumulator is 4 bytes (acc32/fp32).
 OPERAND_BYTES = {"int8": (1, 1), "int16": (2, 2), "int16x8": (2, 1), "bf16": (2, 2), "fp32": (4, 4)}
@@ -106,7 +108,7 @@ def schedule_gemm(
     dtype: str,
     block: Block = DEFAULT_BLOCK,
     tile: Tile | None = None,
-    time_limit_s: float = 10.0,
+    time_limit_s: float = SOLVER_TIME_LIMIT,
 ) -> TemporalSchedule:
     """Schedule an M x K x N GEMM on the temporal block; the tile from CP-SAT unless given."""
     check_block(board, block)
@@ -132,10 +134,8 @@ def schedule_gemm(
     m_tiles = math.ceil(M / tile.m)
     n_tiles = math.ceil(N / (block.chains * tile.n))
     k_passes = math.ceil(K / (block.cascade * tile.k))
-    import numpy as np
-
     scale = math.lcm(problem.cycles_per_mmul.denominator, problem.stream_bytes_per_cycle.numerator)
-    cycles = int(cycles_of(problem, np.int64(a), np.int64(b), np.int64(c))) // scale
+    cycles = cycles_of(problem, a, b, c) // scale
     plio_in, plio_out = plios(block)
     return TemporalSchedule(
         M=M,

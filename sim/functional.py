@@ -187,4 +187,8 @@ def simulate(build: str | os.PathLike[str], inputs: dict[str, np.ndarray]) -> di
     """Run the build at ``build`` on ``inputs``; return its outputs by graph output name."""
     if not inputs and not Path(build).exists():
         raise BuildError(f"{build}: no such build directory")
-    return Simulator(build).run(inputs)
+    from codesign.sim.memory import check_fits
+
+    sim = Simulator(build)
+    check_fits(sim.plan, build)
+    return sim.run(inputs)

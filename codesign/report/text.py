@@ -57,6 +57,9 @@ def print_report(report: dict[str, Any], console: Console) -> None:
                 "",
             )
     console.print(layers)
+    for e in report["layers"]:
+        if "fallback" in str(e.get("solver", "")):
+            console.print(f"solver fallback in {e['name']!r}: {e['solver']}")
     t = report["totals"]
     console.print(
         f"total (modelled*): {t['modelled_cycles']} AIE cycles at {report['aie_clock_mhz']:g} MHz = "

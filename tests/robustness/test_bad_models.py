@@ -86,6 +86,7 @@ def _utf8(m: onnx.ModelProto) -> None:
 
 # id -> (base model, edit, extra compile options, fragments of the one error line)
 CASES: dict[str, tuple[Callable[[Path], Path], Edit | None, tuple[str, ...], tuple[str, ...]]] = {
+    "size-limit": (float_mlp, None, ("--max-model-size", "1K"), ("must be at most 1024 bytes",)),
     "missing-initializer": (
         float_mlp,
         lambda m: m.graph.initializer.remove(init(m, "fc0.weight")),
@@ -340,6 +341,17 @@ def external_model(tmp_path: Path) -> tuple[Path, Path]:
     return d, model
 
 
+def test_external_data_inside_the_directory_works(cli, tmp_path: Path) -> None:
+    d, model = external_model(tmp_path)
+    build = tmp_path / "b"
+    r = cli("compile", model, "-o", build)
+    assert r.code == 0, r.err
+    # the build's model.onnx carries the data itself: the reference runs without models/
+    (d / "weights.bin").unlink()
+    r = cli("simulate", build, "--reference")
+    assert r.code == 0, r.err
+
+
 @pytest.mark.parametrize(
     "location, entries, fragments",
     [
@@ -374,3 +386,11 @@ def test_external_data_refused(cli, tmp_path: Path, location, entries, fragments
     build = tmp_path / "out"
     r = cli("compile", bad, "-o", build)
     assert_refused(r, build, "bad.onnx", *fragments)
+
+
+def test_external_data_counts_against_the_size_limit(cli, tmp_path: Path) -> None:
+    _, model = external_model(tmp_path)
+    build = tmp_path / "out"
+    size = model.stat().st_size
+    r = cli("compile", model, "-o", build, "--max-model-size", str(size + 100))
+    assert_refused(r, build, "the model file and its external data must be at most")

@@ -35,6 +35,18 @@ def compile_and_simulate(model: Path, build: Path) -> tuple[int, int | None]:
     return 0, s.code
 
 
+def test_gemm_with_a_constant_activation(tmp_path: Path) -> None:
+    """Reshape(initializer) -> MatMul: the folded constant is the GEMM's A. Was KeyError in
+    simulate (the plan did not write constants read by GEMM layers)."""
+    src = models.float_mlp_reshape(
+        tmp_path / "r.onnx", dims=(8, 16, 4), batch=2, input_shape=(2, 4)
+    )
+    model = edited(
+        src, tmp_path / "m.onnx", lambda m: node(m, "reshape").input.__setitem__(0, "fc0.bias")
+    )
+    assert compile_and_simulate(model, tmp_path / "b") == (0, 0)
+
+
 def test_unused_output_of_a_multi_output_op(tmp_path: Path) -> None:
     """DynamicQuantizeLinear whose scale output nobody reads. Was AssertionError ("tensor
     input_scale has no type") after pruning."""
@@ -113,6 +125,34 @@ def test_float_overflow_is_not_a_warning(tmp_path: Path) -> None:
 
     model = edited(src, tmp_path / "m.onnx", scale_up)
     assert compile_and_simulate(model, tmp_path / "b")[0] == 0
+
+
+def test_external_reshape_target(tmp_path: Path) -> None:
+    """A Reshape target in external data: onnx's own loader used to be called on it (reading
+    relative to the working directory) and failed with a ValidationError (exit 1). Now the data
+    is read by codesign's contained loader first, then checked."""
+    d = tmp_path / "models"
+    d.mkdir()
+    src = models.float_mlp_reshape(d / "r.onnx", dims=(8, 16, 4), batch=2, input_shape=(2, 4))
+    for values, expect in (([2, 8], 0), ([2**59, 2**60], 2)):
+        (d / "shape.bin").write_bytes(np.array(values, "<i8").tobytes())
+
+        def external_shape(m: onnx.ModelProto) -> None:
+            t = init(m, "shape")
+            t.ClearField("raw_data")
+            t.ClearField("int64_data")
+            t.data_location = onnx.TensorProto.EXTERNAL
+            e = t.external_data.add()
+            e.key, e.value = "location", "shape.bin"
+
+        model = edited(src, d / "m.onnx", external_shape)
+        build = tmp_path / f"b{expect}"
+        r = run_quietly("compile", model, "-o", build)
+        assert r.code == expect, r.err
+        if expect:
+            assert "node 'reshape' (Reshape): the target shape must list dimensions" in r.err
+        else:
+            assert run_quietly("simulate", build, "--reference").code == 0
 
 
 def test_dequantised_weight_beyond_float32(tmp_path: Path) -> None:
