@@ -64,6 +64,21 @@ def main_group(ctx: click.Context, debug: bool) -> None:
 )
 @click.option("--force", is_flag=True, help="Replace an existing build directory.")
 @click.option("--no-synth", is_flag=True, help="Skip yosys synthesis figures of the RTL blocks.")
+@click.option(
+    "--solver-time-limit",
+    type=float,
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="CP-SAT time limit per GEMM tile; 0 = exhaustive search (reported as a fallback).",
+)
+@click.option(
+    "--max-model-size",
+    default="2G",
+    show_default=True,
+    metavar="SIZE",
+    help="Largest model file plus external data, e.g. 500M (at most 2G).",
+)
 def compile_cmd(
     model: Path,
     board: str,
@@ -72,10 +87,13 @@ def compile_cmd(
     shapes: tuple[str, ...],
     force: bool,
     no_synth: bool,
+    solver_time_limit: float,
+    max_model_size: str,
 ) -> None:
     """Compile MODEL (ONNX) for a board into a build directory."""
     from codesign.codegen.build import CompileOptions, compile_model
     from codesign.frontend import ShapeOverride
+    from codesign.frontend.load import parse_size
     from codesign.schedulers.tempus import parse_block
 
     options = CompileOptions(
@@ -84,6 +102,8 @@ def compile_cmd(
         shapes=tuple(ShapeOverride.parse(s) for s in shapes),
         force=force,
         synth=not no_synth,
+        solver_time_limit=solver_time_limit,
+        max_model_bytes=parse_size(max_model_size, "--max-model-size"),
     )
     plan = compile_model(model, out, options)
     report = json.loads((out / "report" / "report.json").read_text())
@@ -94,9 +114,9 @@ def compile_cmd(
         f"modelled {t['time_s'] * 1e3:.3f} ms, {t['gops']:.1f} GOPS, {report['power']['total_w']:.2f} W "
         f"(see `codesign report {out}`)"
     )
-    for layer in plan.gemms():
-        if layer.schedule.solver.fallback:
-            console.print(f"[yellow]note[/] {layer.name}: {layer.schedule.solver.fallback}")
+    for g in plan.gemms():
+        if g.schedule.solver.fallback:
+            console.print(f"[yellow]solver fallback[/] {g.name!r}: {g.schedule.solver.fallback}")
 
 
 # --- simulate -----------------------------------------------------------------------------------
@@ -152,8 +172,10 @@ def simulate_cmd(
     """Run BUILD bit-accurately on the plan; optionally compare with onnxruntime."""
     from codesign.runtime.fidelity import compare
     from codesign.sim.functional import Simulator
+    from codesign.sim.memory import check_fits
 
     sim = Simulator(build)
+    check_fits(sim.plan, build, reference)
     inputs = _load_npz(inputs_path) if inputs_path else random_inputs(sim.plan, seed)
     outputs = sim.run(inputs)
     if output_path:

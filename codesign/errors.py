@@ -39,6 +39,10 @@ class FitError(CodesignError):
     """The design does not fit on the board (memory, cores, PLIOs, PL resources)."""
 
 
+class MemoryLimitError(CodesignError):
+    """The host does not have the memory an operation would need (checked before it starts)."""
+
+
 class BuildError(CodesignError):
     """A build directory is missing, incomplete, or would be clobbered."""
 

@@ -32,8 +32,16 @@ from codesign.schedulers.tempus_layout import B_LAYOUT, pack_b
 class PlanContext:
     """What a planner function needs: the graph, the board, the block and the data writer."""
 
-    def __init__(self, kg: KernelGraph, board: Board, block: Block, writer: DataWriter) -> None:
+    def __init__(
+        self,
+        kg: KernelGraph,
+        board: Board,
+        block: Block,
+        writer: DataWriter,
+        solver_time_limit: float = tempus.SOLVER_TIME_LIMIT,
+    ) -> None:
         self.kg, self.board, self.block, self.writer = kg, board, block, writer
+        self.solver_time_limit = solver_time_limit
         self.constants: dict[str, DataFile] = {}
 
     def constant(self, name: str) -> DataFile:
@@ -51,7 +59,9 @@ def _plan_gemm(ctx: PlanContext, op: Gemm) -> Layer:
     a_shape = kg.types[op.inputs[0]].shape
     M = int(np.prod(a_shape[:-1], dtype=np.int64)) if len(a_shape) > 1 else 1
     try:
-        sched = tempus.schedule_gemm(ctx.board, M, K, N, op.dtype, ctx.block)
+        sched = tempus.schedule_gemm(
+            ctx.board, M, K, N, op.dtype, ctx.block, time_limit_s=ctx.solver_time_limit
+        )
         sched = tempus.choose_dataflow(ctx.board, sched)
     except FitError as e:
         raise FitError(f"node {op.name!r} (GEMM {M}x{K}x{N} {op.dtype}): {e}") from None
@@ -111,11 +121,24 @@ PLANNERS: dict[type[Op], Callable[[PlanContext, Op], Layer]] = {
 
 
 def plan_graph(
-    kg: KernelGraph, board: Board, block: Block, writer: DataWriter, model: str = ""
+    kg: KernelGraph,
+    board: Board,
+    block: Block,
+    writer: DataWriter,
+    model: str = "",
+    solver_time_limit: float = tempus.SOLVER_TIME_LIMIT,
 ) -> Plan:
-    """Schedule every op of the hardware KernelGraph ``kg``; write its data through ``writer``."""
-    ctx = PlanContext(kg, board, block, writer)
+    """Schedule every op of the hardware KernelGraph ``kg``; write its data through ``writer``.
+
+    ``solver_time_limit`` is the CP-SAT limit per GEMM tile (see
+    :func:`codesign.solvers.tiling.solve_tile`).
+    """
+    ctx = PlanContext(kg, board, block, writer, solver_time_limit)
     layers = tuple(PLANNERS[type(op)](ctx, op) for op in kg.ops)
+    for op in kg.ops:  # constants any layer reads as an input (a GEMM's A included)
+        for name in op.inputs:
+            if name and kg.is_const(name):
+                ctx.constant(name)
 
     def spec(name: str) -> TensorSpec:
         t = kg.types[name]

@@ -23,6 +23,8 @@ from codesign.ir.plan import Block, SolverReport, TemporalSchedule, Tile
 from codesign.solvers.tiling import TilingProblem, block_cycles, solve_tile
 
 DEFAULT_BLOCK = Block(chains=2, cascade=8)
+#: Default CP-SAT deterministic time limit per GEMM tile, in seconds.
+SOLVER_TIME_LIMIT = 10.0
 
 #: Bytes per element of (A, B) for each compute dtype; the accumulator is 4 bytes (acc32/fp32).
 OPERAND_BYTES = {"int8": (1, 1), "int16": (2, 2), "int16x8": (2, 1), "bf16": (2, 2), "fp32": (4, 4)}
@@ -107,7 +109,7 @@ def schedule_gemm(
     dtype: str,
     block: Block = DEFAULT_BLOCK,
     tile: Tile | None = None,
-    time_limit_s: float = 10.0,
+    time_limit_s: float = SOLVER_TIME_LIMIT,
 ) -> TemporalSchedule:
     """Schedule an M x K x N GEMM on the temporal block; the tile from CP-SAT unless given."""
     check_block(board, block)

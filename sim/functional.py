@@ -82,12 +82,14 @@ class Simulator:
         env: dict[str, np.ndarray] = dict(self.check_inputs(inputs))
         for name, f in self.plan.constants.items():
             env[name] = self.data(f)
-        for layer in self.plan.layers:
-            results = EXECUTORS[layer.kind](
-                self, layer, [env[i] if i else None for i in layer.inputs]
-            )
-            for name, value in zip(layer.outputs, results, strict=True):
-                env[name] = value
+        # float overflow to inf/NaN is IEEE arithmetic the hardware does too, not a warning
+        with np.errstate(all="ignore"):
+            for layer in self.plan.layers:
+                results = EXECUTORS[layer.kind](
+                    self, layer, [env[i] if i else None for i in layer.inputs]
+                )
+                for name, value in zip(layer.outputs, results, strict=True):
+                    env[name] = value
         return env
 
 
@@ -186,4 +188,8 @@ def simulate(build: str | os.PathLike[str], inputs: dict[str, np.ndarray]) -> di
     """Run the build at ``build`` on ``inputs``; return its outputs by graph output name."""
     if not inputs and not Path(build).exists():
         raise BuildError(f"{build}: no such build directory")
-    return Simulator(build).run(inputs)
+    from codesign.sim.memory import check_fits
+
+    sim = Simulator(build)
+    check_fits(sim.plan, build)
+    return sim.run(inputs)

@@ -9,6 +9,9 @@ inferred shapes.
 from __future__ import annotations
 
 import os
+import re
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +19,18 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from codesign.errors import ModelError, OptionError
+from codesign.frontend.validate import (
+    MAX_DIM,
+    check_dims,
+    check_reshape_targets,
+    check_structure,
+    tensor_nbytes,
+    type_name,
+)
 
-#: Largest model file accepted (protobuf itself caps a message at 2 GiB).
+#: Largest model accepted, in bytes: the file plus its external data (protobuf itself caps a
+#: message at 2 GiB). ``codesign compile --max-model-size`` lowers it.
 MAX_MODEL_BYTES = 2 * 1024**3 - 1
-#: Largest dimension accepted anywhere in a shape.
-MAX_DIM = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -46,24 +56,57 @@ class ShapeOverride:
         return ShapeOverride(name, shape)
 
 
+def parse_size(text: str, option: str = "size") -> int:
+    """``"500M"`` -> bytes (suffixes K, M, G are powers of 1024), at most :data:`MAX_MODEL_BYTES`."""
+    t = text.strip().upper().removesuffix("B")
+    scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(t[-1:], 1)
+    digits = t[:-1] if scale > 1 else t
+    if not digits.isdigit() or int(digits) * scale < 1:
+        raise OptionError(f"{option} must be a positive size such as 500M or 2G, not {text!r}")
+    return min(int(digits) * scale, MAX_MODEL_BYTES)
+
+
 def load_model(
     path: str | os.PathLike[str],
     shapes: tuple[ShapeOverride, ...] = (),
     max_bytes: int = MAX_MODEL_BYTES,
+    data: bytes | None = None,
 ) -> onnx.ModelProto:
-    """Read, check and shape-infer the model at ``path``.
+    """Read, check and shape-infer the model at ``path`` (whose bytes are ``data`` if given).
 
     Raises :class:`ModelError` for a missing, oversized, non-ONNX or truncated file, external data
-    outside the model's directory, a dynamic input dimension without an override, or a failed
-    check; :class:`OptionError` for an override naming no graph input or of the wrong rank.
+    outside the model's directory, a malformed graph (see
+    :func:`codesign.frontend.validate.check_structure`), a dynamic input dimension without an
+    override, a failed check, or inferred shapes beyond the limits; :class:`OptionError` for an
+    override naming no graph input or of the wrong rank. ``max_bytes`` bounds the model file and
+    its external data together.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ModelError(f"{p}: no such model file")
-    size = p.stat().st_size
-    if size > max_bytes:
-        raise ModelError(f"{p}: model file must be at most {max_bytes} bytes, not {size}")
-    data = p.read_bytes()
+    if data is None:
+        data = read_model_bytes(p, max_bytes)
+    model = _decode(data, p)
+    check_structure(model, p)
+    load_external_data(model, p, max_bytes, len(data))
+    check_reshape_targets(model.graph, p)
+    _apply_shapes(model, shapes, p)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:  # ValidationError, and whatever a hostile proto provokes
+        raise ModelError(f"{p}: the ONNX checker rejected the model: {_short(e)}") from None
+    try:
+        model = onnx.shape_inference.infer_shapes(
+            model, check_type=True, strict_mode=True, data_prop=True
+        )
+    except Exception as e:  # onnx raises InferenceError and plain RuntimeErrors here
+        raise ModelError(f"{p}: shape inference failed: {_short(e)}") from None
+    for vi in [*model.graph.value_info, *model.graph.output]:
+        shape = vi.type.tensor_type.shape
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
+        check_dims(dims, f"{p}: tensor {vi.name!r} (inferred)")
+    return model
+
+
+def _decode(data: bytes, p: Path) -> onnx.ModelProto:
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, RuntimeError, ValueError) as e:
@@ -72,19 +115,42 @@ def load_model(
         ) from None
     if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
         raise ModelError(f"{p}: not an ONNX model (no graph in the file)")
-    _load_external_data(model, p)
-    _apply_shapes(model, shapes, p)
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as e:
-        raise ModelError(f"{p}: the ONNX checker rejected the model: {_short(e)}") from None
-    try:
-        model = onnx.shape_inference.infer_shapes(
-            model, check_type=True, strict_mode=True, data_prop=True
-        )
-    except Exception as e:  # onnx raises InferenceError and plain RuntimeErrors here
-        raise ModelError(f"{p}: shape inference failed: {_short(e)}") from None
     return model
+
+
+def reference_copy(path: Path, data: bytes, max_bytes: int = MAX_MODEL_BYTES) -> bytes:
+    """The bytes of a self-contained copy of the model (``data`` read from ``path``): ``data``
+    itself, or, when tensors live in external files, the model with that data inlined (read
+    under the same rules as :func:`load_model`)."""
+    model = _decode(data, path)
+    if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in _all_tensors(model)):
+        return data
+    load_external_data(model, path, max_bytes, len(data))
+    return model.SerializeToString(deterministic=True)
+
+
+def read_model_bytes(p: Path, max_bytes: int = MAX_MODEL_BYTES) -> bytes:
+    """The bytes of the regular file ``p``, refusing more than ``max_bytes``."""
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ModelError(f"{p}: no such model file") from None
+    except OSError as e:
+        raise ModelError(f"{p}: cannot read the model file: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelError(f"{p}: must be a model file, not a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"{p}: must be a regular file (not a device, pipe or socket)")
+    if st.st_size > max_bytes:
+        raise ModelError(f"{p}: model file must be at most {max_bytes} bytes, not {st.st_size}")
+    try:
+        with p.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise ModelError(f"{p}: cannot read the model file: {e.strerror}") from None
+    if len(data) > max_bytes:  # grew since stat
+        raise ModelError(f"{p}: model file must be at most {max_bytes} bytes, not more")
+    return data
 
 
 def _apply_shapes(model: onnx.ModelProto, shapes: tuple[ShapeOverride, ...], path: Path) -> None:
@@ -124,56 +190,121 @@ def _apply_shapes(model: onnx.ModelProto, shapes: tuple[ShapeOverride, ...], pat
                         for x in vi.type.tensor_type.shape.dim
                     )
                 )
-            if d.dim_value <= 0 or d.dim_value > MAX_DIM:
-                raise ModelError(
-                    f"{path}: input {name!r} dimension {i} must lie in 1..{MAX_DIM}, not {d.dim_value}"
-                )
+        check_dims([d.dim_value for d in vi.type.tensor_type.shape.dim], f"{path}: input {name!r}")
 
 
-def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
-    """Load external tensor data, only from files inside the model's own directory."""
-    from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
+def load_external_data(
+    model: onnx.ModelProto, path: Path, max_bytes: int = MAX_MODEL_BYTES, file_bytes: int = 0
+) -> list[str]:
+    """Inline every tensor's external data, read only from regular files inside the model's own
+    directory; return the locations read (sorted).
 
+    The model file (``file_bytes``) and the external data together must stay within
+    ``max_bytes``.
+
+    A location must be a relative path without ``..`` that does not resolve (through symlinks)
+    outside the directory; offset and length must lie inside the file, and the length must be
+    the size the tensor's dims and type need.
+    """
     base = path.parent.resolve()
+    used: set[str] = set()
+    total = file_bytes
     for tensor in _all_tensors(model):
-        if not uses_external_data(tensor):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        where = f"{path}: tensor {tensor.name!r} external data"
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
         rel = Path(location)
-        if not location or rel.is_absolute() or ".." in rel.parts:
+        if not location or rel.is_absolute() or ".." in rel.parts or "\0" in location:
             raise ModelError(
-                f"{path}: tensor {tensor.name!r} external data location must be a relative path "
-                f"inside the model's directory, not {location!r}"
+                f"{where} location must be a relative path inside the model's directory, "
+                f"not {location!r}"
             )
         target = (base / rel).resolve()
         if not target.is_relative_to(base):
             raise ModelError(
-                f"{path}: tensor {tensor.name!r} external data {location!r} resolves outside "
-                "the model's directory (symlink)"
+                f"{where} {location!r} must stay inside the model's directory, but it resolves "
+                "outside it (symlink)"
             )
+        if not target.exists():
+            raise ModelError(f"{where} file {location!r} is missing")
         if not target.is_file():
+            raise ModelError(f"{where} {location!r} must be a regular file")
+        count = check_dims(list(tensor.dims), where)
+        need = tensor_nbytes(tensor, count)
+        if need is None:
+            raise ModelError(f"{where}: external data of this element type is not supported")
+        offset = _int_field(info.get("offset", "0"), "offset", where)
+        length = _int_field(info.get("length", str(need)), "length", where)
+        if length != need:
             raise ModelError(
-                f"{path}: tensor {tensor.name!r} external data file {location!r} is missing"
+                f"{where} length must be {need} bytes (shape {list(tensor.dims)}), not {length}"
+            )
+        size = target.stat().st_size
+        if offset + length > size:
+            raise ModelError(
+                f"{where} {location!r} must hold {length} bytes at offset {offset}, "
+                f"but the file has {size}"
+            )
+        total += length
+        if total > max_bytes:
+            raise ModelError(
+                f"{path}: the model file and its external data must be at most {max_bytes} "
+                f"bytes in all, not {total} or more"
             )
         try:
-            load_external_data_for_tensor(tensor, str(base))
-        except Exception as e:
-            raise ModelError(
-                f"{path}: tensor {tensor.name!r} external data unreadable: {_short(e)}"
-            ) from None
-        tensor.data_location = onnx.TensorProto.DEFAULT
+            with target.open("rb") as f:
+                f.seek(offset)
+                raw = f.read(length)
+        except OSError as e:
+            raise ModelError(f"{where} {location!r} is unreadable: {e.strerror}") from None
+        if len(raw) != length:
+            raise ModelError(f"{where} {location!r} ended early")
         del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        tensor.raw_data = raw
+        used.add(rel.as_posix())
+    return sorted(used)
 
 
-def _all_tensors(model: onnx.ModelProto):
-    yield from model.graph.initializer
-    for node in model.graph.node:
+def _int_field(text: str, key: str, where: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise ModelError(f"{where} {key} must be a non-negative integer, not {text!r}")
+    return v
+
+
+def _all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every TensorProto of the model: initializers and node attributes, subgraphs included."""
+    yield from _graph_tensors(model.graph)
+
+
+def _graph_tensors(g: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    yield from g.initializer
+    for sp in g.sparse_initializer:
+        yield sp.values
+        yield sp.indices
+    for node in g.node:
         for a in node.attribute:
             if a.HasField("t"):
                 yield a.t
             yield from a.tensors
+            if a.HasField("g"):
+                yield from _graph_tensors(a.g)
+            for sub in a.graphs:
+                yield from _graph_tensors(sub)
 
 
 def _short(e: BaseException) -> str:
+    """One line of at most 300 characters; onnx's element type numbers spelled as names."""
     text = " ".join(str(e).split())
+    text = re.sub(
+        r"elem type: \((\d+)\) vs \((\d+)\)",
+        lambda m: f"elem type: {type_name(int(m[1]))} vs {type_name(int(m[2]))}",
+        text,
+    )
     return text[:300] + ("..." if len(text) > 300 else "")

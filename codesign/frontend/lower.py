@@ -14,6 +14,7 @@ import onnx
 import onnx_ir as ir
 
 from codesign.errors import ModelError, UnsupportedError
+from codesign.frontend.validate import check_dims, check_reshape_target
 from codesign.ir.graph import (
     DequantizeLinear,
     DynamicQuantizeLinear,
@@ -51,6 +52,7 @@ class _Lowering:
             outputs=[v.name for v in g.outputs],
         )
         self._node: ir.Node | None = None
+        self.kg.reserved.update(_all_names(model.graph))
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -74,11 +76,8 @@ class _Lowering:
                     f"{self.where()}: tensor {v.name!r} dimension {i} is dynamic ({d}); "
                     "fix the graph inputs with --shape"
                 )
-            if d < 0:
-                raise ModelError(
-                    f"{self.where()}: tensor {v.name!r} dimension {i} must be >= 0, not {d}"
-                )
             dims.append(d)
+        check_dims(dims, f"{self.where()}: tensor {v.name!r}")
         return TensorType(tuple(dims), dtype)
 
     def declare(self, v: ir.Value) -> str:
@@ -104,7 +103,15 @@ class _Lowering:
         try:
             arr = np.asarray(t.numpy())
         except Exception as e:
-            raise ModelError(f"{self.source}: initializer {v.name!r} is unreadable: {e}") from None
+            raise ModelError(
+                f"{self.source}: initializer {v.name!r} is unreadable: {_short(e)}"
+            ) from None
+        for use in v.uses():
+            if use.idx in _SCALE_SLOTS.get(use.node.op_type, ()):
+                self._node = use.node
+                _check_scale(self, v, arr)
+                self._node = None
+        _check_finite(arr, f"{self.source}: initializer {v.name!r}{_used_by(v)}")
         self.kg.constants[v.name] = arr
         self.kg.types[v.name] = TensorType(tuple(arr.shape), _dtype_of(arr, v, self.source))
 
@@ -157,6 +164,15 @@ class _Lowering:
         fn(self, node)
 
 
+def _all_names(g: onnx.GraphProto) -> set[str]:
+    names = {v.name for v in [*g.input, *g.output, *g.value_info]}
+    names.update(t.name for t in g.initializer)
+    for n in g.node:
+        names.update(n.input)
+        names.update(n.output)
+    return names
+
+
 def _dtype_of(arr: np.ndarray, v: ir.Value, source: str) -> str:
     name = _DTYPES.get(v.dtype)
     if name is None:
@@ -164,6 +180,32 @@ def _dtype_of(arr: np.ndarray, v: ir.Value, source: str) -> str:
             f"{source}: initializer {v.name!r} has unsupported type {v.dtype.name}"
         )
     return name
+
+
+def _check_finite(arr: np.ndarray, where: str) -> None:
+    """Float constants (weights, biases, scales) must hold finite numbers."""
+    if not np.issubdtype(arr.dtype, np.floating):
+        return
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        first = np.unravel_index(int(np.argmax(bad)), arr.shape) if arr.ndim else ()
+        value = arr[first] if arr.ndim else arr
+        at = f" at index {list(map(int, first))}" if arr.ndim else ""
+        raise ModelError(f"{where} must hold finite numbers, not {value}{at}")
+
+
+def _used_by(v: ir.Value) -> str:
+    uses = sorted({(u.node.name or "<unnamed>", u.node.op_type) for u in v.uses()})
+    if not uses:
+        return ""
+    name, op = uses[0]
+    more = f" and {len(uses) - 1} more" if len(uses) > 1 else ""
+    return f" (input of node {name!r} ({op}){more})"
+
+
+def _short(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
 
 
 def _attr(node: ir.Node, name: str, default=None):
@@ -183,7 +225,11 @@ def _constant(lw: _Lowering, node: ir.Node) -> None:
     if t is None:
         raise UnsupportedError(f"{lw.where()}: only Constant with a 'value' tensor is supported")
     out = node.outputs[0]
-    arr = np.asarray(t.numpy())
+    try:
+        arr = np.asarray(t.numpy())
+    except Exception as e:
+        raise ModelError(f"{lw.where()}: the 'value' tensor is unreadable: {_short(e)}") from None
+    _check_finite(arr, f"{lw.where()}: the 'value' tensor")
     lw.kg.constants[out.name] = arr
     lw.kg.types[out.name] = TensorType(tuple(arr.shape), _dtype_of(arr, out, lw.source))
 
@@ -194,15 +240,15 @@ def _quantize(lw: _Lowering, node: ir.Node) -> None:
     zp = ins[2] if len(ins) > 2 else None
     out = node.outputs[0]
     dtype = lw.kg.types[out.name].dtype
+    axis = _check_qparams(lw, node, x, scale, zp)
     zp_name = _zero_point(lw, zp, dtype)
-    _check_scale(lw, scale)
     lw.emit(
         QuantizeLinear(
             node.name,
             (x.name, scale.name, zp_name),
             (out.name,),
             dtype=dtype,
-            axis=_axis(lw, node, x, scale),
+            axis=axis,
         )
     )
 
@@ -211,40 +257,91 @@ def _dequantize(lw: _Lowering, node: ir.Node) -> None:
     ins = lw.inputs(node)
     x, scale = ins[0], ins[1]
     zp = ins[2] if len(ins) > 2 else None
+    axis = _check_qparams(lw, node, x, scale, zp)
     zp_name = _zero_point(lw, zp, lw.kg.types[x.name].dtype)
-    _check_scale(lw, scale)
     lw.emit(
         DequantizeLinear(
             node.name,
             (x.name, scale.name, zp_name),
             (node.outputs[0].name,),
-            axis=_axis(lw, node, x, scale),
+            axis=axis,
         )
     )
 
 
-def _axis(lw: _Lowering, node: ir.Node, x: ir.Value, scale: ir.Value) -> int | None:
+def _check_qparams(
+    lw: _Lowering, node: ir.Node, x: ir.Value, scale: ir.Value, zp: ir.Value | None
+) -> int | None:
+    """Check a Q/DQ node's scale and zero point; return the quantisation axis (None: per tensor).
+
+    The scale must be float32, a scalar or a 1-D vector as long as ``x`` along ``axis``, finite
+    and positive when constant; the zero point must have the scale's shape and, when constant,
+    lie in the range of its integer type.
+    """
     if _attr(node, "block_size", 0):
         raise UnsupportedError(
             f"{lw.where()}: blocked quantisation (block_size) is not supported yet"
         )
-    if lw.kg.types[scale.name].size == 1:
+    ts = lw.kg.types[scale.name]
+    if ts.dtype != "float32":
+        raise UnsupportedError(
+            f"{lw.where()}: quantisation scale {scale.name!r} must be float32, not {ts.dtype}"
+        )
+    if len(ts.shape) > 1:
+        raise ModelError(
+            f"{lw.where()}: quantisation scale {scale.name!r} must be a scalar or 1-D, "
+            f"not shape {ts.shape}"
+        )
+    _check_scale(lw, scale)
+    if zp is not None:
+        tz = lw.kg.types[zp.name]
+        if tz.shape != ts.shape:
+            raise ModelError(
+                f"{lw.where()}: zero point {zp.name!r} must have the scale's shape {ts.shape}, "
+                f"not {tz.shape}"
+            )
+        _check_zero_point(lw, zp)
+    if not ts.shape:
         return None
-    rank = len(lw.kg.types[x.name].shape)
+    xshape = lw.kg.types[x.name].shape
+    rank = len(xshape)
     axis = int(_attr(node, "axis", 1))
     if not -rank <= axis < rank:
         raise ModelError(f"{lw.where()}: axis must lie in [{-rank}, {rank}), not {axis}")
-    return axis % rank
+    axis %= rank
+    if ts.shape[0] != xshape[axis] and ts.size != 1:
+        raise ModelError(
+            f"{lw.where()}: per-axis scale {scale.name!r} must have {xshape[axis]} elements "
+            f"(dimension {axis} of {x.name!r}, shape {xshape}), not {ts.shape[0]}"
+        )
+    return None if ts.size == 1 else axis
 
 
-def _check_scale(lw: _Lowering, scale: ir.Value) -> None:
-    s = lw.const_value(scale)
-    if s is None:
+#: Input slots that hold quantisation scales, by op type.
+_SCALE_SLOTS = {"QuantizeLinear": (1,), "DequantizeLinear": (1,), "QLinearMatMul": (1, 4, 6)}
+
+
+def _check_scale(lw: _Lowering, scale: ir.Value, value: np.ndarray | None = None) -> None:
+    s = lw.const_value(scale) if value is None else value
+    if s is None or not np.issubdtype(s.dtype, np.floating):
         return
     if not np.all(np.isfinite(s)) or np.any(s <= 0):
         raise ModelError(
             f"{lw.where()}: quantisation scale {scale.name!r} must be finite and positive, "
             f"not {s.ravel()[:4].tolist()}"
+        )
+
+
+def _check_zero_point(lw: _Lowering, zp: ir.Value) -> None:
+    z = lw.const_value(zp)
+    dtype = lw.kg.types[zp.name].dtype
+    if z is None or dtype == "float32":
+        return
+    lo, hi = {"int4": (-8, 7), "uint4": (0, 15)}.get(dtype, (None, None))
+    if lo is not None and (np.any(z < lo) or np.any(z > hi)):
+        raise ModelError(
+            f"{lw.where()}: zero point {zp.name!r} must lie in {lo}..{hi} ({dtype}), "
+            f"not {z.ravel()[:4].tolist()}"
         )
 
 
@@ -298,6 +395,14 @@ def _matmul_integer(lw: _Lowering, node: ir.Node) -> None:
     a, b, a_zp, b_zp = ins
     if b.name not in lw.kg.constants or len(lw.kg.types[b.name].shape) != 2:
         raise UnsupportedError(f"{lw.where()}: MatMulInteger B must be a 2-D constant weight")
+    n = lw.kg.types[b.name].shape[1]
+    if a_zp is not None and lw.kg.types[a_zp.name].size != 1:
+        raise UnsupportedError(
+            f"{lw.where()}: MatMulInteger a_zero_point {a_zp.name!r} must be a single value, "
+            f"not shape {lw.kg.types[a_zp.name].shape} (per-row zero points are not supported)"
+        )
+    if b_zp is not None:
+        _check_vector_param(lw, b_zp, "b_zero_point", n)
     names = (
         a.name,
         b.name,
@@ -309,13 +414,21 @@ def _matmul_integer(lw: _Lowering, node: ir.Node) -> None:
 
 def _qlinear_matmul(lw: _Lowering, node: ir.Node) -> None:
     a, sa, za, b, sb, zb, sy, zy = node.inputs
-    for s in (sa, sb, sy):
-        _check_scale(lw, s)
     out = node.outputs[0]
     stem = node.name or out.name
-    if b.name not in lw.kg.constants:
-        raise UnsupportedError(f"{lw.where()}: QLinearMatMul b must be a constant weight")
-    da, db, mm = f"{stem}/a_dq", f"{stem}/b_dq", f"{stem}/mm"
+    if b.name not in lw.kg.constants or len(lw.kg.types[b.name].shape) != 2:
+        raise UnsupportedError(f"{lw.where()}: QLinearMatMul b must be a 2-D constant weight")
+    n = lw.kg.types[b.name].shape[1]
+    for s, z, what, size in ((sa, za, "a", 1), (sb, zb, "b", n), (sy, zy, "y", 1)):
+        _check_vector_param(lw, s, f"{what}_scale", size)
+        _check_vector_param(lw, z, f"{what}_zero_point", size)
+        if lw.kg.types[s.name].shape != lw.kg.types[z.name].shape:
+            raise ModelError(
+                f"{lw.where()}: {what}_zero_point {z.name!r} must have the shape of "
+                f"{what}_scale, {lw.kg.types[s.name].shape}, not {lw.kg.types[z.name].shape}"
+            )
+        _check_scale(lw, s)
+    da, db, mm = (lw.kg.fresh_name(f"{stem}/{x}") for x in ("a_dq", "b_dq", "mm"))
     ta, tb = lw.kg.types[a.name], lw.kg.types[b.name]
     to = lw.kg.types[out.name]
     lw.kg.types[da] = TensorType(ta.shape, "float32")
@@ -326,6 +439,15 @@ def _qlinear_matmul(lw: _Lowering, node: ir.Node) -> None:
     lw.emit(DequantizeLinear(f"{stem}/dq_b", (b.name, sb.name, zb.name), (db,), axis=b_axis))
     lw.emit(MatMul(stem, (da, db), (mm,)))
     lw.emit(QuantizeLinear(f"{stem}/q", (mm, sy.name, zy.name), (out.name,), dtype=to.dtype))
+
+
+def _check_vector_param(lw: _Lowering, v: ir.Value, what: str, size: int) -> None:
+    """A per-tensor (one element) or per-column (``size`` elements, 1-D) parameter."""
+    t = lw.kg.types[v.name]
+    ok = t.size == 1 and len(t.shape) <= 1 or t.shape == (size,)
+    if not ok:
+        allowed = "a scalar" + (f" or 1-D of {size} elements" if size > 1 else "")
+        raise ModelError(f"{lw.where()}: {what} {v.name!r} must be {allowed}, not shape {t.shape}")
 
 
 def _gemm(lw: _Lowering, node: ir.Node) -> None:
@@ -347,8 +469,9 @@ def _gemm(lw: _Lowering, node: ir.Node) -> None:
     if c is None:
         lw.emit(MatMul(stem, (a.name, wname), (out.name,)))
         return
-    mm = f"{stem}/mm"
+    mm = lw.kg.fresh_name(f"{stem}/mm")
     lw.kg.types[mm] = TensorType(lw.kg.types[out.name].shape, "float32")
+    _check_broadcast(lw, [mm, c.name], out.name)
     lw.emit(MatMul(stem, (a.name, wname), (mm,)))
     lw.emit(Vector(f"{stem}/bias", (mm, c.name), (out.name,), fn="add"))
 
@@ -368,7 +491,7 @@ def _transposed_weight(lw: _Lowering, b: ir.Value, stem: str) -> str:
         raise UnsupportedError(f"{lw.where()}: Gemm B must be 2-D, not shape {q.shape}")
     qt = kg.add_const(f"{prod.inputs[0]}_T", np.ascontiguousarray(q.T))
     axis = None if prod.axis is None else 1 - prod.axis
-    out = f"{stem}/b_T"
+    out = kg.fresh_name(f"{stem}/b_T")
     kg.types[out] = TensorType((q.shape[1], q.shape[0]), "float32")
     kg.ops.append(
         DequantizeLinear(f"{stem}/dq_bT", (qt, prod.inputs[1], prod.inputs[2]), (out,), axis=axis)
@@ -378,16 +501,39 @@ def _transposed_weight(lw: _Lowering, b: ir.Value, stem: str) -> str:
 
 def _elementwise(lw: _Lowering, node: ir.Node) -> None:
     fn = _ELEMENTWISE[node.op_type]
+    _check_broadcast(lw, [v.name for v in node.inputs if v is not None], node.outputs[0].name)
     attrs: tuple = ()
     if fn == "cast":
         attrs = (("to", lw.kg.types[node.outputs[0].name].dtype),)
     lw.emit(Vector(node.name, _names(node.inputs), (node.outputs[0].name,), fn=fn, attrs=attrs))
 
 
+def _check_broadcast(lw: _Lowering, ins: list[str], out: str) -> None:
+    """The inputs (tensor names) of an element-wise op must broadcast to its output shape."""
+    shapes = [lw.kg.types[name].shape for name in ins]
+    want = lw.kg.types[out].shape
+    try:
+        got = np.broadcast_shapes(*shapes, want)
+    except ValueError:
+        got = None
+    if got != want:
+        raise ModelError(
+            f"{lw.where()}: input shapes {' and '.join(map(str, shapes))} must broadcast to the "
+            f"output shape {want}"
+        )
+
+
 def _reshape(lw: _Lowering, node: ir.Node) -> None:
     out = node.outputs[0]
     shape = lw.kg.types[out.name].shape
     x = node.inputs[0]
+    if node.op_type == "Reshape" and len(node.inputs) > 1 and node.inputs[1] is not None:
+        target = lw.const_value(node.inputs[1])
+        if target is None:
+            raise UnsupportedError(f"{lw.where()}: the target shape must be a constant")
+        if target.ndim != 1:
+            raise ModelError(f"{lw.where()}: the target shape must be 1-D, not {target.shape}")
+        check_reshape_target([int(v) for v in target], lw.where())
     if lw.kg.types[x.name].size != int(np.prod(shape, dtype=np.int64)):
         raise ModelError(
             f"{lw.where()}: reshape must keep {lw.kg.types[x.name].size} elements, not {shape}"

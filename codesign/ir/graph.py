@@ -200,6 +200,17 @@ class KernelGraph:
     ops: list[Op] = field(default_factory=list)
     types: dict[str, TensorType] = field(default_factory=dict)
     constants: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Names a new tensor must not take (every tensor name of the source model).
+    reserved: set[str] = field(default_factory=set, repr=False)
+
+    def fresh_name(self, base: str) -> str:
+        """A tensor name not used in the graph or the source model, ``base`` if possible."""
+        name, i = base, 0
+        while name in self.constants or name in self.types or name in self.reserved:
+            i += 1
+            name = f"{base}_{i}"
+        self.reserved.add(name)
+        return name
 
     def producer(self, tensor: str) -> Op | None:
         for op in self.ops:
@@ -222,10 +233,7 @@ class KernelGraph:
 
     def add_const(self, name: str, value: np.ndarray) -> str:
         """Add a constant, making the name unique; return the name used."""
-        base, i = name, 0
-        while name in self.constants or name in self.types:
-            i += 1
-            name = f"{base}_{i}"
+        name = self.fresh_name(name)
         self.constants[name] = value
         self.types[name] = TensorType(tuple(value.shape), _dtype_name(value.dtype))
         return name
@@ -257,6 +265,8 @@ class KernelGraph:
                 live.update(i for i in op.inputs if i)
                 live.update(op.refs)
         self.ops = kept[::-1]
+        for op in kept:  # an op kept for one output still defines the others
+            live.update(op.outputs)
         self.constants = {k: v for k, v in self.constants.items() if k in live}
         self.types = {
             k: v

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from codesign.errors import UnsupportedError
+from codesign.errors import ModelError, UnsupportedError
 from codesign.ir.graph import (
     DequantizeLinear,
     Gemm,
@@ -57,7 +57,8 @@ def fold_constants(kg: KernelGraph) -> bool:
     for op in list(kg.ops):
         if not all(i == "" or kg.is_const(i) for i in op.inputs):
             continue
-        values = _evaluate(kg, op)
+        with np.errstate(all="ignore"):  # IEEE overflow, as at run time
+            values = _evaluate(kg, op)
         if values is None:
             continue
         for name, v in zip(op.outputs, values, strict=True):
@@ -82,11 +83,18 @@ def _evaluate(kg: KernelGraph, op: Op) -> tuple[np.ndarray, ...] | None:
 
 
 def to_hardware(kg: KernelGraph, source: str = "model") -> KernelGraph:
-    """Rewrite a primitive KernelGraph into hardware ops (Gemm, Vector, Reshape), in place."""
+    """Rewrite a primitive KernelGraph into hardware ops (Gemm, Vector, Reshape), in place.
+
+    A rule that finds the model's values unusable raises :class:`ModelError`; its message gets
+    ``source`` (the model file) in front.
+    """
     apply_rules(kg, rules.FUSION_RULES)
     kg.prune()  # drop the weight dequantisations the fusions consumed before folding constants
     fold_constants(kg)
-    apply_rules(kg, rules.EPILOGUE_RULES)
+    try:
+        apply_rules(kg, rules.EPILOGUE_RULES)
+    except ModelError as e:
+        raise type(e)(f"{source}: {e}") from None
     apply_rules(kg, rules.LOWERING_RULES)
     fold_constants(kg)
     kg.prune()

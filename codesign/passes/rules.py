@@ -23,6 +23,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from codesign.errors import ModelError
 from codesign.ir.graph import (
     DequantizeLinear,
     DynamicQuantizeLinear,
@@ -37,6 +38,9 @@ from codesign.ir.graph import (
     Vector,
 )
 from codesign.sim import numerics
+
+#: Largest finite bfloat16 value: float weights beyond it would become infinite on the AIE.
+BF16_MAX = float(np.float32(np.uint32(0x7F7F0000).view(np.float32)))
 
 
 def _sole_consumer(kg: KernelGraph, tensor: str) -> Op | None:
@@ -138,6 +142,20 @@ def _make_int_gemm(
     return Gemm(op.name, inputs, (out,), weight=weight, bias=bias, colsum=colsum_name, dtype=dtype)
 
 
+def _dequantizes_finitely(
+    kg: KernelGraph, x: str, sx: np.ndarray, w: str, sw: np.ndarray, zw: np.ndarray
+) -> bool:
+    """Whether DQ(x) and DQ(W) stay finite in float32 (ONNX dequantises before multiplying)."""
+    lo, hi = numerics.int_range(kg.types[x].dtype) if kg.types[x].dtype != "float32" else (0, 0)
+    wmax = np.abs(kg.const(w).astype(np.float64)).max(initial=0) + np.abs(
+        np.asarray(zw, np.float64)
+    ).max(initial=0)
+    with np.errstate(all="ignore"):
+        dx = np.float32(max(abs(lo), abs(hi))) * sx.astype(np.float32)
+        dw = np.float32(wmax) * sw.astype(np.float32)
+    return bool(np.all(np.isfinite(dx)) and np.all(np.isfinite(dw)))
+
+
 def fold_qdq_matmul(kg: KernelGraph, op: Op) -> bool:
     """``MatMul(DQ(x_q), DQ(W))`` with per-tensor x and constant W -> integer GEMM + DQ."""
     if not isinstance(op, MatMul):
@@ -151,14 +169,19 @@ def fold_qdq_matmul(kg: KernelGraph, op: Op) -> bool:
     if not kg.is_const(w) or any(c is None for c in consts) or consts[0].size != 1:
         return False
     sx_v, zx_v, sw_v, zw_v = consts
-    acc = f"{op.outputs[0]}/acc"
+    with np.errstate(all="ignore"):
+        scale = (np.float32(sx_v.reshape(-1)[0]) * sw_v.astype(np.float32).reshape(-1)).astype(
+            np.float32
+        )
+    if not np.all(np.isfinite(scale) & (scale > 0)) or not _dequantizes_finitely(
+        kg, x, sx_v, w, sw_v, zw_v
+    ):
+        return False  # float32 over/underflow: the integer GEMM would not give x*sx . w*sw
+    acc = kg.fresh_name(f"{op.outputs[0]}/acc")
     gemm = _make_int_gemm(kg, op, x, kg.const(w), zw_v, pb.axis, zx_v, acc)
     if gemm is None:
         return False
     kg.types[acc] = TensorType(kg.types[op.outputs[0]].shape, "int32")
-    scale = (np.float32(sx_v.reshape(-1)[0]) * sw_v.astype(np.float32).reshape(-1)).astype(
-        np.float32
-    )
     scale_name = kg.add_const(
         f"{op.name}/acc_scale", scale if scale.size > 1 else scale.reshape(())
     )
@@ -240,7 +263,12 @@ def fold_bias(kg: KernelGraph, op: Op) -> bool:
             if bias_f is None:
                 continue
             s64 = np.broadcast_to(s.astype(np.float64).reshape(-1), (n,))
-            add = np.rint(bias_f / s64).astype(np.int64)
+            with np.errstate(all="ignore"):
+                steps = np.rint(bias_f / s64)
+            limit = 2.0 ** (numerics.ACCUMULATOR_BITS[gemm.dtype] - 1)
+            if not np.all(np.abs(steps) < limit):
+                continue  # not representable in the accumulator: keep the float Add
+            add = steps.astype(np.int64)
             old = kg.const(gemm.bias).astype(np.int64) if gemm.bias else 0
             bias = kg.add_const(f"{gemm.name}/bias", _acc_constant(old + add, gemm.dtype))
             _swap(kg, gemm, replace(gemm, bias=bias))
@@ -338,7 +366,14 @@ def float_matmul_to_gemm(kg: KernelGraph, op: Op) -> bool:
     w = kg.const(op.inputs[1])
     if not np.issubdtype(w.dtype, np.floating):
         return False
-    weight = kg.add_const(f"{op.name}/weight", numerics.to_bf16(w.astype(np.float32)))
+    w16 = numerics.to_bf16(w.astype(np.float32))
+    if not np.all(np.isfinite(w16)):
+        big = float(np.abs(w.astype(np.float64)).max())
+        raise ModelError(
+            f"node {op.name!r}: float weight {op.inputs[1]!r} must fit bf16 "
+            f"(|w| < {BF16_MAX:.4g}), not {big:.4g}"
+        )
+    weight = kg.add_const(f"{op.name}/weight", w16)
     _swap(kg, op, Gemm(op.name, op.inputs[:1], op.outputs, weight=weight, dtype="bf16"))
     return True
 

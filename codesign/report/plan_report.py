@@ -122,6 +122,11 @@ def plan_report(
         f"PL resources: {pl.source}"
         + (f" ({synthesized['note']})" if synthesized and synthesized.get("note") else ""),
     ]
+    notes += [
+        f"solver fallback in {name!r}: {e['solver_fallback']}"
+        for name, e in extra.items()
+        if e.get("solver_fallback")
+    ]
     report = make_report(
         board,
         layers,

@@ -12,6 +12,7 @@ Tolerances (README, "Fidelity"):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,18 @@ def _output_scale(plan: Plan, name: str, constants: dict[str, np.ndarray]) -> fl
     return None
 
 
+def _abs_diff(s: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """|s - r| in float64, 0 where both hold the same non-finite value (NaN and NaN, inf and
+    inf), inf where only one of them is non-finite."""
+    a, b = s.astype(np.float64), r.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(a - b)
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    diff[same] = 0.0
+    diff[np.isnan(diff)] = np.inf
+    return diff
+
+
 def compare(
     plan: Plan,
     sim: dict[str, np.ndarray],
@@ -63,7 +76,21 @@ def compare(
     for t in plan.outputs:
         s = np.asarray(sim[t.name])
         r = np.asarray(ref[t.name])
-        diff = np.abs(s.astype(np.float64) - r.astype(np.float64))
+        if s.shape != r.shape:
+            results.append(
+                OutputComparison(
+                    t.name,
+                    "shape",
+                    math.inf,
+                    math.inf,
+                    None,
+                    0.0,
+                    False,
+                    f"shape {s.shape} must equal the reference's {r.shape}",
+                )
+            )
+            continue
+        diff = _abs_diff(s, r)
         max_abs = float(diff.max(initial=0.0))
         mean_abs = float(diff.mean()) if diff.size else 0.0
         scale = _output_scale(plan, t.name, constants)
@@ -85,7 +112,8 @@ def compare(
                 )
             )
         elif np.issubdtype(s.dtype, np.floating):
-            bound = FLOAT_RTOL * float(np.abs(r).max(initial=0.0)) + FLOAT_ATOL
+            finite = np.abs(r[np.isfinite(r)]) if np.issubdtype(r.dtype, np.floating) else r
+            bound = FLOAT_RTOL * float(np.abs(finite).max(initial=0.0)) + FLOAT_ATOL
             eq = float((diff == 0).mean()) if diff.size else 1.0
             results.append(
                 OutputComparison(

@@ -69,8 +69,12 @@ def _scales(p: TilingProblem) -> tuple[int, int, int]:
     return scale, int(cpm * scale), int(scale / rate)
 
 
-def cycles_of(p: TilingProblem, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Modelled cycles (scaled by S of :func:`_scales`) of tilings (a, b, c); vectorised."""
+def cycles_of(p: TilingProblem, a, b, c):
+    """Modelled cycles (scaled by S of :func:`_scales`) of tilings (a, b, c).
+
+    Vectorised over numpy arrays (int64, or object arrays of Python ints for problems whose
+    cycle counts could overflow int64); exact for Python ints.
+    """
     mm, mk, mn = p.native
     scale, comp, per_byte = _scales(p)
     mt = -(-p.M // (mm * a))
@@ -79,23 +83,32 @@ def cycles_of(p: TilingProblem, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> 
     compute = (a * b * c * comp) + p.pass_overhead * scale
     stream_a = mm * mk * a * b * p.bytes_a * per_byte
     stream_b = mk * mn * b * c * p.bytes_b * per_byte
-    passes = np.maximum(compute, np.maximum(stream_a, stream_b))
+    if isinstance(a, int):
+        passes = max(compute, stream_a, stream_b)
+    else:
+        passes = np.maximum(compute, np.maximum(stream_a, stream_b))
     return mt * nt * (kt * passes + p.iteration_overhead * scale)
 
 
 def block_cycles(p: TilingProblem, tile: Tile) -> int:
     """The objective of one tile, in AIE cycles (rounded down)."""
     mm, mk, mn = p.native
-    a, b, c = (np.int64(v) for v in (tile.m // mm, tile.k // mk, tile.n // mn))
-    return int(cycles_of(p, a, b, c)) // _scales(p)[0]
+    return int(cycles_of(p, tile.m // mm, tile.k // mk, tile.n // mn)) // _scales(p)[0]
+
+
+#: CP-SAT variables and constraints must stay well inside int64.
+_CP_SAT_LIMIT = 2**62
 
 
 def solve_tile(p: TilingProblem, time_limit_s: float = 10.0) -> tuple[Tile, SolverReport]:
     """The cycle-minimal tile for ``p`` from CP-SAT, or from exhaustive search as a reported fallback.
 
-    Raises :class:`FitError` when not even the native mmul tile fits the data memory.
+    ``time_limit_s`` is CP-SAT's deterministic time limit (0 skips the search: the exhaustive
+    fallback then chooses, and the report says so). Problems whose cycle bounds do not fit
+    CP-SAT's 64-bit arithmetic also fall back. Raises :class:`FitError` when not even the native
+    mmul tile fits the data memory.
     """
-    return _solve_cached(p, time_limit_s)
+    return _solve_cached(p, float(time_limit_s))
 
 
 @lru_cache(maxsize=256)
@@ -105,7 +118,15 @@ def _solve_cached(p: TilingProblem, time_limit_s: float) -> tuple[Tile, SolverRe
             f"the native {p.native[0]}x{p.native[1]}x{p.native[2]} tile needs {p.memory(1, 1, 1)} bytes "
             f"of core data memory, but only {p.memory_budget} are available"
         )
-    model, (a, b, c), obj = _build_model(p)
+    built = _build_model(p)
+    if built is None:
+        tile, objective = enumerate_tile(p)
+        reason = "the GEMM is too large for the CP-SAT model's 64-bit bounds"
+        report = SolverReport(
+            "cp-sat", "NOT_RUN", objective, fallback=f"{reason}; exhaustive search chose the tile"
+        )
+        return tile, report
+    model, (a, b, c), obj = built
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
@@ -123,19 +144,36 @@ def _solve_cached(p: TilingProblem, time_limit_s: float) -> tuple[Tile, SolverRe
         "cp-sat",
         name,
         objective,
-        fallback=f"CP-SAT ended {name} within its limit; exhaustive search chose the tile",
+        fallback=f"CP-SAT ended {name} within its limit of {time_limit_s:g} s; "
+        "exhaustive search chose the tile",
     )
     return tile, report
 
 
-def _build_model(p: TilingProblem):
-    mm, mk, mn = p.native
+def _factor_bounds(p: TilingProblem) -> tuple[int, int, int]:
+    """Upper bounds of the tile factors (a, b, c): the problem's, and the memory's with the other
+    two factors at 1."""
     amax, bmax, cmax = p.bounds
-    scale, comp, per_byte = _scales(p)
-    # memory bounds each factor on its own (the other two at 1)
     amax = max(1, min(amax, _largest(lambda v: p.memory(v, 1, 1), p.memory_budget, amax)))
     bmax = max(1, min(bmax, _largest(lambda v: p.memory(1, v, 1), p.memory_budget, bmax)))
     cmax = max(1, min(cmax, _largest(lambda v: p.memory(1, 1, v), p.memory_budget, cmax)))
+    return amax, bmax, cmax
+
+
+def _build_model(p: TilingProblem):
+    """The CP-SAT model, or None when its bounds would leave CP-SAT's 64-bit range."""
+    mm, mk, mn = p.native
+    scale, comp, per_byte = _scales(p)
+    amax, bmax, cmax = _factor_bounds(p)
+    pass_hi = max(
+        amax * bmax * cmax * comp + p.pass_overhead * scale,
+        mm * mk * amax * bmax * p.bytes_a * per_byte,
+        mk * mn * bmax * cmax * p.bytes_b * per_byte,
+    )
+    kt_hi = math.ceil(p.K / (p.cascade * mk))
+    it_hi = math.ceil(p.M / mm) * math.ceil(p.N / (p.chains * mn))
+    if it_hi * (kt_hi * pass_hi + p.iteration_overhead * scale) >= _CP_SAT_LIMIT:
+        return None
     m = cp_model.CpModel()
     a = m.new_int_var(1, amax, "a")
     b = m.new_int_var(1, bmax, "b")
@@ -156,19 +194,12 @@ def _build_model(p: TilingProblem):
     mt, pm = _ceil_count(m, p.M, mm, a, amax, "m")
     kt, pk = _ceil_count(m, p.K, p.cascade * mk, b, bmax, "k")
     nt, pn = _ceil_count(m, p.N, p.chains * mn, c, cmax, "n")
-    pass_hi = max(
-        amax * bmax * cmax * comp + p.pass_overhead * scale,
-        mm * mk * amax * bmax * p.bytes_a * per_byte,
-        mk * mn * bmax * cmax * p.bytes_b * per_byte,
-    )
     passes = m.new_int_var(0, pass_hi, "pass")
     m.add(passes >= comp * abc + p.pass_overhead * scale)
     m.add(passes >= mm * mk * p.bytes_a * per_byte * ab)
     m.add(passes >= mk * mn * p.bytes_b * per_byte * bc)
-    kt_hi = math.ceil(p.K / (p.cascade * mk))
     k_work = m.new_int_var(0, kt_hi * pass_hi, "k_work")
     m.add_multiplication_equality(k_work, [kt, passes])
-    it_hi = math.ceil(p.M / mm) * math.ceil(p.N / (p.chains * mn))
     iters = m.new_int_var(1, it_hi, "iterations")
     m.add_multiplication_equality(iters, [mt, nt])
     per_iter = m.new_int_var(0, kt_hi * pass_hi + p.iteration_overhead * scale, "per_iteration")
@@ -203,22 +234,49 @@ def _largest(cost, budget: int, hi: int) -> int:
 
 
 def enumerate_tile(p: TilingProblem) -> tuple[Tile, int]:
-    """Exhaustive search over all tilings that fit; same objective and tie-break as CP-SAT."""
-    amax, bmax, cmax = p.bounds
-    a, b, c = np.meshgrid(
-        np.arange(1, amax + 1, dtype=np.int64),
-        np.arange(1, bmax + 1, dtype=np.int64),
-        np.arange(1, cmax + 1, dtype=np.int64),
-        indexing="ij",
-    )
-    a, b, c = a.ravel(), b.ravel(), c.ravel()
-    fits = p.memory(a, b, c) <= p.memory_budget
-    a, b, c = a[fits], b[fits], c[fits]
-    cyc = cycles_of(p, a, b, c)
-    best = cyc.min()
-    idx = np.flatnonzero(cyc == best)
-    # tie-break: largest a, then c, then b
-    order = np.lexsort((b[idx], c[idx], a[idx]))
-    i = idx[order[-1]]
+    """Exhaustive search over all tilings that fit; same objective and tie-break as CP-SAT.
+
+    Walks the factor ``a`` and vectorises over (b, c), so its memory stays bounded by the core
+    memory's tilings, whatever the GEMM's size.
+    """
+    amax, bmax, cmax = _factor_bounds(p)
+    scale, comp, per_byte = _scales(p)
     mm, mk, mn = p.native
-    return Tile(int(mm * a[i]), int(mk * b[i]), int(mn * c[i])), int(best)
+    worst = (
+        math.ceil(p.M / mm)
+        * math.ceil(p.N / (p.chains * mn))
+        * (
+            math.ceil(p.K / (p.cascade * mk))
+            * max(
+                amax * bmax * cmax * comp + p.pass_overhead * scale,
+                mm * mk * amax * bmax * p.bytes_a * per_byte,
+                mk * mn * bmax * cmax * p.bytes_b * per_byte,
+            )
+            + p.iteration_overhead * scale
+        )
+    )
+    dtype = np.int64 if worst < 2**62 else object
+    best: tuple[int, int, int, int] | None = None  # (cycles, a, b, c)
+    for a in range(1, amax + 1):
+        if p.memory(a, 1, 1) > p.memory_budget:
+            break
+        b_hi = _largest(lambda v, a=a: p.memory(a, v, 1), p.memory_budget, bmax)
+        c_hi = _largest(lambda v, a=a: p.memory(a, 1, v), p.memory_budget, cmax)
+        b, c = np.meshgrid(
+            np.arange(1, b_hi + 1, dtype=np.int64),
+            np.arange(1, c_hi + 1, dtype=np.int64),
+            indexing="ij",
+        )
+        b, c = b.ravel(), c.ravel()
+        fits = p.memory(a, b, c) <= p.memory_budget
+        b, c = b[fits].astype(dtype), c[fits].astype(dtype)
+        cyc = cycles_of(p, np.full(b.shape, a, dtype=dtype), b, c)
+        low = cyc.min()
+        idx = np.flatnonzero(cyc == low)
+        # tie-break within a: largest c, then b; across a: the larger a (later) wins a tie
+        i = idx[np.lexsort((b[idx], c[idx]))[-1]]
+        if best is None or int(low) <= best[0]:
+            best = (int(low), a, int(b[i]), int(c[i]))
+    assert best is not None  # the native tile fits (checked by the caller)
+    cycles, a, b, c = best
+    return Tile(int(mm * a), int(mk * b), int(mn * c)), cycles

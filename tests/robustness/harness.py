@@ -1,0 +1,114 @@
+"""Drive a model file through ``codesign compile`` and ``codesign simulate`` in-process.
+
+:func:`run_cli` calls :func:`codesign.cli.main` (the real error mapping) and returns the exit
+code and the captured output; an exception that escapes ``main`` propagates (it is a bug too).
+:func:`drive` runs the compile -> simulate chain on one model and returns the outcomes, which the
+fuzz test judges with :func:`verdict`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from codesign.cli import main
+from codesign.examples import models
+
+#: Small base models (seconds to build once, milliseconds to compile).
+BASE_BUILDERS = {
+    "float_mlp": lambda p: models.float_mlp(p, dims=(8, 16, 4), batch=2),
+    "float_gemm": lambda p: models.float_mlp(p, dims=(8, 16, 4), batch=2, use_gemm=True),
+    "float_reshape": lambda p: models.float_mlp_reshape(
+        p, dims=(8, 16, 4), batch=2, input_shape=(2, 4)
+    ),
+    "float_flatten": lambda p: models.float_mlp_reshape(
+        p, dims=(8, 16, 4), batch=2, input_shape=(2, 4), input_op="Flatten"
+    ),
+    "qdq_mlp": lambda p: models.qdq_mlp(p, dims=(8, 16, 4), batch=2),
+    "qdq_mlp_pc_gemm": lambda p: models.qdq_mlp(
+        p, dims=(8, 16, 4), batch=2, per_channel=True, use_gemm=True
+    ),
+    "qdq_mlp_uint8": lambda p: models.qdq_mlp(
+        p, dims=(8, 16, 4), batch=2, activation_type="uint8", reduce_range=True
+    ),
+    "dynamic_mlp": lambda p: models.dynamic_mlp(p, dims=(8, 16, 4), batch=2, reduce_range=True),
+    "qlinear_uint8": lambda p: models.qlinear_matmul(p, 2, 8, 4),
+    "qlinear_int8": lambda p: models.qlinear_matmul(p, 2, 8, 4, dtype="int8"),
+    "qdq_gemm_pc": lambda p: models.qdq_gemm(p, 3, 8, 5, per_channel=True),
+    "qdq_gemm_int16": lambda p: models.qdq_gemm(p, 3, 8, 5, dtype="int16"),
+    "ffn_block": lambda p: models.ffn_block(p, d_model=8, d_ff=16, seq=2),
+    "dynamic_dim": lambda p: models.dynamic_dim_model(p, dims=(8, 16, 4)),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One CLI call: the arguments, exit code, and what it printed."""
+
+    args: tuple[str, ...]
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*args: object) -> Outcome:
+    """Run ``codesign ARGS...`` in-process with its real exit-code mapping."""
+    argv = tuple(str(a) for a in args)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(argv))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return Outcome(argv, code, out.getvalue(), err.getvalue())
+
+
+def prepare_model_dir(root: Path) -> Path:
+    """A directory for fuzzed models with the external-data neighbours the mutations name:
+    ``data.bin`` (64 bytes), ``sub/`` and ``escape_link`` (a symlink to a file outside)."""
+    d = root / "models"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "data.bin").write_bytes(bytes(range(64)))
+    (d / "sub").mkdir(exist_ok=True)
+    outside = root / "outside.bin"
+    outside.write_bytes(b"secret" * 8)
+    link = d / "escape_link"
+    if not link.is_symlink():
+        os.symlink(outside, link)
+    return d
+
+
+def drive(model_dir: Path, data: bytes, extra: tuple[str, ...], reference: bool) -> list[Outcome]:
+    """Write ``data`` as a model, compile it, and simulate the build when the compile succeeds."""
+    model = model_dir / "fuzzed.onnx"
+    build = model_dir.parent / "build"
+    shutil.rmtree(build, ignore_errors=True)
+    model.write_bytes(data)
+    outcomes = [run_cli("compile", model, "-o", build, *extra)]
+    if outcomes[0].code == 0:
+        sim = ("simulate", build) + (("--reference",) if reference else ())
+        outcomes.append(run_cli(*sim))
+    return outcomes
+
+
+def verdict(outcomes: list[Outcome]) -> str | None:
+    """None when every outcome is acceptable, else a description of the failure.
+
+    Acceptable: exit 0; exit 2 with exactly one ``error:`` line and no traceback; exit 3 only
+    for ``simulate --reference`` (fidelity).
+    """
+    for o in outcomes:
+        if o.code == 0:
+            continue
+        lines = [line for line in o.err.splitlines() if line.strip()]
+        fidelity = o.code == 3 and o.args[0] == "simulate" and "--reference" in o.args
+        one_line = len(lines) == 1 and lines[0].startswith("error: ")
+        if (o.code == 2 or fidelity) and one_line and "Traceback" not in o.err:
+            continue
+        return f"codesign {' '.join(o.args)} exited {o.code}: {o.err.strip()[:2000]}"
+    return None
