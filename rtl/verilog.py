@@ -1,7 +1,8 @@
 """Verilog for the blocks (amaranth.back.verilog), and the build's ``rtl/`` directory.
 
-:func:`to_verilog` converts one :class:`~codesign.rtl.spec.BlockSpec` (cached per spec within the
-process). :func:`write_blocks` writes the Verilog of the blocks a build needs plus
+:func:`to_verilog` converts one :class:`~codesign.rtl.spec.BlockSpec`, cached per spec within the
+process and on disk (beside the synthesis cache, keyed by the spec, the Amaranth version and the
+source of this package, so a changed block never reads stale Verilog). :func:`write_blocks` writes the Verilog of the blocks a build needs plus
 ``manifest.json`` describing them; ``codesign compile`` calls it with ``build/rtl``.
 """
 
@@ -35,10 +36,39 @@ def to_verilog(spec: BlockSpec) -> str:
     """The Verilog text of ``spec`` as module :attr:`BlockSpec.module_name` (cached by spec).
 
     Ports: ``clk``, ``rst`` (synchronous, active high) and the block's stream ports (see
-    :mod:`codesign.rtl.stream`). The first call in a process takes a few seconds (Amaranth starts
-    its bundled Yosys), later ones a fraction of a second.
+    :mod:`codesign.rtl.stream`). A conversion takes seconds (Amaranth runs its bundled Yosys);
+    the disk cache makes later compiles of the same block instant.
     """
-    return verilog.convert(spec.component(), name=spec.module_name, emit_src=False)
+    path = _verilog_cache_path(spec)
+    try:
+        return path.read_text()
+    except OSError:
+        pass
+    text = verilog.convert(spec.component(), name=spec.module_name, emit_src=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, text)
+    except OSError:
+        pass  # an unwritable cache only costs time
+    return text
+
+
+@functools.cache
+def _source_hash() -> str:
+    """sha256 of this package's block sources (benches excluded)."""
+    h = hashlib.sha256(amaranth.__version__.encode())
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _verilog_cache_path(spec: BlockSpec) -> Path:
+    from codesign.rtl.synth import cache_dir
+
+    key = hashlib.sha256(
+        (json.dumps(spec.to_json(), sort_keys=True) + _source_hash()).encode()
+    ).hexdigest()[:24]
+    return cache_dir().parent / "verilog" / f"{spec.module_name}-{key}.v"
 
 
 def _ports(spec: BlockSpec) -> dict[str, dict[str, Any]]:
