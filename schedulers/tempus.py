@@ -45,7 +45,8 @@ def check_block(board: Board, block: Block) -> None:
     """Raise FitError when ``block`` cannot be placed on ``board`` (cores or PLIOs)."""
     if block.cores > board.aie.tiles:
         raise FitError(
-            f"--block {block} needs {block.cores} AIE tiles, but {board.name} has {board.aie.tiles}"
+            f"--block {block} needs {block.cores} AIE tiles, but {board.name} has "
+            f"{board.aie.tiles} (over by {block.cores - board.aie.tiles})"
         )
     if block.cascade > board.aie.tiles or block.cascade > board.aie.columns * board.aie.rows:
         raise FitError(
