@@ -3,7 +3,8 @@
 Every GEMM layer is modelled with the block, tile and dataflow the scheduler chose; its entry
 also carries the plan's own figures (K passes, padding, the tiling objective, the CP-SAT status)
 and the modelled gain of the chosen dataflow over Tempus's policy on the same block and tile.
-Vector layers are modelled as PL stream units; reshapes cost nothing and are left out. The
+Chains of vector layers are modelled as one PL stream stage each (a fused vector unit makes
+one pass over the data); reshapes cost nothing and are left out. The
 largest GEMM is also mapped with the spatial (ARIES/CHARM-style) baseline for comparison.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from codesign.boards import Board
 from codesign.ir.graph import TensorType
-from codesign.ir.plan import GemmLayer, Plan, VectorLayer
+from codesign.ir.plan import GemmLayer, Layer, Plan, VectorLayer
 from codesign.report.build import compare_spatial, make_report
 from codesign.sim.perf import (
     GemmWorkload,
@@ -99,20 +100,14 @@ def plan_report(
     layers: list[LayerEstimate] = []
     extra: dict[str, dict[str, Any]] = {}
     largest: GemmWorkload | None = None
-    for layer in plan.layers:
-        if isinstance(layer, GemmLayer):
-            est, extra[layer.name], work = _gemm(board, layer, pl)
+    for group in _stages(plan):
+        if isinstance(group[0], GemmLayer):
+            est, extra[group[0].name], work = _gemm(board, group[0], pl)
             layers.append(est)
             if largest is None or work.ops > largest.ops:
                 largest = work
-        elif isinstance(layer, VectorLayer):
-            bytes_in = sum(_nbytes(plan, t) for t in layer.inputs if t and t not in plan.constants)
-            bytes_out = sum(_nbytes(plan, t) for t in layer.outputs)
-            layers.append(
-                estimate_stream_layer(
-                    board, layer.name, bytes_in, bytes_out, kind=f"vector:{layer.fn}"
-                )
-            )
+        else:
+            layers.append(_vector_stage(board, plan, group))
     notes = [
         "GEMM dataflow per layer: 'tempus' streams host-replicated tiles from DDR; 'reuse/<plan>' "
         "keeps panels on chip; gain_over_tempus is the modelled speed-up over Tempus's policy "
@@ -137,6 +132,49 @@ def plan_report(
     for entry in report["layers"]:
         entry.update(extra.get(entry["name"], {}))
     return report
+
+
+def _stages(plan: Plan) -> list[list[Layer]]:
+    """The plan's layers as hardware stages: a GEMM alone; a chain of element-wise layers, each
+    consuming the previous one's output and nothing else of the chain, as one PL stream stage
+    (one pass over the data, as a fused vector unit runs it); reshapes dropped (free views)."""
+    stages: list[list[Layer]] = []
+    for layer in plan.layers:
+        if isinstance(layer, GemmLayer):
+            stages.append([layer])
+        elif isinstance(layer, VectorLayer):
+            prev = stages[-1] if stages else None
+            if (
+                prev
+                and isinstance(prev[-1], VectorLayer)
+                and prev[-1].outputs[0] in layer.inputs
+                and _used_once(plan, prev[-1].outputs[0])
+            ):
+                prev.append(layer)
+            else:
+                stages.append([layer])
+    return stages
+
+
+def _used_once(plan: Plan, tensor: str) -> bool:
+    users = sum(tensor in layer.inputs for layer in plan.layers)
+    return users == 1 and all(t.name != tensor for t in plan.outputs)
+
+
+def _vector_stage(board: Board, plan: Plan, group: list[Layer]) -> LayerEstimate:
+    """One PL stream stage: reads the chain's external inputs, writes its last outputs."""
+    internal = {t for layer in group[:-1] for t in layer.outputs}
+    inputs = {
+        t
+        for layer in group
+        for t in layer.inputs
+        if t and t not in plan.constants and t not in internal
+    }
+    bytes_in = sum(_nbytes(plan, t) for t in sorted(inputs))
+    bytes_out = sum(_nbytes(plan, t) for t in group[-1].outputs)
+    name = group[0].name if len(group) == 1 else f"{group[0].name}..{group[-1].name}"
+    kind = "vector:" + "+".join(layer.fn for layer in group)
+    return estimate_stream_layer(board, name, bytes_in, bytes_out, kind=kind)
 
 
 def _nbytes(plan: Plan, name: str) -> int:
