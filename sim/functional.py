@@ -26,7 +26,10 @@ from codesign.sim import numerics, vector
 
 
 def load_plan(build: str | os.PathLike[str]) -> tuple[Path, Plan]:
-    """Read ``build/schedule.json``; BuildError when the build is missing or unreadable."""
+    """Read and check ``build/schedule.json`` (:func:`codesign.sim.plan_check.check_plan`);
+    BuildError when the build is missing, unreadable or inconsistent."""
+    from codesign.sim.plan_check import check_plan
+
     root = Path(build)
     path = root / "schedule.json"
     if not path.is_file():
@@ -34,9 +37,11 @@ def load_plan(build: str | os.PathLike[str]) -> tuple[Path, Plan]:
             f"{root}: not a codesign build (no schedule.json); run codesign compile first"
         )
     try:
-        return root, from_json(path.read_text())
-    except (ValueError, KeyError, TypeError) as e:
-        raise BuildError(f"{path}: unreadable schedule: {e}") from None
+        plan = from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as e:
+        raise BuildError(f"{path}: unreadable schedule: {' '.join(str(e).split())[:300]}") from None
+    check_plan(plan, root)
+    return root, plan
 
 
 class Simulator:

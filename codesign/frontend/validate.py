@@ -26,11 +26,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from onnx import TensorProto, numpy_helper
 
 from codesign.errors import ModelError, UnsupportedError
-
-#: Largest dimension accepted anywhere in a shape.
-MAX_DIM = 2**31 - 1
-#: Largest number of elements of one tensor (activation, weight or constant).
-MAX_ELEMENTS = 2**32
+from codesign.ir.limits import MAX_DIM, MAX_ELEMENTS
 
 #: Bits per element of the ONNX element types whose size is fixed (4-bit types pack two a byte).
 BITS = {

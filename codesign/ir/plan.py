@@ -235,40 +235,76 @@ def to_json(plan: Plan) -> str:
 
 
 def from_json(text: str) -> Plan:
-    """Read schedule.json text; raise ValueError naming what is wrong."""
+    """Read schedule.json text; raise ValueError naming what is wrong.
+
+    Every value must have its field's JSON type (integers for ints, lists for tuples, objects
+    for dataclasses, null only where a field may be None), so a damaged or hand-edited file is
+    refused here rather than failing deep in the simulator.
+    """
     data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"schedule must be a JSON object, not {type(data).__name__}")
     if data.get("schema") != SCHEMA:
         raise ValueError(f"schedule schema must be {SCHEMA!r}, not {data.get('schema')!r}")
-    return _build(Plan, data)
+    return _build(Plan, data, "schedule")
 
 
-def _build(tp: Any, data: Any) -> Any:
+_JSON_TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _build(tp: Any, data: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
-    if tp is Any or data is None:
+    if tp is Any:
         return data
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _build(args[0], data)
+        if data is None and len(args) < len(typing.get_args(tp)):
+            return None
+        return _build(args[0], data, where)
+    if data is None:
+        raise ValueError(f"{where} must not be null")
     if origin is tuple:
+        if not isinstance(data, list):
+            raise ValueError(f"{where} must be a list, not {_show(data)}")
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_build(args[0], v) for v in data)
-        return tuple(_build(a, v) for a, v in zip(args, data, strict=True))
+            return tuple(_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(data))
+        if len(data) != len(args):
+            raise ValueError(f"{where} must have {len(args)} entries, not {len(data)}")
+        pairs = enumerate(zip(args, data, strict=True))
+        return tuple(_build(a, v, f"{where}[{i}]") for i, (a, v) in pairs)
     if origin is dict:
+        if not isinstance(data, dict):
+            raise ValueError(f"{where} must be an object, not {_show(data)}")
         _, vt = typing.get_args(tp)
-        return {k: _build(vt, v) for k, v in data.items()}
+        return {k: _build(vt, v, f"{where}.{k}") for k, v in data.items()}
+    if (tp is Layer or dataclasses.is_dataclass(tp)) and not isinstance(data, dict):
+        raise ValueError(f"{where} must be an object, not {_show(data)}")
     if tp is Layer:
-        cls = LAYER_KINDS.get(data.get("kind"))
+        cls = LAYER_KINDS.get(data.get("kind")) if isinstance(data.get("kind"), str) else None
         if cls is None:
             raise ValueError(
-                f"layer kind must be one of {sorted(LAYER_KINDS)}, not {data.get('kind')!r}"
+                f"{where}.kind must be one of {sorted(LAYER_KINDS)}, not {data.get('kind')!r}"
             )
-        return _build(cls, data)
+        return _build(cls, data, where)
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         kwargs = {}
         for f in dataclasses.fields(tp):
             if f.name in data:
-                kwargs[f.name] = _build(hints[f.name], data[f.name])
+                kwargs[f.name] = _build(hints[f.name], data[f.name], f"{where}.{f.name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ValueError(f"{where} must have the key {f.name!r}")
         return tp(**kwargs)
+    if tp in _JSON_TYPES:
+        ok = isinstance(data, tp) and not (tp is not bool and isinstance(data, bool))
+        if tp is float:
+            ok = isinstance(data, int | float) and not isinstance(data, bool)
+        if not ok:
+            raise ValueError(f"{where} must be {_JSON_TYPES[tp]}, not {_show(data)}")
     return data
+
+
+def _show(data: Any) -> str:
+    text = json.dumps(data)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -23,6 +23,8 @@ DTYPE_BYTES: dict[str, tuple[int, int, int, int]] = {
 }
 
 DATAFLOWS = ("tempus", "reuse")
+#: Lowest clock (PL or AIE) a configuration may name.
+MIN_CLOCK_MHZ = 1.0
 
 
 def check_dtype(dtype: str) -> tuple[int, int, int, int]:
@@ -103,8 +105,9 @@ class TemporalConfig:
             )
         for name in ("pl_clock_mhz", "aie_clock_mhz"):
             v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise OptionError(f"{name} must be positive, not {v!r}")
+            # below 1 MHz the modelled times overflow (a 1e-300 MHz clock was an OverflowError)
+            if v is not None and not v >= MIN_CLOCK_MHZ:
+                raise OptionError(f"{name} must be at least {MIN_CLOCK_MHZ:g} MHz, not {v!r}")
 
     @property
     def cores(self) -> int:

@@ -224,3 +224,43 @@ def test_unwritable_output_is_a_user_error(cli, tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     r = cli("compile", model, "-o", tmp_path / "afile" / "build")
     assert r.code == 2 and "cannot create the build directory" in r.err
+
+
+@pytest.mark.parametrize(
+    "edit, fragments",
+    [
+        (
+            lambda s: s["constants"].__setitem__(
+                next(iter(s["constants"])),
+                {**next(iter(s["constants"].values())), "path": "../../etc/passwd"},
+            ),
+            ("path must be a relative path inside the build, not '../../etc/passwd'",),
+        ),
+        (
+            lambda s: s["layers"][1]["schedule"]["block"].__setitem__("chains", "two"),
+            ('schedule.layers[1].schedule.block.chains must be an integer, not "two"',),
+        ),
+        (
+            lambda s: s["layers"][1]["schedule"].__setitem__("m_tiles", 99),
+            ("layer 1 'fc0_matmul' (gemm)", "tile counts and padding must follow"),
+        ),
+        (
+            lambda s: s["layers"][0].__setitem__("inputs", ["nowhere", "", ""]),
+            ("layer 0", "input 'nowhere' must be defined before the layer"),
+        ),
+    ],
+    ids=["path-traversal", "wrong-type", "inconsistent-schedule", "undefined-input"],
+)
+def test_damaged_schedule_is_refused(cli, tmp_path: Path, edit, fragments) -> None:
+    """Builds travel too: simulate and report refuse a damaged schedule.json with one line."""
+    build = tmp_path / "b"
+    assert cli("compile", models.qdq_mlp(tmp_path / "q.onnx"), "-o", build, "--no-synth").code == 0
+    schedule = json.loads((build / "schedule.json").read_text())
+    edit(schedule)
+    (build / "schedule.json").write_text(json.dumps(schedule))
+    for command in ("simulate", "report"):
+        r = cli(command, build)
+        lines = [line for line in r.err.splitlines() if line.strip()]
+        assert r.code == 2 and len(lines) == 1, r.err
+        for f in fragments:
+            assert f in lines[0], (f, lines[0])
