@@ -96,12 +96,20 @@ def check_structure(model: onnx.ModelProto, path: Path) -> None:
     file and the tensor or node.
     """
     _check_text(model, path, "model")
+    _check_opsets(model, path)
     g = model.graph
     if len(g.sparse_initializer):
         raise UnsupportedError(
             f"{path}: sparse initializer {g.sparse_initializer[0].values.name!r} is not "
             "supported; store it dense"
         )
+    for vi in [*g.input, *g.output]:
+        t = vi.type.tensor_type
+        if vi.type.HasField("tensor_type") and t.elem_type not in BITS:
+            raise ModelError(
+                f"{path}: graph {'input' if vi in g.input else 'output'} {vi.name!r} must "
+                f"declare a numeric element type, not {type_name(t.elem_type)}"
+            )
     for vi in [*g.input, *g.output, *g.value_info]:
         if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
             dims = [
@@ -143,6 +151,17 @@ def check_reshape_targets(g: onnx.GraphProto, path: Path) -> None:
             continue  # the checker and shape inference name the type error
         values = [int(v) for v in numpy_helper.to_array(t).reshape(-1)]
         check_reshape_target(values, f"{path}: {_node_label(n)}")
+
+
+def _check_opsets(model: onnx.ModelProto, path: Path) -> None:
+    """The default domain's opset must be one onnx knows: newer ones may change op semantics."""
+    newest = onnx.defs.onnx_opset_version()
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx") and not 1 <= o.version <= newest:
+            raise ModelError(
+                f"{path}: the ONNX opset must lie in 1..{newest} (the newest onnx "
+                f"{onnx.__version__} knows), not {o.version}"
+            )
 
 
 def check_dims(dims: list[int | None], where: str) -> int:

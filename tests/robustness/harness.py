@@ -96,15 +96,29 @@ def drive(model_dir: Path, data: bytes, extra: tuple[str, ...], reference: bool)
     return outcomes
 
 
-def verdict(outcomes: list[Outcome]) -> str | None:
+#: The user errors a simulation of a freshly compiled build may give: the memory check, and
+#: onnxruntime declining the reference (it supports less than the ONNX spec).
+FRESH_BUILD_REFUSALS = ("simulating this build needs about", "onnxruntime could not run")
+
+
+def verdict(outcomes: list[Outcome], fresh_build: bool = False) -> str | None:
     """None when every outcome is acceptable, else a description of the failure.
 
     Acceptable: exit 0; exit 2 with exactly one ``error:`` line and no traceback; exit 3 only
-    for ``simulate --reference`` (fidelity).
+    for ``simulate --reference`` (fidelity). With ``fresh_build`` (the build was just written by
+    ``compile``), a simulation may refuse only as :data:`FRESH_BUILD_REFUSALS` says: any other
+    exit 2 means compile wrote a build that simulate does not accept.
     """
     for o in outcomes:
         if o.code == 0:
             continue
+        if (
+            fresh_build
+            and o.args[0] == "simulate"
+            and o.code == 2
+            and not any(r in o.err for r in FRESH_BUILD_REFUSALS)
+        ):
+            return f"a freshly compiled build was refused: {o.err.strip()[:2000]}"
         lines = [line for line in o.err.splitlines() if line.strip()]
         fidelity = o.code == 3 and o.args[0] == "simulate" and "--reference" in o.args
         one_line = len(lines) == 1 and lines[0].startswith("error: ")

@@ -394,3 +394,26 @@ def test_external_data_counts_against_the_size_limit(cli, tmp_path: Path) -> Non
     size = model.stat().st_size
     r = cli("compile", model, "-o", build, "--max-model-size", str(size + 100))
     assert_refused(r, build, "the model file and its external data must be at most")
+
+
+def test_opset_newer_than_onnx_knows(cli, tmp_path: Path) -> None:
+    """Found by the fuzzer: opset 99 compiled (then onnxruntime refused the reference)."""
+
+    def future(m: onnx.ModelProto) -> None:
+        m.opset_import[0].version = 99
+
+    model = edited(float_mlp(tmp_path), tmp_path / "future.onnx", future)
+    build = tmp_path / "out"
+    assert_refused(cli("compile", model, "-o", build), build, "the ONNX opset must lie in 1..")
+
+
+def test_graph_output_without_element_type(cli, tmp_path: Path) -> None:
+    """Found by the fuzzer: an UNDEFINED output type compiled, then onnxruntime refused it."""
+
+    def untyped(m: onnx.ModelProto) -> None:
+        m.graph.output[0].type.tensor_type.elem_type = TensorProto.UNDEFINED
+
+    model = edited(float_mlp(tmp_path), tmp_path / "untyped.onnx", untyped)
+    build = tmp_path / "out"
+    r = cli("compile", model, "-o", build)
+    assert_refused(r, build, "graph output 'output' must declare a numeric element type")
