@@ -12,7 +12,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 
 from codesign.errors import BuildError
+from codesign.fileio import atomic_write
 from codesign.rtl.spec import BlockSpec, block_info
 
 __all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "read_manifest", "to_verilog", "write_blocks"]
@@ -87,17 +87,7 @@ def _ports(spec: BlockSpec) -> dict[str, dict[str, Any]]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)
 
 
 def write_blocks(

@@ -37,6 +37,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from codesign.errors import ModelError, OptionError
+from codesign.fileio import atomic_write
 
 __all__ = [
     "INPUT_NAME",
@@ -98,17 +99,8 @@ def _resolve_path(path: PathLike, default_name: str = "model.onnx") -> Path:
 
 
 def _atomic_write(dst: Path, data: bytes) -> Path:
-    """Write ``data`` to ``dst`` through a temporary file in the same directory."""
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a model is an ordinary file
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dst
+    """Write ``data`` to ``dst`` atomically (see :func:`codesign.fileio.atomic_write`)."""
+    return atomic_write(dst, data)
 
 
 def _make_model(graph: onnx.GraphProto) -> onnx.ModelProto:
