@@ -4,7 +4,7 @@ each point, the hold-outs, the power breakdown and the fitted parameters.
     python bench/calibration.py          # model vs measurement
     python bench/calibration.py --fit    # also refit the free parameters (to paste in the board file)
 
-Every modelled figure comes from codesign.sim.perf; nothing here is timed on this machine.
+Every modelled figure comes from codesign.cost; nothing here is timed on this machine.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codesign.boards import load
-from codesign.sim.perf.calibration import fit_tempus, power_rows, time_rows
+from codesign.cost.calibration import fit_tempus, power_rows, time_rows
 
 
 def _rows_table(title: str, rows, unit: str) -> Table:

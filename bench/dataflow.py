@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from codesign.boards import load
-from codesign.sim.perf import choose_temporal_config, estimate_temporal_gemm
-from codesign.sim.perf.calibration import tempus_setup
-from codesign.sim.perf.reference import TimedPoint
+from codesign.cost import choose_temporal_config, estimate_temporal_gemm
+from codesign.cost.calibration import tempus_setup
+from codesign.cost.reference import TimedPoint
 
 
 def main() -> None:

@@ -12,13 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from codesign.boards import load
+from codesign.cost import GemmWorkload, choose_temporal_config
 from codesign.schedulers.spatial import (
     PUBLISHED_SIZE,
     fit_system_efficiency,
     map_spatial,
     published_rows,
 )
-from codesign.sim.perf import GemmWorkload, choose_temporal_config
 
 
 def main() -> None:

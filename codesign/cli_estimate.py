@@ -1,6 +1,6 @@
 """``codesign estimate``: modelled time, throughput, power and DDR traffic of one GEMM.
 
-A thin wrapper over :func:`codesign.sim.perf.choose_temporal_config`; options left out are chosen
+A thin wrapper over :func:`codesign.cost.choose_temporal_config`; options left out are chosen
 by the model. Registered in :mod:`codesign.cli`; errors are mapped to one line and an exit code there.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 import click
 
 from codesign.boards import load
+from codesign.cost import choose_temporal_config, require_fit
+from codesign.cost.calibration import time_rows
 from codesign.errors import OptionError
 from codesign.schedulers.tempus import parse_block
-from codesign.sim.perf import choose_temporal_config, require_fit
-from codesign.sim.perf.calibration import time_rows
 
 _DIMS = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 _PAIR = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
@@ -43,7 +43,7 @@ def estimate_dict(
     plio_bits: int = 128,
 ) -> dict[str, Any]:
     """The figures ``codesign estimate`` prints, as a JSON-ready dict (all modelled)."""
-    from codesign.sim.perf import GemmWorkload
+    from codesign.cost import GemmWorkload
 
     board = load(board_name)
     M, K, N = parse_dims(gemm, "--gemm")

@@ -14,6 +14,7 @@ from codesign.boards import Board
 from codesign.codegen.datafiles import DataWriter
 from codesign.errors import FitError
 from codesign.ir.graph import Gemm, KernelGraph, Op, Reshape, Vector
+from codesign.ir.layouts import B_LAYOUT, pack_b
 from codesign.ir.plan import (
     Block,
     DataFile,
@@ -26,7 +27,6 @@ from codesign.ir.plan import (
     VectorLayer,
 )
 from codesign.schedulers import tempus
-from codesign.schedulers.tempus_layout import B_LAYOUT, pack_b
 
 
 class PlanContext:

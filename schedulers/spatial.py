@@ -21,12 +21,12 @@ from dataclasses import dataclass, field, replace
 from math import ceil, prod, sqrt
 
 from codesign.boards import Board, load
+from codesign.cost.params import optional
+from codesign.cost.power import PowerEstimate, estimate_power
+from codesign.cost.reference import SPATIAL_POINTS, SpatialPoint
+from codesign.cost.temporal import MODELLED
+from codesign.cost.workload import DTYPE_BYTES, GemmWorkload
 from codesign.errors import OptionError
-from codesign.sim.perf.params import optional
-from codesign.sim.perf.power import PowerEstimate, estimate_power
-from codesign.sim.perf.reference import SPATIAL_POINTS, SpatialPoint
-from codesign.sim.perf.temporal import MODELLED
-from codesign.sim.perf.workload import DTYPE_BYTES, GemmWorkload
 
 #: per-core tile candidates (i, k, j), multiplied by the native mmul shape where needed
 _TILES = (

@@ -161,7 +161,7 @@ def schedule_gemm(
 def choose_dataflow(board: Board, sched: TemporalSchedule) -> TemporalSchedule:
     """Pick how operands reach the block for this schedule's tile: Tempus's host-replicated
     streaming or on-chip reuse, whichever the performance model finds faster and fits."""
-    from codesign.sim.perf import GemmWorkload, choose_temporal_config
+    from codesign.cost import GemmWorkload, choose_temporal_config
 
     t = sched.tile
     choice = choose_temporal_config(

@@ -20,8 +20,8 @@ import numpy as np
 from codesign.codegen.datafiles import read
 from codesign.errors import BuildError, OptionError
 from codesign.ir.graph import numpy_dtype
+from codesign.ir.layouts import unpack_b
 from codesign.ir.plan import GemmLayer, Layer, Plan, ReshapeLayer, VectorLayer, from_json
-from codesign.schedulers.tempus_layout import unpack_b
 from codesign.sim import numerics, vector
 
 

@@ -23,9 +23,9 @@ import numpy as np
 
 from codesign.errors import BuildError
 from codesign.ir.graph import DTYPES, numpy_dtype
+from codesign.ir.layouts import B_LAYOUT
 from codesign.ir.limits import MAX_DIM, MAX_ELEMENTS
 from codesign.ir.plan import DataFile, GemmLayer, Layer, Plan, ReshapeLayer, VectorLayer
-from codesign.schedulers.tempus_layout import B_LAYOUT
 from codesign.sim import numerics, vector
 
 LAYOUTS = ("row-major", B_LAYOUT)

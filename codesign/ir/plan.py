@@ -92,7 +92,7 @@ class TemporalSchedule:
     passes over K through the cascade. Dimensions are padded up to ``padded_*``.
     ``block_cycles`` is the tiling objective (modelled compute and PLIO streaming of the block,
     without DDR and launch); ``dataflow`` ("tempus" or "reuse") and ``reuse_plan`` say how the
-    operands reach the block, chosen by :mod:`codesign.sim.perf` for this tile.
+    operands reach the block, chosen by :mod:`codesign.cost` for this tile.
     """
 
     M: int

@@ -1,7 +1,7 @@
 """Build the report dict (schema ``codesign.report/1``, see SCHEMA.md) from modelled layers.
 
 The lead's ``codesign report`` turns a Plan into :class:`LayerEstimate` objects (one per layer,
-with :func:`codesign.sim.perf.gemm_layer`, :func:`estimate_stream_layer`,
+with :func:`codesign.cost.gemm_layer`, :func:`estimate_stream_layer`,
 :func:`estimate_host_layer`) and calls :func:`make_report`; the renderers in
 :mod:`codesign.report.html` and :mod:`codesign.report.terminal` take the dict.
 """
@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from codesign.boards import Board, load
-from codesign.sim.perf import LayerEstimate, capacities, require_fit, summarize
-from codesign.sim.perf.calibration import power_rows, time_rows
-from codesign.sim.perf.params import optional
+from codesign.cost import LayerEstimate, capacities, require_fit, summarize
+from codesign.cost.calibration import power_rows, time_rows
+from codesign.cost.params import optional
 
 SCHEMA = "codesign.report/1"
 
@@ -135,7 +135,7 @@ def make_report(
             "missing": list(m.missing_power),
             "assumptions": list(p.assumptions),
         }
-    all_notes = ["every figure in this report is modelled (codesign.sim.perf), not measured"]
+    all_notes = ["every figure in this report is modelled (codesign.cost), not measured"]
     if m.missing_power:
         all_notes.append(
             f"power is a lower bound: {', '.join(m.missing_power)} not known for {board.name}"
@@ -191,8 +191,8 @@ def spatial_entry(
 
 def compare_spatial(board: Board, workload) -> list[dict[str, Any]]:
     """Temporal (chosen) and spatial (ARIES/CHARM-style) rows for one GEMM on ``board``."""
+    from codesign.cost import choose_temporal_config
     from codesign.schedulers.spatial import map_spatial
-    from codesign.sim.perf import choose_temporal_config
 
     t = choose_temporal_config(board, workload).estimate
     s = map_spatial(board, workload)

@@ -14,10 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from codesign.boards import Board
-from codesign.ir.graph import TensorType
-from codesign.ir.plan import GemmLayer, Layer, Plan, VectorLayer
-from codesign.report.build import compare_spatial, make_report
-from codesign.sim.perf import (
+from codesign.cost import (
     GemmWorkload,
     LayerEstimate,
     PlUsage,
@@ -26,7 +23,10 @@ from codesign.sim.perf import (
     estimate_temporal_gemm,
     gemm_layer,
 )
-from codesign.sim.perf.calibration import TEMPUS_PL_USAGE
+from codesign.cost.calibration import TEMPUS_PL_USAGE
+from codesign.ir.graph import TensorType
+from codesign.ir.plan import GemmLayer, Layer, Plan, VectorLayer
+from codesign.report.build import compare_spatial, make_report
 
 
 def _config(layer: GemmLayer) -> TemporalConfig:

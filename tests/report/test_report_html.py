@@ -7,11 +7,7 @@ import pytest
 from rich.console import Console
 
 from codesign.boards import load
-from codesign.errors import FitError, OptionError
-from codesign.report.build import SCHEMA, compare_spatial, make_report
-from codesign.report.html import render_html
-from codesign.report.terminal import render_terminal
-from codesign.sim.perf import (
+from codesign.cost import (
     GemmWorkload,
     PlUsage,
     choose_temporal_config,
@@ -20,7 +16,11 @@ from codesign.sim.perf import (
     estimate_temporal_gemm,
     gemm_layer,
 )
-from codesign.sim.perf.workload import TemporalConfig
+from codesign.cost.workload import TemporalConfig
+from codesign.errors import FitError, OptionError
+from codesign.report.build import SCHEMA, compare_spatial, make_report
+from codesign.report.html import render_html
+from codesign.report.terminal import render_terminal
 
 
 def _layers(board):

@@ -3,8 +3,8 @@
 import pytest
 
 from codesign.boards import load
+from codesign.cost import GemmWorkload
 from codesign.schedulers.spatial import fit_system_efficiency, map_spatial, published_rows
-from codesign.sim.perf import GemmWorkload
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ from itertools import product
 from math import ceil
 
 from codesign.boards import Board
+from codesign.cost.resources import PlUsage, capacities
+from codesign.cost.temporal import GemmEstimate, estimate_temporal_gemm
+from codesign.cost.workload import DATAFLOWS, GemmWorkload, TemporalConfig
 from codesign.errors import FitError, OptionError
-from codesign.sim.perf.resources import PlUsage, capacities
-from codesign.sim.perf.temporal import GemmEstimate, estimate_temporal_gemm
-from codesign.sim.perf.workload import DATAFLOWS, GemmWorkload, TemporalConfig
 
 _CHAINS = (1, 2, 4)
 _CASCADE = (1, 2, 4, 8)

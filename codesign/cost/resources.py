@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from codesign.boards import Board
+from codesign.cost.params import optional
 from codesign.errors import FitError
-from codesign.sim.perf.params import optional
 
 
 @dataclass(frozen=True)

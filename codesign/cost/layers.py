@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codesign.boards import Board
+from codesign.cost.params import perf_params, required
+from codesign.cost.power import PowerEstimate, estimate_power
+from codesign.cost.resources import PlUsage, ResourceUsage
+from codesign.cost.temporal import MODELLED, GemmEstimate, estimate_temporal_gemm
+from codesign.cost.workload import GemmWorkload, TemporalConfig
 from codesign.errors import OptionError
-from codesign.sim.perf.params import perf_params, required
-from codesign.sim.perf.power import PowerEstimate, estimate_power
-from codesign.sim.perf.resources import PlUsage, ResourceUsage
-from codesign.sim.perf.temporal import MODELLED, GemmEstimate, estimate_temporal_gemm
-from codesign.sim.perf.workload import GemmWorkload, TemporalConfig
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ the parameters a fresh fit produces (so nobody hand-tunes them)."""
 import pytest
 
 from codesign.boards import load
-from codesign.sim.perf.calibration import fit_tempus, power_rows, tempus_setup, time_rows
-from codesign.sim.perf.reference import HOLDOUT_POINTS, TEMPUS_POINTS
-from codesign.sim.perf.temporal import estimate_temporal_gemm
+from codesign.cost.calibration import fit_tempus, power_rows, tempus_setup, time_rows
+from codesign.cost.reference import HOLDOUT_POINTS, TEMPUS_POINTS
+from codesign.cost.temporal import estimate_temporal_gemm
 
 
 @pytest.fixture(scope="module")

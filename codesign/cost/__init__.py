@@ -1,7 +1,7 @@
-"""codesign.sim.perf: the physics-based performance, resource and power model.
+"""codesign.cost: the physics-based performance, resource and power model.
 
 Every figure it produces is modelled (labelled so), calibrated on published Versal measurements
-(see :mod:`codesign.sim.perf.calibration`). Public API:
+(see :mod:`codesign.cost.calibration`). Public API:
 
 - :class:`GemmWorkload`, :class:`TemporalConfig`, :func:`estimate_temporal_gemm` -> :class:`GemmEstimate`
 - :func:`choose_temporal_config` -> :class:`Choice` (best block/tile/dataflow when not given)
@@ -12,8 +12,8 @@ Every figure it produces is modelled (labelled so), calibrated on published Vers
 - :func:`estimate_power` -> :class:`PowerEstimate`
 """
 
-from codesign.sim.perf.choose import Choice, choose_temporal_config
-from codesign.sim.perf.layers import (
+from codesign.cost.choose import Choice, choose_temporal_config
+from codesign.cost.layers import (
     LayerEstimate,
     ModelEstimate,
     estimate_host_layer,
@@ -22,10 +22,10 @@ from codesign.sim.perf.layers import (
     summarize,
     temporal_layer,
 )
-from codesign.sim.perf.power import PowerEstimate, estimate_power
-from codesign.sim.perf.resources import Capacity, PlUsage, ResourceUsage, capacities, require_fit
-from codesign.sim.perf.temporal import MODELLED, GemmEstimate, estimate_temporal_gemm
-from codesign.sim.perf.workload import GemmWorkload, TemporalConfig
+from codesign.cost.power import PowerEstimate, estimate_power
+from codesign.cost.resources import Capacity, PlUsage, ResourceUsage, capacities, require_fit
+from codesign.cost.temporal import MODELLED, GemmEstimate, estimate_temporal_gemm
+from codesign.cost.workload import GemmWorkload, TemporalConfig
 
 __all__ = [
     "MODELLED",

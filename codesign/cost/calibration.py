@@ -13,16 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from codesign.boards import Board
-from codesign.sim.perf.reference import (
+from codesign.cost.reference import (
     HOLDOUT_POINTS,
     TEMPUS_PL,
     TEMPUS_POINTS,
     TEMPUS_POWER,
     TimedPoint,
 )
-from codesign.sim.perf.resources import PlUsage
-from codesign.sim.perf.temporal import GemmEstimate, estimate_temporal_gemm
-from codesign.sim.perf.workload import GemmWorkload, TemporalConfig
+from codesign.cost.resources import PlUsage
+from codesign.cost.temporal import GemmEstimate, estimate_temporal_gemm
+from codesign.cost.workload import GemmWorkload, TemporalConfig
 
 
 def tempus_setup(pt: TimedPoint) -> tuple[GemmWorkload, TemporalConfig]:

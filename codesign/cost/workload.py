@@ -1,6 +1,6 @@
 """What is being estimated: a GEMM workload and the temporal block configuration that runs it.
 
-Shapes follow the scheduler's conventions (see :mod:`codesign.sim.perf.temporal`): a block of
+Shapes follow the scheduler's conventions (see :mod:`codesign.cost.temporal`): a block of
 ``chains x cascade`` cores, per-core tile ``m x k x n``; one graph iteration produces one ``m x n``
 output tile per chain; K larger than one pass (``cascade * k``) loops inside the iteration.
 """
@@ -79,7 +79,7 @@ class TemporalConfig:
     ``dataflow``: ``"tempus"`` streams host-replicated A and B tiles from DDR for every graph
     iteration (Tempus's policy); ``"reuse"`` keeps panels on chip (memory tiles, then PL URAM) so
     each operand leaves DDR fewer times. ``reuse_plan`` names the on-chip plan (see
-    :mod:`codesign.sim.perf.dataflow`); ``None`` lets the model pick the one moving fewest bytes.
+    :mod:`codesign.cost.dataflow`); ``None`` lets the model pick the one moving fewest bytes.
     ``pl_clock_mhz`` / ``aie_clock_mhz`` ``None`` mean the board's clocks.
     """
 

@@ -3,8 +3,7 @@
 import pytest
 
 from codesign.boards import load
-from codesign.errors import FitError
-from codesign.sim.perf import (
+from codesign.cost import (
     GemmWorkload,
     PlUsage,
     choose_temporal_config,
@@ -14,6 +13,7 @@ from codesign.sim.perf import (
     require_fit,
     summarize,
 )
+from codesign.errors import FitError
 
 VE = load("ve2302")
 

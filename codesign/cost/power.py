@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from codesign.boards import Board
-from codesign.sim.perf.params import optional
-from codesign.sim.perf.resources import PlUsage
+from codesign.cost.params import optional
+from codesign.cost.resources import PlUsage
 
 #: component -> group used when comparing with Vivado's summary (memory = BRAM + NoC-DDRMC + XRAM)
 GROUPS = {

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from math import ceil
 
 from codesign.boards import Board
-from codesign.sim.perf.params import optional
-from codesign.sim.perf.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig, Tiling
+from codesign.cost.params import optional
+from codesign.cost.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig, Tiling
 
 REUSE_PLANS = ("b_resident", "a_resident", "a_panel", "b_panel")
 

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field, replace
 from math import ceil
 
 from codesign.boards import Board
+from codesign.cost.dataflow import DataflowPlan, plan_for
+from codesign.cost.params import PerfParams, optional, perf_params
+from codesign.cost.power import PowerEstimate, estimate_power
+from codesign.cost.reference import TEMPUS_PL
+from codesign.cost.resources import PlUsage, ResourceUsage
+from codesign.cost.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig, Tiling
 from codesign.errors import OptionError
-from codesign.sim.perf.dataflow import DataflowPlan, plan_for
-from codesign.sim.perf.params import PerfParams, optional, perf_params
-from codesign.sim.perf.power import PowerEstimate, estimate_power
-from codesign.sim.perf.reference import TEMPUS_PL
-from codesign.sim.perf.resources import PlUsage, ResourceUsage
-from codesign.sim.perf.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig, Tiling
 
 MODELLED = "modelled"
 STAGES = ("ddr", "plio", "compute", "cascade")
@@ -146,7 +146,7 @@ def estimate_temporal_gemm(
     ``pl``: PL resources of the data movers (default: Tempus's measured DMA, invariant to size).
     Raises :class:`OptionError` for a dtype/PLIO/clock the board cannot run and
     :class:`BoardError` when the board file lacks a figure the model needs. It does not check the
-    fit (see :func:`codesign.sim.perf.resources.require_fit`).
+    fit (see :func:`codesign.cost.resources.require_fit`).
     """
     w, c = workload, config
     p = perf_params(board, c.pl_clock_mhz, c.aie_clock_mhz)

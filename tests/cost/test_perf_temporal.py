@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codesign.boards import load
-from codesign.errors import BoardError, FitError, OptionError
-from codesign.sim.perf import (
+from codesign.cost import (
     GemmWorkload,
     PlUsage,
     TemporalConfig,
@@ -16,6 +15,7 @@ from codesign.sim.perf import (
     estimate_temporal_gemm,
     require_fit,
 )
+from codesign.errors import BoardError, FitError, OptionError
 
 VE = load("ve2302")
 TEMPUS = TemporalConfig(2, 8, 64, 128, 64, dataflow="tempus", pl_clock_mhz=312.5)

@@ -1,0 +1,29 @@
+"""bf16 rounding and the bf16 x bf16 -> fp32 mmul partials and cascade."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def to_bf16(x: np.ndarray) -> np.ndarray:
+    """Round float32 values to bfloat16 (round to nearest even) and return them as float32."""
+    b = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    nan = np.isnan(np.asarray(x, dtype=np.float32))
+    rounded = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
+    out = rounded.astype(np.uint32).view(np.float32)
+    return np.where(nan, np.float32(np.nan), out).astype(np.float32)
+
+
+def mac_partial_bf16(a_bf16: np.ndarray, b_bf16: np.ndarray) -> np.ndarray:
+    """One core's bf16 contribution over its K slice, rounded once to fp32.
+
+    Products of bf16 values are exact in fp32; the slice sum is formed in float64 and rounded
+    once to float32 (the core's fp32 accumulator). Cascade partials are then added in fp32 in
+    cascade order by :func:`cascade_add_f32`.
+    """
+    return np.matmul(a_bf16.astype(np.float64), b_bf16.astype(np.float64)).astype(np.float32)
+
+
+def cascade_add_f32(acc: np.ndarray, partial: np.ndarray) -> np.ndarray:
+    """Add a core's fp32 partial to the fp32 cascade accumulator (fp32 rounding)."""
+    return (acc.astype(np.float32) + partial.astype(np.float32)).astype(np.float32)
