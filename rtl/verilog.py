@@ -143,7 +143,9 @@ def write_blocks(
     }
     out = Path(out_dir)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        # never the parents: inside a build that was removed mid-compile, re-creating the
+        # parents would give a half-empty build (the parent must exist)
+        out.mkdir(exist_ok=True)
     except OSError as e:
         raise BuildError(f"RTL output directory {out} cannot be created: {e.strerror}") from None
     for spec in unique:

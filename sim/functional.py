@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from codesign.codegen.datafiles import read
+from codesign.fileio import read_in
 from codesign.errors import BuildError, OptionError
 from codesign.ir.graph import numpy_dtype
 from codesign.ir.layouts import unpack_b
@@ -37,7 +38,8 @@ def load_plan(build: str | os.PathLike[str]) -> tuple[Path, Plan]:
             f"{root}: not a codesign build (no schedule.json); run codesign compile first"
         )
     try:
-        plan = from_json(path.read_text(encoding="utf-8"))
+        # no symlink, FIFO or device: read_in opens it no-follow and checks the handle
+        plan = from_json(read_in(root, "schedule.json", max_bytes=1 << 30).decode("utf-8"))
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as e:
         raise BuildError(f"{path}: unreadable schedule: {' '.join(str(e).split())[:300]}") from None
     check_plan(plan, root)

@@ -8,9 +8,15 @@ Contracts:
   left by a killed process (SIGKILL, power loss) is removed by the next compile to the same
   build directory once its process is gone.
 - **No clobbering.** An existing build directory is replaced only with ``force``, and even then
-  only if it is empty or a codesign build (it holds ``schedule.json`` or ``manifest.json``): a
-  mistyped ``-o ~ --force`` cannot delete a home directory. A symlink in place of the build is
-  replaced, never followed.
+  only if it is empty or a codesign build whose ``manifest.json`` verifies (every file listed
+  with its sha256, no file unlisted): a mistyped ``-o ~ --force`` cannot delete a home
+  directory, nor a folder holding a stray ``schedule.json``. A symlink in place of the build is
+  replaced, never followed. The old build is parked as ``.<name>.old-<pid>-<random>`` between
+  two renames; if the process dies there, the next compile to the same directory puts it back.
+- **Contained.** Every file is written through :func:`codesign.fileio.write_in` (fresh
+  ``O_EXCL | O_NOFOLLOW`` name, then a rename), so no write follows a symlink out of the build;
+  writers never create the build's parents, the manifest is checked against the files before
+  the final rename, and parent folders a failed compile created are removed.
 - **Deterministic.** The same model bytes and options give byte-identical files: the plan holds
   no wall time and no absolute path, file names derive from the graph, and ``manifest.json``
   records the sha256 of every file, the model's sha256, the options and the tool versions.
@@ -39,6 +45,7 @@ from codesign.boards import load as load_board
 from codesign.codegen.datafiles import DataWriter
 from codesign.codegen.rtl_blocks import synthesized_pl, write_rtl
 from codesign.errors import BuildError, OptionError
+from codesign.fileio import check_tree, make_dir_in, read_in, write_in
 from codesign.frontend import (
     MAX_MODEL_BYTES,
     ShapeOverride,
@@ -86,21 +93,26 @@ def compile_model(
     board = load_board(options.board)
     check_block(board, options.block)
     model, out = Path(model), Path(out)
+    if out.parent.is_dir():  # first: an old build a killed --force left is put back
+        remove_stale_temporaries(out)
     _check_target(out, options.force)
     data = read_model_bytes(model, options.max_model_bytes)
-    kg = import_model(model, options.shapes, options.max_model_bytes, data)
-    to_hardware(kg, source=str(model))
+    # external data is read once, into the self-contained copy; the plan is made from that same
+    # copy, so the build's model.onnx and its weights cannot differ
     reference = reference_copy(model, data, options.max_model_bytes)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out)
-    except OSError as e:
-        raise BuildError(f"{out}: cannot create the build directory: {e.strerror}") from None
+    kg = import_model(model, options.shapes, options.max_model_bytes, reference)
+    to_hardware(kg, source=str(model))
+    created = _missing_parents(out)
     with _signals_as_interrupts():
         try:
+            _make_parents(out, created)
             tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
         except OSError as e:
+            _remove_parents(created)
             raise BuildError(f"{out}: cannot create the build directory: {e.strerror}") from None
+        except BaseException:
+            _remove_parents(created)
+            raise
         try:
             tmp.chmod(0o755)
             writer = DataWriter(tmp)
@@ -113,14 +125,46 @@ def compile_model(
                 solver_time_limit=options.solver_time_limit,
             )
             _write_build(tmp, plan, reference, board, options, writer.hashes)
+            problem = manifest_problem(
+                tmp, required=("schedule.json", "model.onnx", *writer.hashes)
+            )
+            if problem:
+                raise BuildError(f"{out}: the finished build does not verify: {problem}")
             _replace(tmp, out, options.force)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            _remove_parents(created)
             raise BuildError(f"{out}: cannot write the build: {e.strerror or e}") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            _remove_parents(created)
             raise
     return plan
+
+
+def _missing_parents(out: Path) -> list[Path]:
+    """The parent folders of ``out`` that do not exist yet, outermost first."""
+    missing = []
+    p = out.absolute().parent
+    while not (p.exists() or p.is_symlink()) and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing[::-1]
+
+
+def _make_parents(out: Path, created: list[Path]) -> None:
+    for p in created:
+        p.mkdir(exist_ok=True)
+    remove_stale_temporaries(out)
+
+
+def _remove_parents(created: list[Path]) -> None:
+    """Remove the parent folders this compile created (innermost first), if still empty."""
+    for p in reversed(created):
+        try:
+            p.rmdir()
+        except OSError:
+            break
 
 
 def _check_options(options: CompileOptions) -> None:
@@ -134,21 +178,67 @@ def _check_options(options: CompileOptions) -> None:
 
 
 def is_build_dir(path: Path) -> bool:
-    """Whether ``path`` is a directory that codesign may replace: empty, or a codesign build."""
-    if not path.is_dir():
-        return False
-    if (path / "schedule.json").is_file():
-        return True
+    """Whether ``path`` is a directory that codesign may replace: empty, or a codesign build
+    whose manifest verifies (see :func:`manifest_problem`)."""
+    return path.is_dir() and not path.is_symlink() and _replace_problem(path) is None
+
+
+def _replace_problem(path: Path) -> str | None:
     try:
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        if isinstance(manifest, dict) and manifest.get("schema") == MANIFEST_SCHEMA:
-            return True
-    except (OSError, ValueError):
-        pass
+        if not any(path.iterdir()):
+            return None
+    except OSError as e:
+        return f"cannot be listed ({e.strerror})"
+    return manifest_problem(path)
+
+
+def manifest_problem(root: Path, required: tuple[str, ...] = ()) -> str | None:
+    """Why ``root`` is not a build that its ``manifest.json`` describes exactly, or None.
+
+    It verifies when the manifest (read without following symlinks) has codesign's schema, every
+    file it lists exists as a regular file with that sha256, every other file below ``root``
+    (``manifest.json`` aside) is listed, nothing is a symlink or special file, and every path in
+    ``required`` is listed.
+    """
     try:
-        return not any(path.iterdir())
-    except OSError:
-        return False
+        manifest = json.loads(read_in(root, "manifest.json", max_bytes=64 << 20))
+    except BuildError as e:
+        return str(e)
+    except (ValueError, UnicodeDecodeError):
+        return "manifest.json is not JSON"
+    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
+        return f"manifest.json does not have the schema {MANIFEST_SCHEMA!r}"
+    listed = manifest.get("files")
+    if not isinstance(listed, dict):
+        return "manifest.json has no 'files' table"
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in [*dirnames, *filenames]:
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink() or not (p.is_dir() or p.is_file()):
+                return f"{rel} is a symlink or special file"
+            if p.is_dir() or rel == "manifest.json":
+                continue
+            if rel not in listed:
+                return f"{rel} is not listed in manifest.json"
+            seen.add(rel)
+    for rel, digest in listed.items():
+        if rel not in seen:
+            return f"{rel} is listed in manifest.json but missing"
+        h = hashlib.sha256()
+        try:
+            with open(root / rel, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError as e:
+            return f"{rel} cannot be read ({e.strerror})"
+        if h.hexdigest() != digest:
+            return f"{rel} does not match its sha256 in manifest.json"
+    for rel in required:
+        if rel not in listed:
+            return f"{rel} is missing"
+    return None
 
 
 def _check_target(out: Path, force: bool) -> None:
@@ -164,10 +254,11 @@ def _check_target(out: Path, force: bool) -> None:
         raise BuildError(f"{out}: build directory already exists; pass --force to replace it")
     if not out.is_dir():
         raise BuildError(f"{out}: must be a build directory, not a file; not replacing it")
-    if not out.is_symlink() and not is_build_dir(out):
+    problem = None if out.is_symlink() else _replace_problem(out)
+    if problem:
         raise BuildError(
-            f"{out}: is not a codesign build (no schedule.json or manifest.json) and not "
-            "empty; --force replaces only builds, so remove it yourself or choose another -o"
+            f"{out}: is not a codesign build that verifies ({problem}); --force replaces only "
+            "empty folders and intact builds, so remove it yourself or choose another -o"
         )
 
 
@@ -175,11 +266,17 @@ _TEMP = re.compile(r"\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)-[^/]+")
 
 
 def remove_stale_temporaries(out: Path) -> list[Path]:
-    """Remove temporary and old builds beside ``out`` left by processes that no longer run."""
+    """Remove temporary and old builds beside ``out`` left by processes that no longer run.
+
+    An old build (``.old-*``) left with nothing at ``out`` means a ``--force`` replacement died
+    between its two renames: it is renamed back to ``out`` instead of being removed."""
     removed = []
-    for p in out.parent.glob(f".{glob_escape(out.name)}.*-*-*"):
+    for p in sorted(out.parent.glob(f".{glob_escape(out.name)}.*-*-*")):
         m = _TEMP.fullmatch(p.name)
         if not m or m["name"] != out.name or _alive(int(m["pid"])):
+            continue
+        if ".old-" in p.name and not (out.exists() or out.is_symlink()):
+            os.replace(p, out)
             continue
         if p.is_symlink() or not p.is_dir():
             p.unlink(missing_ok=True)
@@ -217,7 +314,8 @@ def _signals_as_interrupts() -> Iterator[None]:
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: a library (CP-SAT) may have left it at SIG_DFL, which kills without cleanup
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         previous[sig] = signal.getsignal(sig)
         signal.signal(sig, interrupt)
     try:
@@ -235,8 +333,8 @@ def _write_build(
     options: CompileOptions,
     hashes: dict[str, str],
 ) -> None:
-    (root / "schedule.json").write_text(to_json(plan), encoding="utf-8")
-    (root / "model.onnx").write_bytes(reference)
+    write_in(root, "schedule.json", to_json(plan))
+    write_in(root, "model.onnx", reference)
     write_rtl(root, plan, options.synth)
     write_report(root, plan)
     _write_manifest(root, plan, board, options, hashlib.sha256(reference).hexdigest(), hashes)
@@ -245,17 +343,48 @@ def _write_build(
 def write_report(root: Path, plan: Plan) -> dict:
     """Write ``report/report.json`` and ``report/report.html`` of a build; return the report.
 
-    Raises :class:`~codesign.errors.FitError` when the modelled resources exceed the board.
+    Raises :class:`~codesign.errors.FitError` when the modelled resources exceed the board, and
+    :class:`BuildError` for a build holding a symlink or special file, a damaged
+    ``rtl/manifest.json``, or a build that cannot be written. The files are written without
+    following symlinks (:func:`codesign.fileio.write_in`); in a finished build, the manifest's
+    hashes of the two files are updated so the build still verifies.
     """
     from codesign.report.html import render_html
     from codesign.report.plan_report import plan_report
 
-    report = plan_report(plan, load_board(plan.board), synthesized_pl(root))
-    out = root / "report"
-    out.mkdir(exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    (out / "report.html").write_text(render_html(report))
+    check_tree(root)
+    try:
+        pl = synthesized_pl(root)
+    except (ValueError, TypeError, AttributeError, KeyError, OSError) as e:
+        raise BuildError(
+            f"{root / 'rtl' / 'manifest.json'}: must be the RTL manifest codesign wrote: "
+            f"{' '.join(str(e).split())[:200]}"
+        ) from None
+    report = plan_report(plan, load_board(plan.board), pl)
+    make_dir_in(root, "report")
+    hashes = {
+        "report/report.json": write_in(
+            root, "report/report.json", json.dumps(report, indent=2, sort_keys=True) + "\n"
+        ),
+        "report/report.html": write_in(root, "report/report.html", render_html(report)),
+    }
+    _update_manifest(root, hashes)
     return report
+
+
+def _update_manifest(root: Path, hashes: dict[str, str]) -> None:
+    """Record new sha256s of rewritten files in ``manifest.json`` (if the build has one)."""
+    try:
+        manifest = json.loads(read_in(root, "manifest.json", max_bytes=64 << 20))
+    except BuildError:
+        return
+    except (ValueError, UnicodeDecodeError):
+        raise BuildError(f"{root / 'manifest.json'}: must be JSON") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or all(files.get(k) == v for k, v in hashes.items()):
+        return
+    files.update(hashes)
+    write_in(root, "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def tool_versions() -> dict[str, str]:
@@ -287,9 +416,9 @@ def _write_manifest(
     ``known`` holds hashes already computed while writing (the weight files)."""
     files = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file():
+        if p.is_file() and not p.is_symlink():
             rel = p.relative_to(root).as_posix()
-            files[rel] = known.get(rel) or hashlib.sha256(p.read_bytes()).hexdigest()
+            files[rel] = known.get(rel) or hashlib.sha256(read_in(root, rel)).hexdigest()
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "codesign": __version__,
@@ -307,7 +436,7 @@ def _write_manifest(
         "files": files,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    (root / "manifest.json").write_text(text, encoding="utf-8")
+    write_in(root, "manifest.json", text)
 
 
 def _replace(tmp: Path, out: Path, force: bool) -> None:

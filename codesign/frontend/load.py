@@ -19,6 +19,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from codesign.errors import ModelError, OptionError
+from codesign.fileio import open_in
 from codesign.frontend.validate import (
     MAX_DIM,
     check_dims,
@@ -123,6 +124,7 @@ def reference_copy(path: Path, data: bytes, max_bytes: int = MAX_MODEL_BYTES) ->
     itself, or, when tensors live in external files, the model with that data inlined (read
     under the same rules as :func:`load_model`)."""
     model = _decode(data, path)
+    check_structure(model, path)
     if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in _all_tensors(model)):
         return data
     load_external_data(model, path, max_bytes, len(data))
@@ -130,25 +132,35 @@ def reference_copy(path: Path, data: bytes, max_bytes: int = MAX_MODEL_BYTES) ->
 
 
 def read_model_bytes(p: Path, max_bytes: int = MAX_MODEL_BYTES) -> bytes:
-    """The bytes of the regular file ``p``, refusing more than ``max_bytes``."""
+    """The bytes of the regular file ``p``, refusing more than ``max_bytes``.
+
+    The file is opened once (without blocking, so a FIFO cannot hang the read), checked with
+    fstat on that handle (a regular file, not a directory, pipe, socket or device) and read
+    from it.
+    """
     try:
-        st = p.stat()
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ModelError(f"{p}: no such model file") from None
+    except IsADirectoryError:
+        raise ModelError(f"{p}: must be a model file, not a directory") from None
     except OSError as e:
         raise ModelError(f"{p}: cannot read the model file: {e.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ModelError(f"{p}: must be a model file, not a directory")
-    if not stat.S_ISREG(st.st_mode):
-        raise ModelError(f"{p}: must be a regular file (not a device, pipe or socket)")
-    if st.st_size > max_bytes:
-        raise ModelError(f"{p}: model file must be at most {max_bytes} bytes, not {st.st_size}")
     try:
-        with p.open("rb") as f:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ModelError(f"{p}: must be a model file, not a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelError(f"{p}: must be a regular file (not a device, pipe or socket)")
+        if st.st_size > max_bytes:
+            raise ModelError(f"{p}: model file must be at most {max_bytes} bytes, not {st.st_size}")
+        with os.fdopen(os.dup(fd), "rb") as f:
             data = f.read(max_bytes + 1)
     except OSError as e:
         raise ModelError(f"{p}: cannot read the model file: {e.strerror}") from None
-    if len(data) > max_bytes:  # grew since stat
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # grew since fstat
         raise ModelError(f"{p}: model file must be at most {max_bytes} bytes, not more")
     return data
 
@@ -202,11 +214,66 @@ def load_external_data(
     The model file (``file_bytes``) and the external data together must stay within
     ``max_bytes``.
 
-    A location must be a relative path without ``..`` that does not resolve (through symlinks)
-    outside the directory; offset and length must lie inside the file, and the length must be
-    the size the tensor's dims and type need.
+    A location must be a relative path without ``..``; every component of it is opened with
+    ``O_NOFOLLOW`` relative to a descriptor of the model's directory (no symlink, so nothing a
+    swapped link points to is read), and the opened file must be a regular file (fstat). Each
+    file is opened once and every tensor is read from that one handle. Offset and length must
+    lie inside the file, and the length must be the size the tensor's dims and type need.
     """
-    base = path.parent.resolve()
+    try:
+        base_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ModelError(f"{path}: cannot open the model's directory: {e.strerror}") from None
+    handles: dict[str, int] = {}
+    try:
+        return _inline_external(model, path, max_bytes, file_bytes, base_fd, handles)
+    finally:
+        for fd in handles.values():
+            os.close(fd)
+        os.close(base_fd)
+
+
+def _open_external(base_fd: int, rel: Path, location: str, where: str) -> int:
+    """Open ``rel`` below the directory ``base_fd``, no component followed through a symlink;
+    a regular file (fstat) or ModelError."""
+    fd = os.dup(base_fd)
+    try:
+        for part in rel.parts[:-1]:
+            try:
+                nfd = os.open(
+                    part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+                )
+            except OSError as e:
+                raise ModelError(
+                    f"{where} {location!r} must stay inside the model's directory through real "
+                    f"folders, not symlinks ({part!r}: {e.strerror})"
+                ) from None
+            os.close(fd)
+            fd = nfd
+        try:
+            return open_in(fd, rel.parts[-1], f"{where} {location!r}", ModelError)
+        except ModelError as e:
+            if "symlink" in str(e):
+                raise ModelError(
+                    f"{where} {location!r} must stay inside the model's directory as a regular "
+                    "file, not a symlink"
+                ) from None
+            if "no such file" in str(e):
+                raise ModelError(f"{where} file {location!r} is missing") from None
+            head = f"{where} {location!r}"
+            raise ModelError(str(e).replace(f"{head}: ", f"{head} ", 1)) from None
+    finally:
+        os.close(fd)
+
+
+def _inline_external(
+    model: onnx.ModelProto,
+    path: Path,
+    max_bytes: int,
+    file_bytes: int,
+    base_fd: int,
+    handles: dict[str, int],
+) -> list[str]:
     used: set[str] = set()
     total = file_bytes
     for tensor in _all_tensors(model):
@@ -221,16 +288,10 @@ def load_external_data(
                 f"{where} location must be a relative path inside the model's directory, "
                 f"not {location!r}"
             )
-        target = (base / rel).resolve()
-        if not target.is_relative_to(base):
-            raise ModelError(
-                f"{where} {location!r} must stay inside the model's directory, but it resolves "
-                "outside it (symlink)"
-            )
-        if not target.exists():
-            raise ModelError(f"{where} file {location!r} is missing")
-        if not target.is_file():
-            raise ModelError(f"{where} {location!r} must be a regular file")
+        key = rel.as_posix()
+        if key not in handles:
+            handles[key] = _open_external(base_fd, rel, location, where)
+        fd = handles[key]
         count = check_dims(list(tensor.dims), where)
         need = tensor_nbytes(tensor, count)
         if need is None:
@@ -241,7 +302,7 @@ def load_external_data(
             raise ModelError(
                 f"{where} length must be {need} bytes (shape {list(tensor.dims)}), not {length}"
             )
-        size = target.stat().st_size
+        size = os.fstat(fd).st_size
         if offset + length > size:
             raise ModelError(
                 f"{where} {location!r} must hold {length} bytes at offset {offset}, "
@@ -254,9 +315,7 @@ def load_external_data(
                 f"bytes in all, not {total} or more"
             )
         try:
-            with target.open("rb") as f:
-                f.seek(offset)
-                raw = f.read(length)
+            raw = os.pread(fd, length, offset) if length else b""
         except OSError as e:
             raise ModelError(f"{where} {location!r} is unreadable: {e.strerror}") from None
         if len(raw) != length:
@@ -264,7 +323,7 @@ def load_external_data(
         del tensor.external_data[:]
         tensor.data_location = onnx.TensorProto.DEFAULT
         tensor.raw_data = raw
-        used.add(rel.as_posix())
+        used.add(key)
     return sorted(used)
 
 

@@ -130,6 +130,9 @@ def _solve_cached(p: TilingProblem, time_limit_s: float) -> tuple[Tile, SolverRe
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
+    # CP-SAT's own SIGINT catcher swallows Ctrl-C and then resets SIGINT to SIG_DFL, so a later
+    # Ctrl-C killed the process without cleaning up its temporary build: keep Python's handler
+    solver.parameters.catch_sigint_signal = False
     solver.parameters.max_deterministic_time = time_limit_s
     solver.parameters.max_time_in_seconds = 3 * time_limit_s
     status = solver.solve(model)

@@ -181,9 +181,12 @@ def test_force_replaces_a_build_completely(cli, tmp_path: Path) -> None:
     model = models.float_mlp(tmp_path / "f.onnx")
     out = tmp_path / "out"
     assert cli("compile", model, "-o", out).code == 0
-    (out / "stray.txt").write_text("from an older build")
+    old = set(files_of(out))
     assert cli("compile", models.qdq_mlp(tmp_path / "q.onnx"), "-o", out, "--force").code == 0
-    assert not (out / "stray.txt").exists()
+    new = json.loads((out / "manifest.json").read_text())["files"]
+    assert set(files_of(out)) == {*new, "manifest.json"}  # nothing of the old build is left
+    assert cli("compile", tmp_path / "q.onnx", "-o", tmp_path / "fresh").code == 0
+    assert files_of(out) == files_of(tmp_path / "fresh") and old != set(new)
     assert json.loads((out / "manifest.json").read_text())["model"]["name"] == "q.onnx"
     assert leftovers(tmp_path, "out") == []
 
@@ -195,6 +198,14 @@ def test_force_refuses_what_is_not_a_build(cli, tmp_path: Path) -> None:
     (precious / "thesis.tex").write_text("years of work")
     r = cli("compile", model, "-o", precious, "--force")
     assert r.code == 2 and "is not a codesign build" in r.err
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    # a schedule.json, or a manifest with the schema string, does not make a folder a build
+    (precious / "schedule.json").write_text("{}")
+    r = cli("compile", model, "-o", precious, "--force")
+    assert r.code == 2 and "is not a codesign build" in r.err
+    (precious / "manifest.json").write_text('{"schema": "codesign.manifest/1", "files": {}}')
+    r = cli("compile", model, "-o", precious, "--force")
+    assert r.code == 2 and "schedule.json is not listed in manifest.json" in r.err
     assert (precious / "thesis.tex").read_text() == "years of work"
     afile = tmp_path / "afile"
     afile.write_text("x")
