@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codesign import __version__
+from codesign.cli_errors import error_line, one_line, os_error_line, safe_data, safe_text
 from codesign.cli_estimate import estimate
 from codesign.errors import CodesignError, FidelityError, OptionError
 from codesign.rtl.cli import verify
@@ -109,29 +110,31 @@ def compile_cmd(
     report = json.loads((out / "report" / "report.json").read_text())
     t = report["totals"]
     console.print(
-        f"[green]compiled[/] {model} -> {out}/ for {board} (block {options.block}): "
+        f"[green]compiled[/] {safe_text(model)} -> {safe_text(out)}/ for {safe_text(board)} "
+        f"(block {options.block}): "
         f"{len(plan.layers)} layers, {len(plan.gemms())} GEMMs on the AIE block; "
         f"modelled {t['time_s'] * 1e3:.3f} ms, {t['gops']:.1f} GOPS, {report['power']['total_w']:.2f} W "
-        f"(see `codesign report {out}`)"
+        f"(see `codesign report {safe_text(out)}`)"
     )
     for g in plan.gemms():
         if g.schedule.solver.fallback:
-            console.print(f"[yellow]solver fallback[/] {g.name!r}: {g.schedule.solver.fallback}")
+            console.print(
+                f"[yellow]solver fallback[/] {safe_text(repr(g.name))}: "
+                f"{safe_text(g.schedule.solver.fallback)}"
+            )
 
 
 # --- simulate -----------------------------------------------------------------------------------
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise OptionError(f"--inputs {path}: no such file") from None
-    except Exception as e:
-        raise OptionError(
-            f"--inputs {path}: must be a .npz file of arrays ({' '.join(str(e).split())[:200]})"
-        ) from None
+def _load_npz(path: Path, plan) -> dict[str, np.ndarray]:
+    """The plan's inputs from an .npz, each member checked against the plan before it is
+    decompressed (see :func:`codesign.fileio.read_npz`)."""
+    from codesign.fileio import read_npz
+    from codesign.ir.graph import numpy_dtype
+
+    expected = {t.name: (tuple(t.shape), numpy_dtype(t.dtype)) for t in plan.inputs}
+    return read_npz(path, expected, error=OptionError, what="--inputs")
 
 
 @main_group.command("simulate")
@@ -159,7 +162,11 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     help="onnxruntime graph optimisation level of the reference.",
 )
 @click.option(
-    "--seed", default=0, show_default=True, help="Seed for random inputs when --inputs is omitted."
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seed for random inputs when --inputs is omitted.",
 )
 def simulate_cmd(
     build: Path,
@@ -176,13 +183,13 @@ def simulate_cmd(
 
     sim = Simulator(build)
     check_fits(sim.plan, build, reference)
-    inputs = _load_npz(inputs_path) if inputs_path else random_inputs(sim.plan, seed)
+    inputs = _load_npz(inputs_path, sim.plan) if inputs_path else random_inputs(sim.plan, seed)
     outputs = sim.run(inputs)
     if output_path:
-        np.savez(output_path, **outputs)
+        _save_npz(output_path, outputs)
     console.print(
-        f"[green]simulated[/] {build}: "
-        + ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in outputs.items())
+        f"[green]simulated[/] {safe_text(build)}: "
+        + ", ".join(f"{safe_text(k)} {tuple(v.shape)} {v.dtype}" for k, v in outputs.items())
     )
     if not reference:
         return
@@ -205,7 +212,7 @@ def simulate_cmd(
         table.add_column(col)
     for r in results:
         table.add_row(
-            r.name,
+            safe_text(r.name),
             r.kind,
             f"{r.max_abs:.3g}",
             f"{r.mean_abs:.3g}",
@@ -220,6 +227,21 @@ def simulate_cmd(
         raise FidelityError(
             f"output(s) {', '.join(failed)} differ from onnxruntime beyond the tolerance"
         )
+
+
+def _save_npz(path: Path, outputs: dict[str, np.ndarray]) -> None:
+    """Write the outputs .npz through a temporary file and a rename (a user error if the folder
+    is missing or unwritable)."""
+    import io
+
+    from codesign.fileio import atomic_write
+
+    buf = io.BytesIO()
+    np.savez(buf, **outputs)
+    try:
+        atomic_write(path, buf.getvalue())
+    except OSError as e:
+        raise OptionError(f"--output {path}: cannot be written: {e.strerror or e}") from None
 
 
 def random_inputs(plan, seed: int) -> dict[str, np.ndarray]:
@@ -258,7 +280,7 @@ def report_cmd(build: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     else:
-        render_terminal(report, console)
+        render_terminal(safe_data(report), console)
 
 
 # --- boards -------------------------------------------------------------------------------------
@@ -329,21 +351,35 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except click.UsageError as e:
         cmd = e.ctx.command_path if e.ctx else "codesign"
-        click.echo(f"error: {cmd}: {e.format_message()}", err=True)
+        click.echo(f"error: {one_line(cmd)}: {one_line(e.format_message())}", err=True)
         sys.exit(2)
     except click.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
+        click.echo(f"error: {one_line(e.format_message())}", err=True)
         sys.exit(2)
     except CodesignError as e:
         if debug:
             raise
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {error_line(e)}", err=True)
         sys.exit(e.exit_code)
+    except MemoryError:
+        if debug:
+            raise
+        click.echo(
+            "error: out of memory: the model, build or inputs need more memory than this "
+            "process may use (raise the limit, e.g. ulimit -v, or use a smaller model)",
+            err=True,
+        )
+        sys.exit(2)
+    except OSError as e:  # the file system said no (permissions, full disk, long names)
+        if debug:
+            raise
+        click.echo(f"error: {os_error_line(e)}", err=True)
+        sys.exit(2)
     except Exception as e:
         if debug:
             raise
         click.echo(
-            f"internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+            f"internal error: {type(e).__name__}: {one_line(' '.join(str(e).split()), 300)} "
             f"(this is a bug in codesign {__version__}; please report it at {ISSUES_URL} "
             "with the command and rerun it with --debug for the traceback)",
             err=True,

@@ -320,3 +320,80 @@ def atomic_write(path: Path, data: bytes | str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_npz(
+    path: str | os.PathLike[str],
+    expected: dict[str, tuple[tuple[int, ...], object]],
+    *,
+    error: type[CodesignError] = BuildError,
+    what: str = "",
+) -> dict:
+    """The arrays of the ``.npz`` file ``path`` named in ``expected`` (name -> (shape, dtype)),
+    each checked before it is decompressed.
+
+    The file is read once from one handle (a regular file, never a FIFO). For each wanted
+    member, the zip header's uncompressed size and the ``.npy`` header's shape and dtype must
+    match the plan (shape equal; itemsize at most 16 bytes, no object dtype) before its data is
+    read, so a small zip bomb cannot claim gigabytes. Members not in ``expected`` are not
+    loaded. Members missing from the file are simply absent from the result (the caller names
+    them).
+    """
+    import zipfile
+
+    import numpy as np
+
+    where = f"{what} {path}".strip()
+    try:
+        fd = os.open(path, _READ_FLAGS & ~os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise error(f"{where}: no such file") from None
+    except OSError as e:
+        raise error(f"{where}: cannot be read: {_why(e)}") from None
+    out = {}
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{where}: must be a regular .npz file, not {_kind(st.st_mode)}")
+        with os.fdopen(os.dup(fd), "rb") as f, zipfile.ZipFile(f) as zf:
+            members = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
+            for name, (shape, _dtype) in expected.items():
+                info = members.get(name)
+                if info is None:
+                    continue
+                limit = 16 * int(np.prod(shape, dtype=np.int64)) + 65536 + 16
+                if info.file_size > limit:
+                    raise error(
+                        f"{where}: member {name!r} declares {info.file_size} bytes, more than "
+                        f"an array of shape {tuple(shape)} needs"
+                    )
+                with zf.open(info) as m:
+                    version = np.lib.format.read_magic(m)
+                    if version == (1, 0):
+                        hshape, fortran, dtype = np.lib.format.read_array_header_1_0(m)
+                    else:
+                        hshape, fortran, dtype = np.lib.format.read_array_header_2_0(m)
+                    if tuple(hshape) != tuple(shape):
+                        raise error(
+                            f"{where}: input {name!r} must have shape {tuple(shape)}, "
+                            f"not {tuple(hshape)}"
+                        )
+                    if dtype.hasobject or dtype.itemsize > 16 or dtype.kind not in "biuf":
+                        raise error(f"{where}: input {name!r} must be numeric, not {dtype}")
+                    nbytes = dtype.itemsize * int(np.prod(hshape, dtype=np.int64))
+                    raw = m.read(nbytes + 1)
+                if len(raw) != nbytes:
+                    raise error(
+                        f"{where}: input {name!r} must hold {nbytes} bytes of data, not "
+                        f"{len(raw)}"
+                    )
+                arr = np.frombuffer(raw, dtype=dtype)
+                arr = arr.reshape(hshape, order="F" if fortran else "C")
+                out[name] = np.array(arr)
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as e:
+        raise error(
+            f"{where}: must be a .npz file of arrays ({' '.join(str(e).split())[:200]})"
+        ) from None
+    finally:
+        os.close(fd)
+    return out

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from codesign.codegen.datafiles import read
-from codesign.fileio import read_in
 from codesign.errors import BuildError, OptionError
+from codesign.fileio import read_in
 from codesign.ir.graph import numpy_dtype
 from codesign.ir.layouts import unpack_b
 from codesign.ir.plan import GemmLayer, Layer, Plan, ReshapeLayer, VectorLayer, from_json

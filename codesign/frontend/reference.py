@@ -14,7 +14,9 @@ import os
 
 import numpy as np
 
-from codesign.errors import ModelError
+from codesign.errors import BuildError, ModelError
+from codesign.fileio import read_in
+from codesign.frontend.load import MAX_MODEL_BYTES
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -22,8 +24,24 @@ OPT_LEVELS = ("disable", "basic", "extended", "all")
 def run_onnxruntime(
     model: str | os.PathLike[str], inputs: dict[str, np.ndarray], opt_level: str = "basic"
 ) -> dict[str, np.ndarray]:
-    """Outputs of onnxruntime (CPU, one thread, optimisation ``opt_level``) by output name."""
+    """Outputs of onnxruntime (CPU, one thread, optimisation ``opt_level``) by output name.
+
+    The model file (a build's ``model.onnx``) is read once without following a symlink and
+    must be a regular file (never a FIFO: see :func:`codesign.fileio.read_in`); onnxruntime gets
+    its bytes, not the path. onnxruntime's telemetry is turned off before the session starts,
+    so the reference run writes nothing to the user's cache directory.
+    """
     import onnxruntime as ort
+
+    path = os.fspath(model)
+    data = read_in(
+        os.path.dirname(path) or ".",
+        os.path.basename(path),
+        max_bytes=MAX_MODEL_BYTES,
+        error=BuildError,
+    )
+    if hasattr(ort, "disable_telemetry_events"):
+        ort.disable_telemetry_events()
 
     levels = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -37,7 +55,7 @@ def run_onnxruntime(
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:
-        sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
         names = [o.name for o in sess.get_outputs()]
         feed = {i.name: inputs[i.name] for i in sess.get_inputs()}
         values = sess.run(names, feed)
