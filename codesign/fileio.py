@@ -384,8 +384,7 @@ def read_npz(
                     raw = m.read(nbytes + 1)
                 if len(raw) != nbytes:
                     raise error(
-                        f"{where}: input {name!r} must hold {nbytes} bytes of data, not "
-                        f"{len(raw)}"
+                        f"{where}: input {name!r} must hold {nbytes} bytes of data, not {len(raw)}"
                     )
                 arr = np.frombuffer(raw, dtype=dtype)
                 arr = arr.reshape(hshape, order="F" if fortran else "C")
@@ -397,3 +396,29 @@ def read_npz(
     finally:
         os.close(fd)
     return out
+
+
+@contextlib.contextmanager
+def scratch_environment(cache_home: str | os.PathLike[str] | None = None) -> Iterator[dict]:
+    """Run a tool (yosys, onnxruntime) with HOME, TMPDIR and XDG_CACHE_HOME in a temporary
+    directory that is removed on exit, so its history, temp and telemetry files never land in
+    the user's home, cache or the system temp directory.
+
+    ``cache_home``, when given, is used as XDG_CACHE_HOME instead (a cache codesign documents).
+    The variables are set in ``os.environ`` for the block (libraries read them at import or
+    spawn time) and restored afterwards; the yielded dict is the environment for a subprocess.
+    Main-thread use only: the environment is process-wide.
+    """
+    with tempfile.TemporaryDirectory(prefix="codesign-tool-") as tmp:
+        cache = os.fspath(cache_home) if cache_home is not None else tmp
+        changes = {"HOME": tmp, "TMPDIR": tmp, "TEMP": tmp, "TMP": tmp, "XDG_CACHE_HOME": cache}
+        saved = {k: os.environ.get(k) for k in changes}
+        os.environ.update(changes)
+        try:
+            yield dict(os.environ)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v

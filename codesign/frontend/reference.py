@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from codesign.errors import BuildError, ModelError
-from codesign.fileio import read_in
+from codesign.fileio import read_in, scratch_environment
 from codesign.frontend.load import MAX_MODEL_BYTES
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -28,11 +28,11 @@ def run_onnxruntime(
 
     The model file (a build's ``model.onnx``) is read once without following a symlink and
     must be a regular file (never a FIFO: see :func:`codesign.fileio.read_in`); onnxruntime gets
-    its bytes, not the path. onnxruntime's telemetry is turned off before the session starts,
-    so the reference run writes nothing to the user's cache directory.
+    its bytes, not the path. onnxruntime's telemetry events are turned off, and it is imported
+    and run with HOME, TMPDIR and XDG_CACHE_HOME in a temporary directory removed afterwards
+    (its telemetry database and session file are written at import), so the reference run
+    writes nothing to the user's cache or temp directory.
     """
-    import onnxruntime as ort
-
     path = os.fspath(model)
     data = read_in(
         os.path.dirname(path) or ".",
@@ -40,6 +40,15 @@ def run_onnxruntime(
         max_bytes=MAX_MODEL_BYTES,
         error=BuildError,
     )
+    # onnxruntime writes a telemetry database under XDG_CACHE_HOME and a file in TMPDIR when
+    # it is imported: keep both in a temporary directory removed afterwards
+    with scratch_environment():
+        return _run(data, path, inputs, opt_level)
+
+
+def _run(data: bytes, model: str, inputs: dict[str, np.ndarray], opt_level: str) -> dict:
+    import onnxruntime as ort
+
     if hasattr(ort, "disable_telemetry_events"):
         ort.disable_telemetry_events()
 

@@ -522,3 +522,70 @@ def test_force_interrupted_between_renames_is_recovered(cli, build: Path, tmp_pa
     assert not parked.exists()
     after = {p.relative_to(build): p.read_bytes() for p in build.rglob("*") if p.is_file()}
     assert after == before
+
+
+# --- item 13: nothing written outside the model, the build and codesign's documented cache ------
+
+
+@pytest.mark.parametrize(
+    "synth",
+    [False, pytest.param(True, marks=[pytest.mark.slow, pytest.mark.yosys])],
+    ids=["no-synth", "synth"],
+)
+def test_compile_and_reference_write_nothing_outside(tmp_path: Path, synth: bool) -> None:
+    """HOME, TMPDIR and XDG_CACHE_HOME stay empty: yosys's history and temp files, wasmtime's
+    cache and onnxruntime's telemetry files go to codesign's cache or a removed temp dir."""
+    import shutil
+
+    if synth and shutil.which("yosys") is None:
+        pytest.skip("needs yosys (apt-get install -y yosys)")
+    dirs = {k: tmp_path / k for k in ("home", "tmp", "xdg", "cache", "work")}
+    for d in dirs.values():
+        d.mkdir()
+    model = models.qdq_mlp(dirs["work"] / "m.onnx")
+    env = {
+        **os.environ,
+        "HOME": str(dirs["home"]),
+        "TMPDIR": str(dirs["tmp"]),
+        "XDG_CACHE_HOME": str(dirs["xdg"]),
+        "CODESIGN_CACHE_DIR": str(dirs["cache"]),
+    }
+    flags = [] if synth else ["--no-synth"]
+    for args in (["compile", "m.onnx", "-o", "b", *flags], ["simulate", "b", "--reference"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "codesign", *args],
+            cwd=dirs["work"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert r.returncode == 0, r.stderr
+    for k in ("home", "tmp", "xdg"):
+        assert sorted(p.name for p in dirs[k].rglob("*")) == [], k
+    assert (dirs["cache"] / "verilog").is_dir()
+
+
+def test_cache_can_be_turned_off(tmp_path: Path) -> None:
+    env = {**os.environ, "CODESIGN_CACHE_DIR": str(tmp_path / "cache"), "CODESIGN_NO_CACHE": "1"}
+    model = models.qdq_mlp(tmp_path / "m.onnx")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "codesign",
+            "compile",
+            str(model),
+            "-o",
+            str(tmp_path / "b"),
+            "--no-synth",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "cache").exists()
