@@ -116,16 +116,18 @@ def _read_fd(
         raise error(f"{where}: must be at most {max_bytes} bytes, not {st.st_size}")
     limit = size if size is not None else max_bytes
     chunks, got = [], 0
-    want = (limit if limit is not None else st.st_size) + 1  # one more: notice a growing file
+    # what fstat promised (bounded by the limit), plus one byte to notice a growing file; read
+    # in pieces of at most 1 MiB so a small file never costs a large buffer
+    want = (st.st_size if limit is None else min(limit, st.st_size)) + 1
     while got < want:
-        chunk = os.read(fd, min(want - got, 1 << 24))
+        chunk = os.read(fd, min(want - got, 1 << 20))
         if not chunk:
             break
         chunks.append(chunk)
         got += len(chunk)
     data = b"".join(chunks)
-    if limit is not None and len(data) > limit:
-        raise error(f"{where}: grew while it was read (must be at most {limit} bytes)")
+    if len(data) > st.st_size:
+        raise error(f"{where}: grew while it was read; it must not change")
     if size is not None and len(data) != size:
         raise error(f"{where}: must hold {size} bytes, but ended after {len(data)}")
     return data
