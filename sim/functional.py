@@ -163,7 +163,13 @@ def _epilogue(sim: Simulator, layer: GemmLayer, acc: np.ndarray, args: list) -> 
     r = layer.requant
     requant = None
     if r is not None:
-        requant = (sim.data(r.multiplier), sim.data(r.shift), r.zero_point, r.dtype, r.rounding)
+        shift = sim.data(r.shift)
+        if shift.size and (shift.min() < 0 or shift.max() > 62):  # data from a build: refuse
+            raise BuildError(
+                f"{sim.root / r.shift.path}: requantisation shifts must lie in 0..62, "
+                f"not {shift.min()}..{shift.max()}"
+            )
+        requant = (sim.data(r.multiplier), shift, r.zero_point, r.dtype, r.rounding)
     return numerics.gemm_epilogue_int(
         acc,
         dtype=layer.dtype,

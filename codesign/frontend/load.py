@@ -33,6 +33,9 @@ from codesign.frontend.validate import (
 #: message at 2 GiB). ``codesign compile --max-model-size`` lowers it.
 MAX_MODEL_BYTES = 2 * 1024**3 - 1
 
+#: Highest tensor rank accepted: numpy's own limit (the simulator runs on numpy arrays).
+MAX_RANK = 32
+
 
 @dataclass(frozen=True)
 class ShapeOverride:
@@ -100,8 +103,13 @@ def load_model(
         )
     except Exception as e:  # onnx raises InferenceError and plain RuntimeErrors here
         raise ModelError(f"{p}: shape inference failed: {_short(e)}") from None
-    for vi in [*model.graph.value_info, *model.graph.output]:
+    for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
         shape = vi.type.tensor_type.shape
+        if len(shape.dim) > MAX_RANK:
+            raise ModelError(
+                f"{p}: tensor {vi.name!r} must have rank at most {MAX_RANK} (numpy's limit), "
+                f"not {len(shape.dim)}"
+            )
         dims = [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
         check_dims(dims, f"{p}: tensor {vi.name!r} (inferred)")
     return model

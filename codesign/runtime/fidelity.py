@@ -56,7 +56,8 @@ def _output_scale(plan: Plan, name: str, constants: dict[str, np.ndarray]) -> fl
 def _abs_diff(s: np.ndarray, r: np.ndarray) -> np.ndarray:
     """|s - r| in float64, 0 where both hold the same non-finite value (NaN and NaN, inf and
     inf), inf where only one of them is non-finite."""
-    a, b = s.astype(np.float64), r.astype(np.float64)
+    # at least 1-d: numpy turns arithmetic on 0-d arrays (a scalar output) into scalars
+    a, b = np.atleast_1d(s.astype(np.float64)), np.atleast_1d(r.astype(np.float64))
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(a - b)
     same = (a == b) | (np.isnan(a) & np.isnan(b))

@@ -542,7 +542,7 @@ def test_compile_and_reference_write_nothing_outside(tmp_path: Path, synth: bool
     dirs = {k: tmp_path / k for k in ("home", "tmp", "xdg", "cache", "work")}
     for d in dirs.values():
         d.mkdir()
-    model = models.qdq_mlp(dirs["work"] / "m.onnx")
+    models.qdq_mlp(dirs["work"] / "m.onnx")
     env = {
         **os.environ,
         "HOME": str(dirs["home"]),
@@ -589,3 +589,78 @@ def test_cache_can_be_turned_off(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert not (tmp_path / "cache").exists()
+
+
+# --- item 7: models and builds that used to end in an internal error -----------------------------
+
+
+def _save(path: Path, nodes, ins, outs, inits=()) -> Path:
+    g = helper.make_graph(nodes, "g", ins, outs, initializer=list(inits))
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def _vi(name: str, shape: list[int]):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+@pytest.mark.parametrize("kind", ["identity", "reshape", "scalar"])
+def test_graphs_without_compute_layers_compile_simulate_and_report(
+    cli, tmp_path: Path, kind: str
+) -> None:
+    if kind == "identity":
+        m = _save(
+            tmp_path / "m.onnx",
+            [helper.make_node("Identity", ["x"], ["y"])],
+            [_vi("x", [1, 8])],
+            [_vi("y", [1, 8])],
+        )
+    elif kind == "reshape":
+        m = _save(
+            tmp_path / "m.onnx",
+            [helper.make_node("Reshape", ["x", "s"], ["y"])],
+            [_vi("x", [1, 8])],
+            [_vi("y", [8])],
+            [helper.make_tensor("s", TensorProto.INT64, [1], [8])],
+        )
+    else:  # a scalar output, compared with --reference
+        m = _save(
+            tmp_path / "m.onnx",
+            [helper.make_node("Relu", ["x"], ["y"])],
+            [_vi("x", [])],
+            [_vi("y", [])],
+        )
+    b = tmp_path / "b"
+    for args in (
+        ["compile", m, "-o", b, "--no-synth"],
+        ["simulate", b, "--reference"],
+        ["report", b],
+    ):
+        r = cli(*args)
+        assert r.code == 0, (args, r.err)
+
+
+def test_rank_beyond_numpy_is_refused(cli, tmp_path: Path) -> None:
+    m = _save(
+        tmp_path / "m.onnx",
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [_vi("x", [1] * 33)],
+        [_vi("y", [1] * 33)],
+    )
+    line = one_error_line(cli("compile", m, "-o", tmp_path / "b"))
+    assert "rank at most 32" in line
+
+
+def test_out_of_range_shift_with_an_updated_hash_is_refused(cli, build: Path) -> None:
+    import hashlib
+
+    s = json.loads((build / "schedule.json").read_text())
+    f = next(layer["requant"]["shift"] for layer in s["layers"] if layer.get("requant"))
+    p = build / f["path"]
+    a = np.fromfile(p, dtype=f["dtype"])
+    a[:] = 99
+    a.tofile(p)
+    f["sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    (build / "schedule.json").write_text(json.dumps(s))
+    line = one_error_line(cli("simulate", build))
+    assert "shift" in line and "0..62" in line
