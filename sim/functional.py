@@ -19,7 +19,7 @@ import numpy as np
 
 from codesign.codegen.datafiles import read
 from codesign.errors import BuildError, OptionError
-from codesign.fileio import read_in
+from codesign.fileio import check_tree, read_in
 from codesign.ir.graph import numpy_dtype
 from codesign.ir.layouts import unpack_b
 from codesign.ir.plan import GemmLayer, Layer, Plan, ReshapeLayer, VectorLayer, from_json
@@ -37,6 +37,7 @@ def load_plan(build: str | os.PathLike[str]) -> tuple[Path, Plan]:
         raise BuildError(
             f"{root}: not a codesign build (no schedule.json); run codesign compile first"
         )
+    check_tree(root)  # a build holding a symlink, FIFO, socket or device is refused whole
     try:
         # no symlink, FIFO or device: read_in opens it no-follow and checks the handle
         plan = from_json(read_in(root, "schedule.json", max_bytes=1 << 30).decode("utf-8"))
