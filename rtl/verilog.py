@@ -123,7 +123,11 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_blocks(
-    out_dir: str | os.PathLike[str], specs: Iterable[BlockSpec], *, synth: bool = False
+    out_dir: str | os.PathLike[str],
+    specs: Iterable[BlockSpec],
+    *,
+    synth: bool = False,
+    parents: bool = True,
 ) -> dict[str, Any]:
     """Write ``<module>.v`` for each distinct spec and ``manifest.json`` into ``out_dir``.
 
@@ -141,6 +145,7 @@ def write_blocks(
                      "synth": {...}  # only with synth=True
                     }, ...]}
 
+    With ``parents=False`` the parent of ``out_dir`` must exist (the build writer uses it).
     Duplicate specs are written once; the order of first appearance is kept. Block files of an
     earlier call (``codesign_*.v``) that the new manifest does not list are removed.
     """
@@ -175,9 +180,9 @@ def write_blocks(
     }
     out = Path(out_dir)
     try:
-        # never the parents: inside a build that was removed mid-compile, re-creating the
-        # parents would give a half-empty build (the parent must exist)
-        out.mkdir(exist_ok=True)
+        # parents=False inside a build: a build removed mid-compile must not be re-created
+        # half empty by its RTL writer
+        out.mkdir(parents=parents, exist_ok=True)
     except OSError as e:
         raise BuildError(f"RTL output directory {out} cannot be created: {e.strerror}") from None
     for spec in unique:

@@ -73,7 +73,7 @@ def write_rtl(root: Path, plan: Plan, synth: bool) -> dict[str, Any]:
     if not specs:
         return {}
     run_synth = synth and shutil.which("yosys") is not None
-    manifest = write_blocks(root / RTL_DIR, specs, synth=run_synth)
+    manifest = write_blocks(root / RTL_DIR, specs, synth=run_synth, parents=False)
     for entry in manifest["blocks"]:
         entry.get("synth", {}).pop("seconds", None)
     if synth and not run_synth:
