@@ -7,8 +7,9 @@ may be a symlink out of it. Every file codesign reads or writes goes through the
 - :func:`read_in` reads ``root/rel`` opening every component below ``root`` with ``O_NOFOLLOW``
   relative to a directory descriptor, checks the opened handle with ``fstat`` (a regular file of
   the expected size; never a FIFO, socket or device) and reads from that one handle;
-- :func:`read_file` does the same for a file the user names (the path itself may be a symlink:
-  the user chose it; the opened file must still be a regular file);
+- :func:`read_npz` reads an ``--inputs`` file the user names (the path itself may be a
+  symlink: the user chose it; the opened file must still be a regular file), checking each
+  member's headers against the plan before decompressing it;
 - :func:`write_in` writes ``root/rel`` through a fresh temporary name created with
   ``O_CREAT | O_EXCL | O_NOFOLLOW`` in the same directory, then renames it over the target; a
   target that is a symlink or not a regular file is refused, and no parent directory is created;
@@ -174,32 +175,6 @@ def read_in(
             raise error(f"{where}: cannot be read: {_why(e)}") from None
         finally:
             os.close(fd)
-
-
-def read_file(
-    path: str | os.PathLike[str],
-    *,
-    size: int | None = None,
-    max_bytes: int | None = None,
-    error: type[CodesignError] = BuildError,
-    what: str = "",
-) -> bytes:
-    """The bytes of a file the user names (it may be a symlink); the opened file must be a
-    regular file (never a FIFO or device), read from that one handle. ``what`` prefixes the
-    message (e.g. ``"--inputs"``)."""
-    where = f"{what} {path}".strip()
-    try:
-        fd = os.open(path, (_READ_FLAGS & ~os.O_NOFOLLOW))
-    except FileNotFoundError:
-        raise error(f"{where}: no such file") from None
-    except OSError as e:
-        raise error(f"{where}: cannot be read: {_why(e)}") from None
-    try:
-        return _read_fd(fd, where, size, max_bytes, error)
-    except OSError as e:
-        raise error(f"{where}: cannot be read: {_why(e)}") from None
-    finally:
-        os.close(fd)
 
 
 def write_in(
