@@ -367,17 +367,43 @@ def test_external_location_too_long_or_looping(cli, tmp_path: Path) -> None:
     one_error_line(cli("compile", model, "-o", tmp_path / "b"))
 
 
-def test_memory_error_is_one_line(cli, tmp_path: Path, monkeypatch) -> None:
-    from codesign.codegen import build as build_mod
+_UNDER_ULIMIT = """
+import resource, sys
+import codesign.cli, codesign.codegen.build, codesign.report.html, numpy, onnx, onnx_ir
+import ortools.sat.python.cp_model
+from codesign.cli import main
+def vm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+limit = vm() + 64 * 2**20  # like ulimit -v: 64 MiB more than the imports took
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+main(sys.argv[1:])
+"""
 
-    def boom(*a, **k):
-        raise MemoryError
 
-    monkeypatch.setattr(build_mod, "plan_graph", boom)
-    line = one_error_line(
-        cli("compile", models.float_mlp(tmp_path / "f.onnx"), "-o", tmp_path / "b")
+def test_memory_error_under_ulimit_is_one_line(tmp_path: Path) -> None:
+    """A real MemoryError (address-space limit below what a 64 MiB model needs)."""
+    model = models.float_mlp(tmp_path / "big.onnx", dims=(2048, 4096, 2048), batch=1)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _UNDER_ULIMIT,
+            "compile",
+            str(model),
+            "-o",
+            str(tmp_path / "b"),
+            "--no-synth",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
-    assert "out of memory" in line
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "out of memory" in lines[0], r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx"]
 
 
 # --- items 9-12: interrupts, removed folders, created parents, --force recovery ------------------
