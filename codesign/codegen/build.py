@@ -36,8 +36,8 @@ from pathlib import Path
 from codesign import __version__
 from codesign.boards import Board
 from codesign.boards import load as load_board
-from codesign.codegen.datafiles import DataWriter
-from codesign.codegen.rtl_blocks import synthesized_pl, write_rtl
+from codesign.codegen.datafiles import write_data
+from codesign.codegen.rtl_blocks import synthesized_pl, write_emitted_files, write_rtl
 from codesign.errors import BuildError, OptionError
 from codesign.frontend import (
     MAX_MODEL_BYTES,
@@ -48,7 +48,7 @@ from codesign.frontend import (
 )
 from codesign.ir.plan import Block, Plan, to_json
 from codesign.passes.pipeline import to_hardware
-from codesign.schedulers.planner import plan_graph
+from codesign.schedulers.planner import plan as make_plan
 from codesign.schedulers.tempus import DEFAULT_BLOCK, SOLVER_TIME_LIMIT, check_block
 
 MANIFEST_SCHEMA = "codesign.manifest/1"
@@ -78,9 +78,11 @@ def compile_model(
 ) -> Plan:
     """Compile ``model`` into the build directory ``out``; return the Plan written there.
 
-    Raises :class:`BuildError` when ``out`` exists (without ``force``) or cannot be written,
-    :class:`OptionError` for bad options, and whatever the frontend, passes and schedulers
-    raise for the model; in every case nothing is left at ``out`` or beside it.
+    The pipeline is pure up to :func:`write`: load, passes, :func:`plan` (nothing is written),
+    then the atomic writer. Raises :class:`BuildError` when ``out`` exists (without ``force``)
+    or cannot be written, :class:`OptionError` for bad options, and whatever the frontend,
+    passes and schedulers raise for the model; in every case nothing is left at ``out`` or
+    beside it.
     """
     _check_options(options)
     board = load_board(options.board)
@@ -91,6 +93,26 @@ def compile_model(
     kg = import_model(model, options.shapes, options.max_model_bytes, data)
     to_hardware(kg, source=str(model))
     reference = reference_copy(model, data, options.max_model_bytes)
+    plan = make_plan(
+        kg, board, options.block, model=model.name, solver_time_limit=options.solver_time_limit
+    )
+    write(plan, out, reference, options)
+    return plan
+
+
+def write(
+    plan: Plan, out: str | os.PathLike[str], reference: bytes, options: CompileOptions
+) -> None:
+    """Write the build of ``plan`` at ``out`` atomically: its data, schedule.json, the model's
+    self-contained copy ``reference``, every kind's emitted files, the report and the manifest.
+
+    Raises :class:`BuildError` when ``out`` exists (without ``options.force``) or cannot be
+    written, and :class:`~codesign.errors.FitError` when the report finds the design does not
+    fit; nothing is left at ``out`` or beside it then.
+    """
+    out = Path(out)
+    board = load_board(plan.board)
+    _check_target(out, options.force)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(out)
@@ -103,16 +125,8 @@ def compile_model(
             raise BuildError(f"{out}: cannot create the build directory: {e.strerror}") from None
         try:
             tmp.chmod(0o755)
-            writer = DataWriter(tmp)
-            plan = plan_graph(
-                kg,
-                board,
-                options.block,
-                writer,
-                model=model.name,
-                solver_time_limit=options.solver_time_limit,
-            )
-            _write_build(tmp, plan, reference, board, options, writer.hashes)
+            hashes = write_data(tmp, plan)
+            _write_build(tmp, plan, reference, board, options, hashes)
             _replace(tmp, out, options.force)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -120,7 +134,6 @@ def compile_model(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    return plan
 
 
 def _check_options(options: CompileOptions) -> None:
@@ -238,6 +251,7 @@ def _write_build(
     (root / "schedule.json").write_text(to_json(plan), encoding="utf-8")
     (root / "model.onnx").write_bytes(reference)
     write_rtl(root, plan, options.synth)
+    write_emitted_files(root, plan)
     write_report(root, plan)
     _write_manifest(root, plan, board, options, hashlib.sha256(reference).hexdigest(), hashes)
 
@@ -259,17 +273,15 @@ def write_report(root: Path, plan: Plan) -> dict:
 
 
 def tool_versions() -> dict[str, str]:
-    """Versions of the tools whose behaviour a build depends on."""
-    import numpy
-    import onnx
-    import onnx_ir
-    import ortools
+    """Versions of the tools whose behaviour a build depends on (from the installed
+    distributions' metadata: only the frontend imports onnx)."""
+    from importlib.metadata import version
 
     return {
-        "numpy": numpy.__version__,
-        "onnx": onnx.__version__,
-        "onnx_ir": onnx_ir.__version__,
-        "ortools": ortools.__version__,
+        "numpy": version("numpy"),
+        "onnx": version("onnx"),
+        "onnx_ir": version("onnx-ir"),
+        "ortools": version("ortools"),
         "python": ".".join(map(str, sys.version_info[:3])),
     }
 
