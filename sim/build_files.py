@@ -18,8 +18,9 @@ from codesign.ir.data import decode, sha256
 from codesign.ir.plan import DataFile, Plan, from_json
 
 
-def read(build: Path, f: DataFile, verify: bool = True) -> np.ndarray:
-    """Read a DataFile back (bf16 widened to float32); BuildError if missing or corrupt."""
+def read_bytes(build: Path, f: DataFile, verify: bool = True) -> bytes:
+    """The stored bytes of a DataFile; BuildError if missing or (``verify``) not matching its
+    sha256."""
     path = Path(build) / f.path
     try:
         data = path.read_bytes()
@@ -27,6 +28,13 @@ def read(build: Path, f: DataFile, verify: bool = True) -> np.ndarray:
         raise BuildError(f"{path}: data file named in schedule.json is missing") from None
     if verify and sha256(data) != f.sha256:
         raise BuildError(f"{path}: contents do not match the sha256 in schedule.json")
+    return data
+
+
+def read(build: Path, f: DataFile, verify: bool = True) -> np.ndarray:
+    """Read a DataFile back (bf16 widened to float32); BuildError if missing or corrupt."""
+    path = Path(build) / f.path
+    data = read_bytes(build, f, verify)
     try:
         return decode(data, f)
     except ValueError as e:

@@ -101,10 +101,15 @@ def compile_model(
 
 
 def write(
-    plan: Plan, out: str | os.PathLike[str], reference: bytes, options: CompileOptions
+    plan: Plan,
+    out: str | os.PathLike[str],
+    reference: bytes,
+    options: CompileOptions,
+    report: dict | None = None,
 ) -> None:
     """Write the build of ``plan`` at ``out`` atomically: its data, schedule.json, the model's
-    self-contained copy ``reference``, every kind's emitted files, the report and the manifest.
+    self-contained copy ``reference``, every kind's emitted files, the report (``report`` if
+    already made from the same plan and options, else made here) and the manifest.
 
     Raises :class:`BuildError` when ``out`` exists (without ``options.force``) or cannot be
     written, and :class:`~codesign.errors.FitError` when the report finds the design does not
@@ -126,7 +131,7 @@ def write(
         try:
             tmp.chmod(0o755)
             hashes = write_data(tmp, plan)
-            _write_build(tmp, plan, reference, board, options, hashes)
+            _write_build(tmp, plan, reference, board, options, hashes, report)
             _replace(tmp, out, options.force)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -134,6 +139,17 @@ def write(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def check_options(options: CompileOptions) -> None:
+    """OptionError for a solver time limit or model size bound that cannot work."""
+    _check_options(options)
+
+
+def check_output(out: str | os.PathLike[str], force: bool) -> None:
+    """BuildError when ``out`` may not be written (it exists without ``force``, or is not a
+    build that ``force`` may replace): the check a compile makes before any work."""
+    _check_target(Path(out), force)
 
 
 def _check_options(options: CompileOptions) -> None:
@@ -247,24 +263,28 @@ def _write_build(
     board: Board,
     options: CompileOptions,
     hashes: dict[str, str],
+    report: dict | None = None,
 ) -> None:
     (root / "schedule.json").write_text(to_json(plan), encoding="utf-8")
     (root / "model.onnx").write_bytes(reference)
     write_rtl(root, plan, options.synth)
     write_emitted_files(root, plan)
-    write_report(root, plan)
+    write_report(root, plan, report)
     _write_manifest(root, plan, board, options, hashlib.sha256(reference).hexdigest(), hashes)
 
 
-def write_report(root: Path, plan: Plan) -> dict:
+def write_report(root: Path, plan: Plan, report: dict | None = None) -> dict:
     """Write ``report/report.json`` and ``report/report.html`` of a build; return the report.
 
-    Raises :class:`~codesign.errors.FitError` when the modelled resources exceed the board.
+    ``report`` is the report of ``plan`` already made (:meth:`codesign.api.Build.report`);
+    without it the report is made from the plan and the build's RTL manifest. Raises
+    :class:`~codesign.errors.FitError` when the modelled resources exceed the board.
     """
     from codesign.report.html import render_html
     from codesign.report.plan_report import plan_report
 
-    report = plan_report(plan, load_board(plan.board), synthesized_pl(root))
+    if report is None:
+        report = plan_report(plan, load_board(plan.board), synthesized_pl(root))
     out = root / "report"
     out.mkdir(exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
