@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from codesign.errors import BuildError, ModelError, OptionError
+from codesign.ir.graph import KernelGraph
 from codesign.ir.plan import Block, Plan, data_files
 
 __all__ = ["Build", "compile", "load_build", "random_inputs"]
@@ -160,13 +161,16 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
     solver_time_limit: float = 10.0,
     max_model_bytes: int | None = None,
     synth: bool = True,
+    passes: Sequence[Callable[[KernelGraph], bool]] = (),
 ) -> Build:
     """Compile ``model`` (an ONNX file path or an ``onnx.ModelProto``) for ``board`` in memory.
 
     ``block`` is CHAINSxCASCADE ("2x8", ``(2, 8)`` or a Block); ``shapes`` fixes dynamic input
     shapes by input name; ``solver_time_limit`` is CP-SAT's limit per GEMM tile in seconds (0:
     exhaustive search); ``max_model_bytes`` bounds the model plus its external data (default
-    2 GiB); ``synth`` runs yosys (cached) on the RTL blocks for the report's PL figures. A
+    2 GiB); ``synth`` runs yosys (cached) on the RTL blocks for the report's PL figures;
+    ``passes`` are further rewrites of the hardware KernelGraph, run in order after the standard
+    pipeline (each takes the graph, rewrites it in place and returns whether it changed it). A
     ModelProto must carry its tensors inline or with external data relative to the current
     directory; its build names it ``model.onnx``.
 
@@ -215,6 +219,10 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
         raise OptionError(f"model must be a path or an onnx.ModelProto, not {type(model).__name__}")
     kg = import_model(path, options.shapes, options.max_model_bytes, data)
     to_hardware(kg, source=str(path))
+    for rewrite in passes:
+        rewrite(kg)
+    if passes:
+        kg.validate()
     reference = reference_copy(path, data, options.max_model_bytes)
     plan = make_plan(
         kg, target, options.block, model=path.name, solver_time_limit=options.solver_time_limit
