@@ -76,10 +76,9 @@ class Build:
         Raises :class:`~codesign.errors.FitError` when the modelled resources exceed the board.
         """
         if self._report is None:
-            from codesign.boards import load as load_board
-            from codesign.report.plan_report import plan_report
+            from codesign.report.plan_report import estimate
 
-            self._report = plan_report(self.plan, load_board(self.plan.board), self.synthesized())
+            self._report = estimate(self.plan, self.synthesized())
         return copy.deepcopy(self._report)
 
     def synthesized(self) -> dict[str, Any] | None:

@@ -39,17 +39,9 @@ from codesign.boards import load as load_board
 from codesign.codegen.datafiles import write_data
 from codesign.codegen.rtl_blocks import synthesized_pl, write_emitted_files, write_rtl
 from codesign.errors import BuildError, OptionError
-from codesign.frontend import (
-    MAX_MODEL_BYTES,
-    ShapeOverride,
-    import_model,
-    read_model_bytes,
-    reference_copy,
-)
+from codesign.frontend import MAX_MODEL_BYTES, ShapeOverride
 from codesign.ir.plan import Block, Plan, to_json
-from codesign.passes.pipeline import to_hardware
-from codesign.schedulers.planner import plan as make_plan
-from codesign.schedulers.tempus import DEFAULT_BLOCK, SOLVER_TIME_LIMIT, check_block
+from codesign.schedulers.tempus import DEFAULT_BLOCK, SOLVER_TIME_LIMIT
 
 MANIFEST_SCHEMA = "codesign.manifest/1"
 
@@ -78,26 +70,27 @@ def compile_model(
 ) -> Plan:
     """Compile ``model`` into the build directory ``out``; return the Plan written there.
 
-    The pipeline is pure up to :func:`write`: load, passes, :func:`plan` (nothing is written),
-    then the atomic writer. Raises :class:`BuildError` when ``out`` exists (without ``force``)
-    or cannot be written, :class:`OptionError` for bad options, and whatever the frontend,
-    passes and schedulers raise for the model; in every case nothing is left at ``out`` or
-    beside it.
+    The pipeline is :func:`codesign.compile` (load, passes, :func:`plan` and the estimate, in
+    memory) and then :func:`write`. Raises :class:`BuildError` when ``out`` exists (without
+    ``force``; checked before any work) or cannot be written, :class:`OptionError` for bad
+    options, and whatever the frontend, passes and schedulers raise for the model; in every case
+    nothing is left at ``out`` or beside it.
     """
+    from codesign.api import compile as compile_in_memory
+
     _check_options(options)
-    board = load_board(options.board)
-    check_block(board, options.block)
-    model, out = Path(model), Path(out)
-    _check_target(out, options.force)
-    data = read_model_bytes(model, options.max_model_bytes)
-    kg = import_model(model, options.shapes, options.max_model_bytes, data)
-    to_hardware(kg, source=str(model))
-    reference = reference_copy(model, data, options.max_model_bytes)
-    plan = make_plan(
-        kg, board, options.block, model=model.name, solver_time_limit=options.solver_time_limit
+    _check_target(Path(out), options.force)
+    build = compile_in_memory(
+        model,
+        board=options.board,
+        block=options.block,
+        shapes=options.shapes,
+        solver_time_limit=options.solver_time_limit,
+        max_model_bytes=options.max_model_bytes,
+        synth=options.synth,
     )
-    write(plan, out, reference, options)
-    return plan
+    build.save(out, force=options.force)
+    return build.plan
 
 
 def write(

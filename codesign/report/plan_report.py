@@ -91,6 +91,14 @@ def plan_report(
     return report
 
 
+def estimate(plan: Plan, synthesized: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report data (``report/report.json``) of ``plan`` on its board, from the cost model;
+    FitError when the modelled resources exceed the board."""
+    from codesign.boards import load
+
+    return plan_report(plan, load(plan.board), synthesized)
+
+
 def _title(plan: Plan, board: Board) -> str:
     return f"codesign report: {plan.model or 'model'} on {board.name}"
 
