@@ -64,6 +64,10 @@ class Build:
         from codesign.sim.functional import Simulator
         from codesign.sim.memory import check_fits
 
+        if self.root is None:  # a build read from disk was checked by load_build
+            from codesign.sim.plan_check import check_plan
+
+            check_plan(self.plan, None)
         check_fits(self.plan, self.root)
         sim = Simulator(self.plan, self.root)
         return sim.run(dict(inputs) if inputs is not None else random_inputs(self.plan, seed))

@@ -153,3 +153,33 @@ def test_without_registration_the_kind_is_refused_not_skipped(tmp_path) -> None:
     model = models.float_mlp(tmp_path / "m.onnx")
     with pytest.raises(LookupError, match="no plan registered for KernelGraph op type Negate"):
         codesign.compile(model, synth=False, passes=[negate_output])
+
+
+def test_fit_is_checked_while_planning(tmp_path) -> None:
+    """A kind whose modelled resources exceed the board is refused by plan() itself, before any
+    report or file is made."""
+    from dataclasses import replace
+
+    from codesign.boards import load
+    from codesign.cost import ResourceUsage
+    from codesign.errors import FitError
+    from codesign.frontend import import_model
+    from codesign.passes.pipeline import to_hardware
+    from codesign.schedulers.planner import plan
+    from codesign.schedulers.tempus import DEFAULT_BLOCK
+
+    def greedy_cost(ctx, stage):
+        cost = _cost(ctx, stage)
+        return replace(
+            cost, estimate=replace(cost.estimate, resources=ResourceUsage(aie_cores=10**6))
+        )
+
+    register(replace(NEGATE, cost=greedy_cost))
+    try:
+        kg = to_hardware(import_model(models.float_mlp(tmp_path / "m.onnx")))
+        negate_output(kg)
+        with pytest.raises(FitError, match="does not fit vek280"):
+            plan(kg, load("vek280"), DEFAULT_BLOCK)
+        assert plan(kg, load("vek280"), DEFAULT_BLOCK, check_fit=False).layers[-1].kind == "negate"
+    finally:
+        unregister("negate")
