@@ -91,7 +91,14 @@ class Build:
 
         if self._synthesized is None:
             if self.root is not None:
-                self._synthesized = ("ok", rtl_blocks.synthesized_pl(self.root))
+                try:
+                    figures = rtl_blocks.synthesized_pl(self.root)
+                except (ValueError, TypeError, AttributeError, KeyError, OSError) as e:
+                    raise BuildError(
+                        f"{self.root / rtl_blocks.RTL_DIR / 'manifest.json'}: must be the RTL "
+                        f"manifest codesign wrote: {' '.join(str(e).split())[:200]}"
+                    ) from None
+                self._synthesized = ("ok", figures)
             else:
                 self._synthesized = (
                     "ok",

@@ -114,3 +114,13 @@ def test_damaged_build_is_refused_by_load_and_simulate(tmp_path) -> None:
     build = codesign.load_build(out)
     with pytest.raises(BuildError, match="sha256"):
         build.simulate()
+
+
+def test_damaged_rtl_manifest_is_a_build_error(tmp_path, cli) -> None:
+    model = models.float_mlp(tmp_path / "m.onnx")
+    out = codesign.compile(model, synth=False).save(tmp_path / "b")
+    (out / "rtl" / "manifest.json").write_text('{"blocks": [{"synth": {}}]}')
+    with pytest.raises(BuildError, match="RTL manifest"):
+        codesign.load_build(out).report()
+    r = cli("report", out)
+    assert r.code == 2 and "rtl" in r.err
