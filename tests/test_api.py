@@ -77,12 +77,20 @@ def test_model_proto_and_memory_equal_disk(tmp_path) -> None:
     assert json.loads(written) == from_path.report()
 
 
-def test_compile_writes_nothing(tmp_path, monkeypatch) -> None:
+def test_compile_writes_nothing_and_the_plan_travels(tmp_path, monkeypatch) -> None:
+    import pickle
+
     model = models.float_mlp(tmp_path / "m.onnx")
     monkeypatch.chdir(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
-    codesign.compile(model, synth=False)
+    build = codesign.compile(model, synth=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+    # a pure plan can be sent to a worker: it pickles with its data and runs there the same
+    plan = pickle.loads(pickle.dumps(build.plan))
+    assert plan == build.plan and plan.data == build.plan.data
+    again = codesign.Build(plan, build.options).simulate(seed=5)
+    for k, v in build.simulate(seed=5).items():
+        np.testing.assert_array_equal(again[k], v)
 
 
 def test_errors_are_the_cli_classes(tmp_path) -> None:
