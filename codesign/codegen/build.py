@@ -84,6 +84,7 @@ def compile_model(
     """
     _check_options(options)
     board = load_board(options.board)
+    board.require_compile()  # reference-only boards (vck190) are refused here
     check_block(board, options.block)
     model, out = Path(model), Path(out)
     _check_target(out, options.force)

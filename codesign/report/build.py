@@ -141,6 +141,16 @@ def make_report(
             f"power is a lower bound: {', '.join(m.missing_power)} not known for {board.name}"
         )
     all_notes += list(notes)
+    resources = [
+        {
+            "resource": r.resource,
+            "used": r.used,
+            "available": r.available,
+            "unit": r.unit,
+            "fraction": r.fraction,
+        }
+        for r in util
+    ]
     return {
         "schema": SCHEMA,
         "modelled": True,
@@ -157,21 +167,61 @@ def make_report(
             "peak_power_w": m.peak_power_w,
             "inferences_per_s": m.inferences_per_s,
         },
-        "resources": [
-            {
-                "resource": r.resource,
-                "used": r.used,
-                "available": r.available,
-                "unit": r.unit,
-                "fraction": r.fraction,
-            }
-            for r in util
-        ],
+        "resources": resources,
+        "fit": fit_verdict(board, resources),
+        "advice": advice(layers, m.time_s),
         "power": power,
         "calibration": calibration_entries(),
-        "spatial": list(spatial),
+        "spatial": [_flag_plios(board, s) for s in spatial],
         "notes": all_notes,
     }
+
+
+def fit_verdict(board: Board, resources: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Does the design fit ``board``? Resources whose capacity the board file leaves null are
+    listed as unchecked rather than counted as fitting."""
+    over = [r["resource"] for r in resources if r["fraction"] is not None and r["fraction"] > 1]
+    unchecked = [r["resource"] for r in resources if r["available"] is None]
+    if over:
+        text = f"does not fit {board.name}: {', '.join(over)} over capacity"
+    elif unchecked:
+        text = (
+            f"fits {board.name} on every checked resource; fit is unchecked for "
+            f"{', '.join(unchecked)} (capacity not known for {board.name})"
+        )
+    else:
+        text = f"fits {board.name} on every resource"
+    return {"fits": not over, "over": over, "unchecked": unchecked, "text": text}
+
+
+#: Share of the modelled time above which the report says the model is launch-bound.
+LAUNCH_BOUND_SHARE = 0.5
+
+
+def advice(layers: Sequence[LayerEstimate], total_s: float) -> list[str]:
+    """What would help, from where the modelled time goes (empty when nothing stands out).
+
+    The fixed launch cost (kernel launch and graph run, paid per GEMM run) is read from each
+    layer's critical path; when it is most of the time, more work per launch is what helps."""
+    if total_s <= 0:
+        return []
+    launch = sum(x.critical_path.get("launch", 0.0) for x in layers)
+    share = launch / total_s
+    if share < LAUNCH_BOUND_SHARE:
+        return []
+    runs = sum(1 for x in layers if x.critical_path.get("launch", 0.0) > 0)
+    return [
+        f"{share:.1%} of the modelled time is launch overhead ({runs} graph run(s) of "
+        f"{launch / max(runs, 1) * 1e3:.3f} ms fixed cost each): the model is too small to "
+        "keep the array busy; batch several inputs into one run (a larger M per GEMM), or fuse "
+        "the layers into one graph run so the launch is paid once"
+    ]
+
+
+def _flag_plios(board: Board, row: dict[str, Any]) -> dict[str, Any]:
+    """A spatial/temporal row with the board's PLIO limit and whether the row exceeds it."""
+    limit = board.plio_in_limit + board.plio_out_limit
+    return {**row, "plio_limit": limit, "plio_over": row["plios"] > limit}
 
 
 def spatial_entry(

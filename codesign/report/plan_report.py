@@ -117,6 +117,7 @@ def plan_report(
         f"PL resources: {pl.source}"
         + (f" ({synthesized['note']})" if synthesized and synthesized.get("note") else ""),
     ]
+    notes.append(stage_summary(plan))
     notes += [
         f"solver fallback in {name!r}: {e['solver_fallback']}"
         for name, e in extra.items()
@@ -131,7 +132,40 @@ def plan_report(
     )
     for entry in report["layers"]:
         entry.update(extra.get(entry["name"], {}))
+    _mark_synthesis(report, plan, synthesized)
     return report
+
+
+def _mark_synthesis(report: dict[str, Any], plan: Plan, synthesized: dict[str, Any] | None) -> None:
+    """Say whether the PL figures include yosys synthesis of the build's RTL blocks: without it
+    (yosys not on PATH at compile, or --no-synth) those blocks' LUT/FF/BRAM are left out."""
+    from codesign.codegen.rtl_blocks import rtl_specs_for
+
+    missing = synthesized is None and bool(rtl_specs_for(plan))
+    report["pl_synthesised"] = not missing
+    if missing:
+        report["notes"].insert(
+            1,
+            "PL figures NOT synthesised: yosys was not run at compile (not on PATH, or "
+            "--no-synth), so the build's RTL blocks are left out of the PL LUT/FF/BRAM/DSP rows, "
+            "which are understated; install yosys and compile again",
+        )
+        for r in report["resources"]:
+            if r["resource"].startswith("PL "):
+                r["synthesised"] = False
+
+
+def stage_summary(plan: Plan) -> str:
+    """How the plan's layers map onto the report's rows (compile counts plan layers)."""
+    stages = _stages(plan)
+    gemms = sum(isinstance(s[0], GemmLayer) for s in stages)
+    dropped = len(plan.layers) - sum(len(s) for s in stages)
+    return (
+        f"{len(plan.layers)} plan layers run as {len(stages)} hardware stages (the report's rows): "
+        f"{gemms} GEMM(s) on the AIE block and {len(stages) - gemms} PL stream stage(s), each a "
+        f"chain of element-wise layers fused into one pass"
+        + (f"; {dropped} reshape(s) cost nothing and have no row" if dropped else "")
+    )
 
 
 def _stages(plan: Plan) -> list[list[Layer]]:
