@@ -108,7 +108,11 @@ def compile_cmd(
         solver_time_limit=solver_time_limit,
         max_model_bytes=parse_size(max_model_size, "--max-model-size"),
     )
-    plan = compile_model(model, out, options)
+    from codesign.report import progress
+
+    # stages and solves on a terminal; quiet when stderr is a file or a CI log
+    with progress.display(err_console, enabled=err_console.is_terminal):
+        plan = compile_model(model, out, options)
     from codesign.report.plan_report import stage_summary
 
     _warn_without_yosys(options.synth)
@@ -233,11 +237,21 @@ def simulate_cmd(
         }
         table.add_row(*(cells[c] for c in cols))
     console.print(table)
+    _record_simulation(Path(build), results, ort_opt)
     failed = [r.name for r in results if not r.passed]
     if failed:
         raise FidelityError(
             f"output(s) {', '.join(failed)} differ from onnxruntime beyond the tolerance"
         )
+
+
+def _record_simulation(build: Path, results, ort_opt: str) -> None:
+    """Keep the comparison in BUILD/report/simulation.json, so `codesign report` shows it."""
+    from codesign.report.build import SIMULATION_FILE, simulation_entry
+
+    path = build / "report" / SIMULATION_FILE
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(simulation_entry(results, ort_opt), indent=2) + "\n")
 
 
 def random_inputs(plan, seed: int) -> dict[str, np.ndarray]:

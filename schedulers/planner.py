@@ -26,6 +26,7 @@ from codesign.ir.plan import (
     TensorSpec,
     VectorLayer,
 )
+from codesign.report import progress
 from codesign.schedulers import tempus
 
 
@@ -58,6 +59,7 @@ def _plan_gemm(ctx: PlanContext, op: Gemm) -> Layer:
     K, N = w.shape
     a_shape = kg.types[op.inputs[0]].shape
     M = int(np.prod(a_shape[:-1], dtype=np.int64)) if len(a_shape) > 1 else 1
+    progress.stage(f"solving the tiling of {op.name!r} (GEMM {M}x{K}x{N} {op.dtype})")
     try:
         sched = tempus.schedule_gemm(
             ctx.board, M, K, N, op.dtype, ctx.block, time_limit_s=ctx.solver_time_limit

@@ -48,6 +48,7 @@ from codesign.frontend import (
 )
 from codesign.ir.plan import Block, Plan, to_json
 from codesign.passes.pipeline import to_hardware
+from codesign.report import progress
 from codesign.schedulers.planner import plan_graph
 from codesign.schedulers.tempus import DEFAULT_BLOCK, SOLVER_TIME_LIMIT, check_block
 
@@ -88,8 +89,10 @@ def compile_model(
     check_block(board, options.block)
     model, out = Path(model), Path(out)
     _check_target(out, options.force)
+    progress.stage(f"reading and importing {model.name}")
     data = read_model_bytes(model, options.max_model_bytes)
     kg = import_model(model, options.shapes, options.max_model_bytes, data)
+    progress.stage("lowering to hardware kinds")
     to_hardware(kg, source=str(model))
     reference = reference_copy(model, data, options.max_model_bytes)
     try:
@@ -113,6 +116,7 @@ def compile_model(
                 model=model.name,
                 solver_time_limit=options.solver_time_limit,
             )
+            progress.stage("writing the build (RTL, synthesis, report)")
             _write_build(tmp, plan, reference, board, options, writer.hashes)
             _replace(tmp, out, options.force)
         except OSError as e:
@@ -239,19 +243,22 @@ def _write_build(
     (root / "schedule.json").write_text(to_json(plan), encoding="utf-8")
     (root / "model.onnx").write_bytes(reference)
     write_rtl(root, plan, options.synth)
-    write_report(root, plan)
+    write_report(root, plan, _options_entry(options))
     _write_manifest(root, plan, board, options, hashlib.sha256(reference).hexdigest(), hashes)
 
 
-def write_report(root: Path, plan: Plan) -> dict:
+def write_report(root: Path, plan: Plan, options: dict | None = None) -> dict:
     """Write ``report/report.json`` and ``report/report.html`` of a build; return the report.
 
+    ``options``: the compile options to show (default: read back from the build's manifest).
     Raises :class:`~codesign.errors.FitError` when the modelled resources exceed the board.
     """
+    from codesign.report.build import build_context
     from codesign.report.html import render_html
     from codesign.report.plan_report import plan_report
 
     report = plan_report(plan, load_board(plan.board), synthesized_pl(root))
+    report["build"] = build_context(root, plan, options, tool_versions())
     out = root / "report"
     out.mkdir(exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -298,17 +305,22 @@ def _write_manifest(
         "board": board.name,
         "block": str(plan.block),
         "model": {"name": plan.model, "sha256": model_sha256},
-        "options": {
-            "board": options.board,
-            "block": str(options.block),
-            "shapes": {o.name: list(o.shape) for o in options.shapes},
-            "solver_time_limit": options.solver_time_limit,
-            "synth": options.synth,
-        },
+        "options": _options_entry(options),
         "files": files,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     (root / "manifest.json").write_text(text, encoding="utf-8")
+
+
+def _options_entry(options: CompileOptions) -> dict:
+    """The compile options as the manifest and the report record them."""
+    return {
+        "board": options.board,
+        "block": str(options.block),
+        "shapes": {o.name: list(o.shape) for o in options.shapes},
+        "solver_time_limit": options.solver_time_limit,
+        "synth": options.synth,
+    }
 
 
 def _replace(tmp: Path, out: Path, force: bool) -> None:

@@ -8,7 +8,9 @@ with :func:`codesign.cost.gemm_layer`, :func:`estimate_stream_layer`,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from codesign.boards import Board, load
@@ -177,6 +179,69 @@ def make_report(
     }
 
 
+def build_context(
+    root: Path,
+    plan: Any,
+    options: dict[str, Any] | None = None,
+    tools: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What was compiled and how, for the report: the codesign and tool versions, the compile
+    options (given, or read back from the build's manifest.json), the graph's input and output
+    shapes, and the last ``simulate --reference`` result (report/simulation.json) if any."""
+    from codesign import __version__
+
+    manifest: dict[str, Any] = {}
+    path = root / "manifest.json"
+    if path.is_file():
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError):
+            manifest = {}  # a damaged manifest only costs the report its options
+    sim_path = root / "report" / SIMULATION_FILE
+    simulation = None
+    if sim_path.is_file():
+        try:
+            simulation = json.loads(sim_path.read_text())
+        except (OSError, ValueError):
+            simulation = None
+
+    def spec(t: Any) -> dict[str, Any]:
+        return {"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)}
+
+    return {
+        "codesign_version": __version__,
+        "tools": tools if tools is not None else manifest.get("tools", {}),
+        "options": options if options is not None else manifest.get("options", {}),
+        "inputs": [spec(t) for t in plan.inputs],
+        "outputs": [spec(t) for t in plan.outputs],
+        "simulation": simulation,
+    }
+
+
+#: Where ``codesign simulate --reference`` records its comparison inside BUILD/report/.
+SIMULATION_FILE = "simulation.json"
+
+
+def simulation_entry(results: Sequence[Any], ort_opt: str) -> dict[str, Any]:
+    """The simulation record the report shows: per output the errors and the verdict."""
+    return {
+        "reference": f"onnxruntime (graph optimisation {ort_opt})",
+        "passed": all(r.passed for r in results),
+        "outputs": [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "max_abs": r.max_abs,
+                "max_lsb": r.max_lsb,
+                "equal_fraction": r.equal_fraction,
+                "criterion": r.criterion,
+                "passed": r.passed,
+            }
+            for r in results
+        ],
+    }
+
+
 def fit_verdict(board: Board, resources: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Does the design fit ``board``? Resources whose capacity the board file leaves null are
     listed as unchecked rather than counted as fitting."""
@@ -221,7 +286,12 @@ def advice(layers: Sequence[LayerEstimate], total_s: float) -> list[str]:
 def _flag_plios(board: Board, row: dict[str, Any]) -> dict[str, Any]:
     """A spatial/temporal row with the board's PLIO limit and whether the row exceeds it."""
     limit = board.plio_in_limit + board.plio_out_limit
-    return {**row, "plio_limit": limit, "plio_over": row["plios"] > limit}
+    return {
+        **row,
+        "plio_limit": limit,
+        "plio_over": row["plios"] > limit,
+        "plio_full": row["plios"] >= limit,
+    }
 
 
 def spatial_entry(

@@ -108,3 +108,26 @@ def test_with_yosys_the_pl_figures_are_synthesised(cli, model, tmp_path) -> None
 def test_version(cli) -> None:
     r = cli("--version")
     assert r.code == 0 and r.out.strip() == f"codesign, version {__version__}"
+
+
+def test_report_shows_build_options_inputs_version_and_simulation(cli, model, tmp_path) -> None:
+    out = tmp_path / "b"
+    assert cli("compile", model, "-o", out, "--solver-time-limit", "5").code == 0
+    d = json.loads((out / "report" / "report.json").read_text())
+    b = d["build"]
+    assert b["codesign_version"] == __version__ and "numpy" in b["tools"]
+    assert b["options"]["solver_time_limit"] == 5 and b["options"]["board"] == "vek280"
+    assert b["inputs"] == [{"name": "input", "shape": [16, 64], "dtype": "float32"}]
+    assert b["simulation"] is None
+    page = (out / "report" / "report.html").read_text()
+    assert "solver_time_limit=5" in page and "input 16x64 float32" in page
+    assert "No simulation recorded" in page
+    assert cli("simulate", out, "--reference").code == 0
+    assert cli("report", out).code == 0
+    d = json.loads((out / "report" / "report.json").read_text())
+    sim = d["build"]["simulation"]
+    assert sim["passed"] is True and sim["outputs"][0]["name"] == "output"
+    assert d["build"]["options"]["solver_time_limit"] == 5  # read back from the manifest
+    assert "numpy" in d["build"]["tools"]
+    page = (out / "report" / "report.html").read_text()
+    assert 'id="simulation"' in page and "Simulation against onnxruntime" in page
