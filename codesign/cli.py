@@ -124,6 +124,8 @@ def compile_cmd(
         f"modelled {t['time_s'] * 1e3:.3f} ms, {t['gops']:.1f} GOPS, {report['power']['total_w']:.2f} W "
         f"(see `codesign report {out}`)"
     )
+    for a in report.get("advice", []):
+        console.print(f"[yellow]advice:[/] {a}")
     for g in plan.gemms():
         if g.schedule.solver.fallback:
             console.print(f"[yellow]solver fallback[/] {g.name!r}: {g.schedule.solver.fallback}")
@@ -247,11 +249,15 @@ def simulate_cmd(
 
 def _record_simulation(build: Path, results, ort_opt: str) -> None:
     """Keep the comparison in BUILD/report/simulation.json, so `codesign report` shows it."""
+    from codesign.fileio import atomic_write
     from codesign.report.build import SIMULATION_FILE, simulation_entry
 
     path = build / "report" / SIMULATION_FILE
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(simulation_entry(results, ort_opt), indent=2) + "\n")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        atomic_write(path, json.dumps(simulation_entry(results, ort_opt), indent=2) + "\n")
+    except OSError as e:  # a read-only build still simulates; only the record is lost
+        err_console.print(f"[yellow]warning:[/] {path}: cannot record the simulation: {e.strerror}")
 
 
 def random_inputs(plan, seed: int) -> dict[str, np.ndarray]:

@@ -131,3 +131,9 @@ def test_report_shows_build_options_inputs_version_and_simulation(cli, model, tm
     assert "numpy" in d["build"]["tools"]
     page = (out / "report" / "report.html").read_text()
     assert 'id="simulation"' in page and "Simulation against onnxruntime" in page
+
+
+def test_demo_installs_yosys_or_says_so() -> None:
+    script = (Path(__file__).parents[2] / "scripts" / "demo.sh").read_text()
+    assert "command -v yosys" in script and "apt_install yosys" in script
+    assert script.count("marked not synthesised") == 2  # both fallbacks say so
