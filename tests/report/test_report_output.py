@@ -137,3 +137,35 @@ def test_demo_installs_yosys_or_says_so() -> None:
     script = (Path(__file__).parents[2] / "scripts" / "demo.sh").read_text()
     assert "command -v yosys" in script and "apt_install yosys" in script
     assert script.count("marked not synthesised") == 2  # both fallbacks say so
+
+
+@pytest.mark.chromium
+def test_real_build_page_lays_out_at_1400_px(cli, model, tmp_path) -> None:
+    import shutil
+
+    if shutil.which("chromium") is None:
+        pytest.skip("needs Debian's chromium (apt-get install -y chromium)")
+    out = tmp_path / "b"
+    assert cli("compile", model, "-o", out).code == 0
+    assert cli("simulate", out, "--reference").code == 0
+    assert cli("report", out).code == 0
+    html = out / "report" / "report.html"
+    cmd = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--window-size=1400,3000",
+        "--dump-dom",
+        html.as_uri(),
+    ]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert 'data-plots-rendered="3"' in dom
+    assert 'data-overflowing="0"' in dom, dom[dom.index("data-overflowing-list") :][:300]
+    assert 'id="simulation"' in dom and 'id="fit"' in dom and 'id="advice"' in dom
