@@ -109,13 +109,12 @@ def compile_cmd(
         max_model_bytes=parse_size(max_model_size, "--max-model-size"),
     )
     from codesign.report import progress
+    from codesign.report.plan_report import stage_summary
 
     # stages and solves on a terminal; quiet when stderr is a file or a CI log
     with progress.display(err_console, enabled=err_console.is_terminal):
         plan = compile_model(model, out, options)
-    from codesign.report.plan_report import stage_summary
-
-    _warn_without_yosys(options.synth)
+    _warn_without_yosys(out)
     report = json.loads((out / "report" / "report.json").read_text())
     t = report["totals"]
     console.print(
@@ -131,11 +130,15 @@ def compile_cmd(
             console.print(f"[yellow]solver fallback[/] {g.name!r}: {g.schedule.solver.fallback}")
 
 
-def _warn_without_yosys(synth: bool) -> None:
-    """Compile still succeeds without yosys, but its PL figures are then not synthesised: say so."""
+def _warn_without_yosys(out: Path) -> None:
+    """Compile still succeeds without yosys, but the PL figures of the build's RTL blocks are
+    then not synthesised: say so (the build's rtl manifest notes it when synthesis was asked
+    for and could not run)."""
     from codesign.rtl.synth import yosys_missing
 
-    why = yosys_missing() if synth else None
+    manifest = out / "rtl" / "manifest.json"
+    note = json.loads(manifest.read_text()).get("synth_note") if manifest.is_file() else None
+    why = yosys_missing() if note else None
     if why:
         err_console.print(
             f"[yellow]warning:[/] {why}; the PL figures of the RTL blocks are not synthesised "

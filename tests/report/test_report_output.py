@@ -92,6 +92,9 @@ def test_without_yosys_compile_warns_and_the_report_marks_pl(model, tmp_path) ->
     assert any("PL figures NOT synthesised" in n for n in d["notes"])
     text = _run("report", str(out), path=str(empty)).stdout
     assert "PL LUT (not synthesised)" in text
+    # --no-synth is a choice, not a degradation: no warning (the report still marks the PL)
+    r = _run("compile", str(model), "-o", str(tmp_path / "c"), "--no-synth", path=str(empty))
+    assert r.returncode == 0 and "warning" not in r.stderr
 
 
 def test_with_yosys_the_pl_figures_are_synthesised(cli, model, tmp_path) -> None:
