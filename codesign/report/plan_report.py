@@ -74,6 +74,7 @@ def plan_report(
         f"PL resources: {pl.source}"
         + (f" ({synthesized['note']})" if synthesized and synthesized.get("note") else ""),
     ]
+    notes.append(stage_summary(plan))
     notes += [
         f"solver fallback in {name!r}: {e['solver_fallback']}"
         for name, e in extra.items()
@@ -88,6 +89,7 @@ def plan_report(
     )
     for entry in report["layers"]:
         entry.update(extra.get(entry["name"], {}))
+    _mark_synthesis(report, plan, synthesized)
     return report
 
 
@@ -120,6 +122,41 @@ def check_fit(plan: Plan, board: Board, synthesized: dict[str, Any] | None = Non
     board (the same check and message as the report's)."""
     m = summarize([c.estimate for c in stage_costs(plan, board, pl_usage(synthesized))])
     require_fit(board, m.resources, _title(plan, board))
+
+
+def _mark_synthesis(report: dict[str, Any], plan: Plan, synthesized: dict[str, Any] | None) -> None:
+    """Say whether the PL figures include yosys synthesis of the build's RTL blocks: without it
+    (yosys not on PATH at compile, or --no-synth) those blocks' LUT/FF/BRAM are left out."""
+    from codesign.codegen.rtl_blocks import rtl_specs_for
+
+    missing = synthesized is None and bool(rtl_specs_for(plan))
+    report["pl_synthesised"] = not missing
+    if missing:
+        report["notes"].insert(
+            1,
+            "PL figures NOT synthesised: yosys was not run at compile (not on PATH, or "
+            "--no-synth), so the build's RTL blocks are left out of the PL LUT/FF/BRAM/DSP rows, "
+            "which are understated; install yosys and compile again",
+        )
+        for r in report["resources"]:
+            if r["resource"].startswith("PL "):
+                r["synthesised"] = False
+
+
+def stage_summary(plan: Plan) -> str:
+    """How the plan's layers map onto the report's rows (compile counts plan layers): the
+    hardware stages of :func:`stages` by unit; views (unit "none") cost nothing and have no row."""
+    rows = [s for s in stages(plan) if s[0].unit != "none"]
+    by_unit: dict[str, int] = {}
+    for s in rows:
+        by_unit[s[0].unit] = by_unit.get(s[0].unit, 0) + 1
+    free = len(plan.layers) - sum(len(s) for s in rows)
+    parts = ", ".join(f"{n} on the {unit.upper()}" for unit, n in sorted(by_unit.items()))
+    return (
+        f"{len(plan.layers)} plan layers run as {len(rows)} hardware stages (the report's rows: "
+        f"{parts or 'none'}); a chain of element-wise layers is one fused stream stage"
+        + (f"; {free} view(s) cost nothing and have no row" if free else "")
+    )
 
 
 def stages(plan: Plan) -> list[list[Layer]]:
