@@ -105,7 +105,8 @@ def compile_cmd(
         solver_time_limit=solver_time_limit,
         max_model_bytes=parse_size(max_model_size, "--max-model-size"),
     )
-    plan = compile_model(model, out, options)
+    debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
+    plan = compile_model(model, out, options, debug=debug)
     report = json.loads((out / "report" / "report.json").read_text())
     t = report["totals"]
     console.print(

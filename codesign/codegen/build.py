@@ -74,9 +74,15 @@ class CompileOptions:
 
 
 def compile_model(
-    model: str | os.PathLike[str], out: str | os.PathLike[str], options: CompileOptions
+    model: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: CompileOptions,
+    *,
+    debug: bool = False,
 ) -> Plan:
     """Compile ``model`` into the build directory ``out``; return the Plan written there.
+
+    ``debug`` validates the KernelGraph after every pass (``codesign --debug compile``).
 
     Raises :class:`BuildError` when ``out`` exists (without ``force``) or cannot be written,
     :class:`OptionError` for bad options, and whatever the frontend, passes and schedulers
@@ -89,7 +95,7 @@ def compile_model(
     _check_target(out, options.force)
     data = read_model_bytes(model, options.max_model_bytes)
     kg = import_model(model, options.shapes, options.max_model_bytes, data)
-    to_hardware(kg, source=str(model))
+    to_hardware(kg, source=str(model), debug=debug)
     reference = reference_copy(model, data, options.max_model_bytes)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,9 @@ constant values, and the ops in a topological order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -187,21 +188,212 @@ class Reshape(Op):
     kind: ClassVar[str] = "reshape"
 
 
-@dataclass
+class GraphInvariantError(AssertionError):
+    """A KernelGraph invariant is broken: a bug in the frontend or a pass, never the user's input.
+
+    It derives from AssertionError (the CLI reports it as an internal error) but is raised
+    explicitly, so ``python -O`` does not turn the checks off.
+    """
+
+
+class _Link:
+    """One place in the op list: a doubly linked list, so insert and remove are O(1)."""
+
+    __slots__ = ("next", "op", "prev")
+
+    def __init__(self, op: Op | None) -> None:
+        self.op = op
+        self.prev: _Link = self
+        self.next: _Link = self
+
+
 class KernelGraph:
     """Ops in topological order over named tensors, with their types and constant values.
 
+    The ops live in a doubly linked list with **use-lists** beside it (in the style of onnx-ir):
+    for every tensor the op that produces it and the ops that read it as an input. Every
+    mutation goes through :meth:`append`, :meth:`insert_before`, :meth:`insert_after`,
+    :meth:`remove`, :meth:`replace`, :meth:`rename_uses` or the :attr:`ops` setter, each
+    O(size of the ops touched), and keeps the use-lists exact; :meth:`producer` and
+    :meth:`consumers` are then O(1) and O(uses), so a pass that looks at each op's neighbours
+    is linear in the graph. :attr:`ops` is a read-only tuple (cached until the next mutation).
+
+    Ops are identified by object identity, not by value: two equal frozen ops are two ops.
+
     Invariants (checked by :meth:`validate`): every op input is a graph input, a constant or the
-    output of an earlier op; every tensor has a type; graph outputs are produced.
+    output of an earlier op; every tensor is defined once; every tensor has a type; graph
+    outputs are defined; constants an op reads through its parameters exist; the use-lists
+    equal the ones recomputed from the op list.
     """
 
-    inputs: list[str]
-    outputs: list[str]
-    ops: list[Op] = field(default_factory=list)
-    types: dict[str, TensorType] = field(default_factory=dict)
-    constants: dict[str, np.ndarray] = field(default_factory=dict)
-    #: Names a new tensor must not take (every tensor name of the source model).
-    reserved: set[str] = field(default_factory=set, repr=False)
+    def __init__(
+        self,
+        inputs: Iterable[str],
+        outputs: Iterable[str],
+        ops: Iterable[Op] = (),
+        types: dict[str, TensorType] | None = None,
+        constants: dict[str, np.ndarray] | None = None,
+        reserved: Iterable[str] = (),
+    ) -> None:
+        self.inputs: list[str] = list(inputs)
+        self.outputs: list[str] = list(outputs)
+        self.types: dict[str, TensorType] = {} if types is None else types
+        self.constants: dict[str, np.ndarray] = {} if constants is None else constants
+        #: Names a new tensor must not take (every tensor name of the source model).
+        self.reserved: set[str] = set(reserved)
+        self._clear()
+        for op in ops:
+            self.append(op)
+
+    def _clear(self) -> None:
+        self._root = _Link(None)  # sentinel: _root.next is the first op, _root.prev the last
+        self._links: dict[int, _Link] = {}  # id(op) -> its place
+        self._producers: dict[str, list[Op]] = {}  # more than one only inside a rewrite
+        self._consumers: dict[str, dict[int, Op]] = {}  # insertion-ordered, one entry per op
+        self._snapshot: tuple[Op, ...] | None = ()
+        self._new_producer: set[str] = set()
+        self._fewer_uses: set[str] = set()
+
+    def __repr__(self) -> str:
+        return (
+            f"KernelGraph(inputs={self.inputs!r}, outputs={self.outputs!r}, "
+            f"{len(self._links)} ops, {len(self.constants)} constants)"
+        )
+
+    # -- the op list ------------------------------------------------------------------------------
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        """The ops in topological order (a snapshot: mutate through the graph's methods)."""
+        if self._snapshot is None:
+            ops, link = [], self._root.next
+            while link is not self._root:
+                ops.append(link.op)
+                link = link.next
+            self._snapshot = tuple(ops)
+        return self._snapshot
+
+    @ops.setter
+    def ops(self, ops: Iterable[Op]) -> None:
+        self._clear()
+        for op in ops:
+            self.append(op)
+
+    def __contains__(self, op: object) -> bool:
+        link = self._links.get(id(op))
+        return link is not None and link.op is op
+
+    def num_ops(self) -> int:
+        return len(self._links)
+
+    def append(self, op: Op) -> None:
+        """Add ``op`` at the end of the op list."""
+        self._link_before(self._root, op)
+
+    def insert_before(self, anchor: Op, ops: Iterable[Op]) -> None:
+        """Insert ``ops`` (in order) right before ``anchor``."""
+        where = self._link(anchor)
+        for op in ops:
+            self._link_before(where, op)
+
+    def insert_after(self, anchor: Op, ops: Iterable[Op]) -> None:
+        """Insert ``ops`` (in order) right after ``anchor``."""
+        where = self._link(anchor).next
+        for op in ops:
+            self._link_before(where, op)
+
+    def remove(self, op: Op) -> None:
+        """Remove ``op`` from the graph; its outputs lose their producer."""
+        link = self._link(op)
+        link.prev.next, link.next.prev = link.next, link.prev
+        del self._links[id(op)]
+        key = id(op)
+        for t in op.outputs:
+            if t:
+                users = self._producers[t]
+                users[:] = [p for p in users if p is not op]
+                if not users:
+                    del self._producers[t]
+                self._new_producer.add(t)
+        for t in set(op.inputs):
+            if t:
+                users = self._consumers[t]
+                del users[key]
+                if not users:
+                    del self._consumers[t]
+                self._fewer_uses.add(t)
+        self._snapshot = None
+
+    def replace(self, old: Op, new: Op | Iterable[Op] | None) -> None:
+        """Put ``new`` (one op, several in order, or nothing) in the place of ``old``.
+
+        The new ops may produce ``old``'s outputs: they are registered before ``old`` leaves.
+        """
+        ops = () if new is None else (new,) if isinstance(new, Op) else tuple(new)
+        self.insert_before(old, ops)
+        self.remove(old)
+
+    def rename_uses(self, old: str, new: str) -> int:
+        """Make every op that reads tensor ``old`` read ``new`` instead, and the graph outputs
+        too (onnx-ir's ``replace_all_uses_with``); return how many ops changed.
+
+        Only op inputs are renamed: constants an op reads through its parameters (a GEMM's
+        weight) are not uses.
+        """
+        users = list(self._consumers.get(old, {}).values())
+        for op in users:
+            inputs = tuple(new if t == old else t for t in op.inputs)
+            self.replace(op, dataclasses.replace(op, inputs=inputs))
+        self.outputs = [new if t == old else t for t in self.outputs]
+        return len(users)
+
+    def _link(self, op: Op) -> _Link:
+        link = self._links.get(id(op))
+        if link is None or link.op is not op:
+            raise GraphInvariantError(f"op {op.name!r} is not in the graph")
+        return link
+
+    def _link_before(self, where: _Link, op: Op) -> None:
+        key = id(op)
+        if key in self._links:
+            raise GraphInvariantError(f"op {op.name!r} is already in the graph")
+        link = _Link(op)
+        link.prev, link.next = where.prev, where
+        where.prev.next = link
+        where.prev = link
+        self._links[key] = link
+        for t in op.outputs:
+            if t:
+                self._producers.setdefault(t, []).append(op)
+                self._new_producer.add(t)
+        for t in op.inputs:
+            if t:
+                self._consumers.setdefault(t, {})[key] = op
+        self._snapshot = None
+
+    # -- use-lists --------------------------------------------------------------------------------
+
+    def producer(self, tensor: str) -> Op | None:
+        """The op that produces ``tensor`` (None for graph inputs, constants, unknown names)."""
+        ops = self._producers.get(tensor)
+        return ops[0] if ops else None
+
+    def consumers(self, tensor: str) -> list[Op]:
+        """The ops that read ``tensor`` as an input, each once, in the order they were added."""
+        users = self._consumers.get(tensor)
+        return list(users.values()) if users else []
+
+    def pop_changes(self) -> tuple[set[str], set[str]]:
+        """Tensors whose producer changed and tensors that lost a use since the last call.
+
+        A rewrite driver revisits the consumers of the first and the last user of the second
+        (a rule may match once a tensor has a single user), instead of sweeping the graph.
+        """
+        changes = self._new_producer, self._fewer_uses
+        self._new_producer, self._fewer_uses = set(), set()
+        return changes
+
+    # -- tensors ----------------------------------------------------------------------------------
 
     def fresh_name(self, base: str) -> str:
         """A tensor name not used in the graph or the source model, ``base`` if possible."""
@@ -211,16 +403,6 @@ class KernelGraph:
             name = f"{base}_{i}"
         self.reserved.add(name)
         return name
-
-    def producer(self, tensor: str) -> Op | None:
-        for op in self.ops:
-            if tensor in op.outputs:
-                return op
-        return None
-
-    def consumers(self, tensor: str) -> list[Op]:
-        users = [op for op in self.ops if tensor in op.inputs]
-        return users
 
     def is_graph_output(self, tensor: str) -> bool:
         return tensor in self.outputs
@@ -241,38 +423,70 @@ class KernelGraph:
     def of_kind(self, kind: str) -> Iterator[Op]:
         return (op for op in self.ops if op.kind == kind)
 
-    def validate(self) -> None:
-        """Raise AssertionError if an invariant is broken (a bug in a pass, not user input)."""
-        known = set(self.inputs) | set(self.constants)
-        for op in self.ops:
-            for t in op.refs:
-                assert t in self.constants, f"{op.name}: constant {t} is missing"
-            for t in op.inputs:
-                assert t == "" or t in known, f"{op.name}: input {t} used before it is defined"
-            known.update(op.outputs)
-        for t in self.outputs:
-            assert t in known, f"graph output {t} is not produced"
-        for t in known:
-            assert t in self.types, f"tensor {t} has no type"
+    # -- checks and cleanup -----------------------------------------------------------------------
 
-    def prune(self) -> None:
-        """Drop ops whose outputs nobody uses and constants nobody reads."""
+    def validate(self) -> None:
+        """Raise :class:`GraphInvariantError` if an invariant is broken (a bug, not user input)."""
+        known = set(self.inputs) | set(self.constants)
+        producers: dict[str, list[int]] = {}
+        consumers: dict[str, set[int]] = {}
+        for op in self.ops:
+            if self._links.get(id(op)) is None:
+                raise GraphInvariantError(f"{op.name}: op is listed but not indexed")
+            for t in op.refs:
+                if t not in self.constants:
+                    raise GraphInvariantError(f"{op.name}: constant {t} is missing")
+            for t in op.inputs:
+                if t and t not in known:
+                    raise GraphInvariantError(f"{op.name}: input {t} used before it is defined")
+                if t:
+                    consumers.setdefault(t, set()).add(id(op))
+            for t in op.outputs:
+                if t and t in known:
+                    raise GraphInvariantError(f"{op.name}: output {t} is already defined")
+                if t:
+                    producers.setdefault(t, []).append(id(op))
+            known.update(op.outputs)
+        if len(self._links) != len(self.ops):
+            raise GraphInvariantError(
+                f"{len(self._links)} ops are indexed but {len(self.ops)} are listed"
+            )
+        indexed = {t: [id(p) for p in ops] for t, ops in self._producers.items()}
+        if indexed != producers:
+            bad = min(t for t in {*indexed, *producers} if indexed.get(t) != producers.get(t))
+            raise GraphInvariantError(f"the producer of tensor {bad} is stale")
+        uses = {t: set(users) for t, users in self._consumers.items()}
+        if uses != consumers:
+            bad = min(t for t in {*uses, *consumers} if uses.get(t) != consumers.get(t))
+            raise GraphInvariantError(f"the use-list of tensor {bad} is stale")
+        for t in self.outputs:
+            if t not in known:
+                raise GraphInvariantError(f"graph output {t} is not produced")
+        for t in known:
+            if t not in self.types:
+                raise GraphInvariantError(f"tensor {t} has no type")
+
+    def prune(self) -> bool:
+        """Drop ops whose outputs nobody uses and constants nobody reads; return whether any
+        op or constant went."""
         live = set(self.outputs)
-        kept: list[Op] = []
-        for op in reversed(self.ops):
+        kept: set[int] = set()
+        ops = self.ops
+        for op in reversed(ops):
             if any(o in live for o in op.outputs):
-                kept.append(op)
+                kept.add(id(op))
                 live.update(i for i in op.inputs if i)
                 live.update(op.refs)
-        self.ops = kept[::-1]
-        for op in kept:  # an op kept for one output still defines the others
+        dropped = [op for op in ops if id(op) not in kept]
+        for op in dropped:
+            self.remove(op)
+        for op in self.ops:  # an op kept for one output still defines the others
             live.update(op.outputs)
+        n_constants = len(self.constants)
         self.constants = {k: v for k, v in self.constants.items() if k in live}
-        self.types = {
-            k: v
-            for k, v in self.types.items()
-            if k in live or k in self.inputs or k in self.outputs
-        }
+        io = {*self.inputs, *self.outputs}
+        self.types = {k: v for k, v in self.types.items() if k in live or k in io}
+        return bool(dropped) or len(self.constants) != n_constants
 
 
 def _dtype_name(dt: np.dtype) -> str:
@@ -289,6 +503,7 @@ __all__ = [
     "DequantizeLinear",
     "DynamicQuantizeLinear",
     "Gemm",
+    "GraphInvariantError",
     "KernelGraph",
     "MatMul",
     "MatMulInteger",
