@@ -383,6 +383,11 @@ class KernelGraph:
         users = self._consumers.get(tensor)
         return list(users.values()) if users else []
 
+    def num_consumers(self, tensor: str) -> int:
+        """How many ops read ``tensor`` as an input, in O(1)."""
+        users = self._consumers.get(tensor)
+        return len(users) if users else 0
+
     def pop_changes(self) -> tuple[set[str], set[str]]:
         """Tensors whose producer changed and tensors that lost a use since the last call.
 

@@ -117,9 +117,8 @@ def apply_rules(kg: KernelGraph, rules: tuple[Rule, ...]) -> int:
                     for user in kg.consumers(t):
                         push(user)
                 for t in sorted(fewer_uses):
-                    users = kg.consumers(t)
-                    if len(users) == 1 and not kg.is_const(t):
-                        push(users[0])
+                    if kg.num_consumers(t) == 1 and not kg.is_const(t):
+                        push(kg.consumers(t)[0])
                 break
     return rewrites
 

@@ -85,5 +85,5 @@ class Prune(Pass):
 
     def ensures(self, kg: KernelGraph) -> None:
         for op in kg.ops:
-            if not any(kg.consumers(t) or kg.is_graph_output(t) for t in op.outputs):
+            if not any(kg.num_consumers(t) or kg.is_graph_output(t) for t in op.outputs):
                 raise PostconditionError(f"{self.name}: nothing reads the outputs of {op.name!r}")

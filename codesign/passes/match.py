@@ -7,10 +7,9 @@ from codesign.ir.graph import KernelGraph, Op
 
 
 def _sole_consumer(kg: KernelGraph, tensor: str) -> Op | None:
-    users = kg.consumers(tensor)
-    if len(users) != 1 or kg.is_graph_output(tensor):
-        return None
-    return users[0]
+    if kg.num_consumers(tensor) != 1 or kg.is_graph_output(tensor):
+        return None  # counted, not listed: a constant may have a million users
+    return kg.consumers(tensor)[0]
 
 
 def _swap(kg: KernelGraph, old: Op, new: Op | None) -> None:

@@ -10,6 +10,7 @@ largest GEMM is also mapped with the spatial (ARIES/CHARM-style) baseline for co
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -139,6 +140,9 @@ def _stages(plan: Plan) -> list[list[Layer]]:
     consuming the previous one's output and nothing else of the chain, as one PL stream stage
     (one pass over the data, as a fused vector unit runs it); reshapes dropped (free views)."""
     stages: list[list[Layer]] = []
+    # users per tensor, counted once for the whole plan (a scan per layer was quadratic)
+    users = Counter(t for layer in plan.layers for t in set(layer.inputs))
+    graph_outputs = {t.name for t in plan.outputs}
     for layer in plan.layers:
         if isinstance(layer, GemmLayer):
             stages.append([layer])
@@ -148,17 +152,13 @@ def _stages(plan: Plan) -> list[list[Layer]]:
                 prev
                 and isinstance(prev[-1], VectorLayer)
                 and prev[-1].outputs[0] in layer.inputs
-                and _used_once(plan, prev[-1].outputs[0])
+                and users[prev[-1].outputs[0]] == 1
+                and prev[-1].outputs[0] not in graph_outputs
             ):
                 prev.append(layer)
             else:
                 stages.append([layer])
     return stages
-
-
-def _used_once(plan: Plan, tensor: str) -> bool:
-    users = sum(tensor in layer.inputs for layer in plan.layers)
-    return users == 1 and all(t.name != tensor for t in plan.outputs)
 
 
 def _vector_stage(board: Board, plan: Plan, group: list[Layer]) -> LayerEstimate:
