@@ -239,8 +239,10 @@ class KernelGraph:
         self.outputs: list[str] = list(outputs)
         self.types: dict[str, TensorType] = {} if types is None else types
         self.constants: dict[str, np.ndarray] = {} if constants is None else constants
-        #: Names a new tensor must not take (every tensor name of the source model).
+        #: Names a new tensor must not take (every tensor name of the source model, and every
+        #: name :meth:`fresh_name` gave out). It only grows.
         self.reserved: set[str] = set(reserved)
+        self._fresh: dict[str, int] = {}  # base -> suffixes below it are all reserved
         self._clear()
         for op in ops:
             self.append(op)
@@ -401,11 +403,19 @@ class KernelGraph:
     # -- tensors ----------------------------------------------------------------------------------
 
     def fresh_name(self, base: str) -> str:
-        """A tensor name not used in the graph or the source model, ``base`` if possible."""
-        name, i = base, 0
+        """A tensor name not used in the graph or the source model: ``base``, else the first
+        free of ``base_1``, ``base_2``, ...; the name is reserved from then on."""
+        # Names in ``reserved`` stay reserved (it only grows), so the run of reserved suffixes
+        # found for ``base`` is skipped next time: a thousand unnamed nodes asking for the same
+        # base cost linear time, not quadratic, and get the same names as a search from 0.
+        i = self._fresh.get(base, 0)
+        while _suffixed(base, i) in self.reserved:
+            i += 1
+        self._fresh[base] = i
+        name = _suffixed(base, i)
         while name in self.constants or name in self.types or name in self.reserved:
             i += 1
-            name = f"{base}_{i}"
+            name = _suffixed(base, i)
         self.reserved.add(name)
         return name
 
@@ -492,6 +502,10 @@ class KernelGraph:
         io = {*self.inputs, *self.outputs}
         self.types = {k: v for k, v in self.types.items() if k in live or k in io}
         return bool(dropped) or len(self.constants) != n_constants
+
+
+def _suffixed(base: str, i: int) -> str:
+    return base if i == 0 else f"{base}_{i}"
 
 
 def _dtype_name(dt: np.dtype) -> str:

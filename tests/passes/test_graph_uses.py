@@ -146,3 +146,14 @@ def test_neighbour_queries_on_a_long_chain() -> None:
     assert kg.producer(mid.inputs[0]) is kg.ops[999]
     assert kg.consumers(mid.outputs[0]) == [kg.ops[1001]]
     assert kg.num_consumers("c") == 1000
+
+
+def test_fresh_name_gives_the_first_free_name() -> None:
+    kg = KernelGraph(inputs=[], outputs=[], reserved={"w", "w_2"})
+    kg.types["w_1"] = TensorType((), "float32")  # taken, but not reserved: may be freed
+    assert [kg.fresh_name("w") for _ in range(3)] == ["w_3", "w_4", "w_5"]
+    del kg.types["w_1"]
+    assert kg.fresh_name("w") == "w_1"  # the same answer as a search from w, w_1, ...
+    assert kg.fresh_name("w") == "w_6"
+    names = [kg.fresh_name("q_zero_point") for _ in range(5000)]
+    assert len(set(names)) == 5000 and names[-1] == "q_zero_point_4999"
