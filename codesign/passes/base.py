@@ -88,8 +88,13 @@ def apply_rules(kg: KernelGraph, rules: tuple[Rule, ...]) -> int:
     Each op is visited once in graph order; after a rewrite, the ops it may have made match are
     queued again: the producer and users of every tensor whose producer changed (the new ops and
     what reads them), and the sole remaining user of a tensor that lost a use (rules such as
-    bias folding need a tensor with one user). A rule only ever looks at an op, its producers and
-    the number of users of the tensors between them, so nothing else can start to match.
+    bias folding need a tensor with one user).
+
+    The contract that makes this a fixpoint: a rule matches on an op, the ops behind it and the
+    user counts of the tensors between them, and a rewrite re-creates every op from the one it
+    changes to the op it matched (so the users of the matched op's outputs are queued). The
+    rules of this package keep it; tests/passes/test_pipeline.py checks that a second run of
+    the pipeline changes nothing.
     """
     if not rules:
         return 0

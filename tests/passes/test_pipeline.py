@@ -13,7 +13,7 @@ import pytest
 from codesign.examples import models
 from codesign.frontend import import_model
 from codesign.ir.graph import GraphInvariantError, KernelGraph, Op, TensorType, Vector
-from codesign.passes import pipeline
+from codesign.passes import base, pipeline
 from codesign.passes.base import Pass, PassResult, PostconditionError, run_passes
 from codesign.passes.fold import Prune
 from codesign.passes.pipeline import PIPELINE, to_hardware
@@ -188,3 +188,36 @@ def test_pass_work_is_linear_in_the_graph(make, monkeypatch) -> None:
     assert l4 <= 1.05 * l1 * s4 / s1 and l4 <= 20 * s4  # lookups per op do not grow
     assert r4 <= 1.05 * r1 * s4 / s1 and r4 <= 100 * s4  # nor the op fields read per op
     assert n4 == n1 <= 3 * len(pipeline.PIPELINE) + 5  # no op-list copy per rewrite
+
+
+def _sweep(kg: KernelGraph, rules) -> int:
+    """The driver before the worklist: sweep every op with every rule until none fires."""
+    fired, changed = 0, True
+    while changed:
+        changed = False
+        for op in kg.ops:
+            if op in kg and any(rule(kg, op) for rule in rules):
+                fired += 1
+                changed = True
+    return fired
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: models.qdq_mlp(p),
+        lambda p: models.float_mlp(p),
+        lambda p: models.dynamic_mlp(p),
+        lambda p: models.qlinear_matmul(p, 4, 32, 16),
+        lambda p: models.ffn_block(p),
+        lambda p: models.qdq_gemm(p, 8, 64, 32, dtype="int16", per_channel=True),
+    ],
+    ids=["qdq_mlp", "float_mlp", "dynamic_mlp", "qlinear", "ffn", "qdq_gemm16"],
+)
+def test_worklist_reaches_the_sweeps_fixpoint(make, tmp_path: Path, monkeypatch) -> None:
+    model = make(tmp_path / "m.onnx")
+    fast = to_hardware(import_model(model))
+    monkeypatch.setattr(base, "apply_rules", _sweep)
+    slow = to_hardware(import_model(model))
+    assert fast.ops == slow.ops
+    assert fast.constants.keys() == slow.constants.keys()
