@@ -91,26 +91,29 @@ def compile_cmd(
     max_model_size: str,
 ) -> None:
     """Compile MODEL (ONNX) for a board into a build directory."""
-    from codesign.codegen.build import CompileOptions, compile_model
+    from codesign import api
+    from codesign.codegen.build import check_output
     from codesign.frontend import ShapeOverride
     from codesign.frontend.load import parse_size
-    from codesign.schedulers.tempus import parse_block
 
-    options = CompileOptions(
+    overrides = tuple(ShapeOverride.parse(s) for s in shapes)
+    max_bytes = parse_size(max_model_size, "--max-model-size")
+    check_output(out, force)  # before any work
+    build = api.compile(
+        model,
         board=board,
-        block=parse_block(block),
-        shapes=tuple(ShapeOverride.parse(s) for s in shapes),
-        force=force,
-        synth=not no_synth,
+        block=block,
+        shapes=overrides,
         solver_time_limit=solver_time_limit,
-        max_model_bytes=parse_size(max_model_size, "--max-model-size"),
+        max_model_bytes=max_bytes,
+        synth=not no_synth,
+        debug=bool((click.get_current_context().find_root().obj or {}).get("debug")),
     )
-    debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
-    plan = compile_model(model, out, options, debug=debug)
-    report = json.loads((out / "report" / "report.json").read_text())
+    build.save(out, force=force)
+    plan, report = build.plan, build.report()
     t = report["totals"]
     console.print(
-        f"[green]compiled[/] {model} -> {out}/ for {board} (block {options.block}): "
+        f"[green]compiled[/] {model} -> {out}/ for {board} (block {plan.block}): "
         f"{len(plan.layers)} layers, {len(plan.gemms())} GEMMs on the AIE block; "
         f"modelled {t['time_s'] * 1e3:.3f} ms, {t['gops']:.1f} GOPS, {report['power']['total_w']:.2f} W "
         f"(see `codesign report {out}`)"
@@ -171,13 +174,15 @@ def simulate_cmd(
     seed: int,
 ) -> None:
     """Run BUILD bit-accurately on the plan; optionally compare with onnxruntime."""
+    from codesign import api
     from codesign.runtime.fidelity import compare
     from codesign.sim.functional import Simulator
     from codesign.sim.memory import check_fits
 
-    sim = Simulator(build)
-    check_fits(sim.plan, build, reference)
-    inputs = _load_npz(inputs_path) if inputs_path else random_inputs(sim.plan, seed)
+    build_ = api.load_build(build)
+    check_fits(build_.plan, build, reference)
+    inputs = _load_npz(inputs_path) if inputs_path else random_inputs(build_.plan, seed)
+    sim = Simulator(build_.plan, build_.root)
     outputs = sim.run(inputs)
     if output_path:
         np.savez(output_path, **outputs)
@@ -225,18 +230,9 @@ def simulate_cmd(
 
 def random_inputs(plan, seed: int) -> dict[str, np.ndarray]:
     """Deterministic inputs for a plan: N(0,1) floats, uniform integers over the dtype."""
-    from codesign.ir.graph import numpy_dtype
+    from codesign.api import random_inputs as make
 
-    rng = np.random.default_rng(seed)
-    out = {}
-    for t in plan.inputs:
-        dt = numpy_dtype(t.dtype)
-        if np.issubdtype(dt, np.integer):
-            info = np.iinfo(dt)
-            out[t.name] = rng.integers(info.min, info.max, size=t.shape, endpoint=True).astype(dt)
-        else:
-            out[t.name] = rng.standard_normal(t.shape).astype(dt)
-    return out
+    return make(plan, seed)
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -250,12 +246,12 @@ def report_cmd(build: Path, as_json: bool) -> None:
 
     Also (re)writes BUILD/report/report.json and BUILD/report/report.html.
     """
+    from codesign import api
     from codesign.codegen.build import write_report
     from codesign.report.terminal import render_terminal
-    from codesign.sim.functional import load_plan
 
-    root, plan = load_plan(build)
-    report = write_report(root, plan)
+    build_ = api.load_build(build)
+    report = write_report(build_.root, build_.plan, build_.report())
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     else:

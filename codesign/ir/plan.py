@@ -30,7 +30,10 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class DataFile:
-    """A raw little-endian array in the build: ``path`` relative to the build directory.
+    """A raw little-endian array of the plan, addressed by ``sha256`` (of its stored bytes).
+
+    In memory the bytes are in :attr:`Plan.data` under ``sha256``; in a build they are the file
+    at ``path``, relative to the build directory.
 
     ``layout`` says in what order the elements are stored (``"row-major"`` or a stream layout
     defined by a scheduler, e.g. ``"tempus.b/1"``); ``dtype`` is the stored dtype (bf16 is stored
@@ -185,7 +188,12 @@ LAYER_KINDS: dict[str, type[Layer]] = {
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything a build runs: board, block, graph inputs/outputs, tensors, constants, layers."""
+    """Everything a build runs: board, block, graph inputs/outputs, tensors, constants, layers.
+
+    ``data`` holds the stored bytes of the plan's DataFiles by sha256 when the plan was made in
+    memory (:func:`codesign.schedulers.planner.plan`); a plan read from schedule.json has none
+    and its data is in the build's files. ``data`` is not part of the JSON.
+    """
 
     board: str
     block: Block
@@ -196,6 +204,9 @@ class Plan:
     layers: tuple[Layer, ...]
     model: str = ""
     schema: str = field(default=SCHEMA)
+    data: dict[str, bytes] = field(
+        default_factory=dict, compare=False, repr=False, metadata={"json": False}
+    )
 
     def tensor(self, name: str) -> TensorSpec:
         try:
@@ -215,6 +226,31 @@ class Plan:
         return [layer for layer in self.layers if isinstance(layer, GemmLayer)]
 
 
+def data_files(obj: Any) -> list[DataFile]:
+    """Every DataFile reachable from a plan object (a Plan, a layer...), in field order."""
+    found: list[DataFile] = []
+
+    def walk(o: Any) -> None:
+        if isinstance(o, DataFile):
+            found.append(o)
+        elif dataclasses.is_dataclass(o):
+            for f in _json_fields(o):
+                walk(getattr(o, f.name))
+        elif isinstance(o, dict):
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list | tuple):
+            for v in o:
+                walk(v)
+
+    walk(obj)
+    return found
+
+
+def _json_fields(obj: Any) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(obj) if f.metadata.get("json", True)]
+
+
 def register_layer(cls: type[Layer]) -> type[Layer]:
     """Make a new layer kind (from a later room) known to the JSON reader."""
     LAYER_KINDS[cls.kind] = cls
@@ -227,7 +263,7 @@ def register_layer(cls: type[Layer]) -> type[Layer]:
 def to_dict(obj: Any) -> Any:
     """Plain JSON-able data for a plan object (layers carry their ``kind``)."""
     if dataclasses.is_dataclass(obj):
-        out = {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {f.name: to_dict(getattr(obj, f.name)) for f in _json_fields(obj)}
         if isinstance(obj, Layer):
             out = {"kind": obj.kind, "unit": obj.unit, **out}
         return out
@@ -299,7 +335,7 @@ def _build(tp: Any, data: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         kwargs = {}
-        for f in dataclasses.fields(tp):
+        for f in _json_fields(tp):
             if f.name in data:
                 kwargs[f.name] = _build(hints[f.name], data[f.name], f"{where}.{f.name}")
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
