@@ -196,29 +196,22 @@ class GraphInvariantError(AssertionError):
     """
 
 
-class _Link:
-    """One place in the op list: a doubly linked list, so insert and remove are O(1)."""
-
-    __slots__ = ("next", "op", "prev")
-
-    def __init__(self, op: Op | None) -> None:
-        self.op = op
-        self.prev: _Link = self
-        self.next: _Link = self
-
-
 class KernelGraph:
     """Ops in topological order over named tensors, with their types and constant values.
 
-    The ops live in a doubly linked list with **use-lists** beside it (in the style of onnx-ir):
+    The ops form a doubly linked list with **use-lists** beside it (in the style of onnx-ir):
     for every tensor the op that produces it and the ops that read it as an input. Every
     mutation goes through :meth:`append`, :meth:`insert_before`, :meth:`insert_after`,
     :meth:`remove`, :meth:`replace`, :meth:`rename_uses` or the :attr:`ops` setter, each
     O(size of the ops touched), and keeps the use-lists exact; :meth:`producer` and
-    :meth:`consumers` are then O(1) and O(uses), so a pass that looks at each op's neighbours
-    is linear in the graph. :attr:`ops` is a read-only tuple (cached until the next mutation).
+    :meth:`num_consumers` are then O(1) and :meth:`consumers` O(uses), so a pass that looks at
+    each op's neighbours is linear in the graph. :attr:`ops` is a read-only tuple (cached until
+    the next mutation).
 
-    Ops are identified by object identity, not by value: two equal frozen ops are two ops.
+    Ops are identified by object identity, not by value: two equal frozen ops are two ops. The
+    list and the use-lists are plain dicts keyed by ``id(op)`` and tensor name, holding the ops
+    themselves (no per-op container objects: a 200k-op graph is not 800k objects for the
+    garbage collector to walk).
 
     Invariants (checked by :meth:`validate`): every op input is a graph input, a constant or the
     output of an earlier op; every tensor is defined once; every tensor has a type; graph
@@ -248,10 +241,17 @@ class KernelGraph:
             self.append(op)
 
     def _clear(self) -> None:
-        self._root = _Link(None)  # sentinel: _root.next is the first op, _root.prev the last
-        self._links: dict[int, _Link] = {}  # id(op) -> its place
-        self._producers: dict[str, list[Op]] = {}  # more than one only inside a rewrite
-        self._consumers: dict[str, dict[int, Op]] = {}  # insertion-ordered, one entry per op
+        # The list: id(op) -> op, and id -> id of the next / previous op; key 0 (no object has
+        # id 0) is the sentinel: _next[0] is the first op, _prev[0] the last.
+        self._op: dict[int, Op] = {}
+        self._next: dict[int, int] = {0: 0}
+        self._prev: dict[int, int] = {0: 0}
+        # tensor -> its producer; a second producer of a tensor exists only inside a rewrite
+        # (a new op takes over an old one's output before the old one leaves) and waits here
+        self._producer: dict[str, Op] = {}
+        self._more_producers: dict[str, list[Op]] = {}
+        # tensor -> its one user, or {id(op): op} of its users in the order they were added
+        self._users: dict[str, Op | dict[int, Op]] = {}
         self._snapshot: tuple[Op, ...] | None = ()
         self._new_producer: set[str] = set()
         self._fewer_uses: set[str] = set()
@@ -259,7 +259,7 @@ class KernelGraph:
     def __repr__(self) -> str:
         return (
             f"KernelGraph(inputs={self.inputs!r}, outputs={self.outputs!r}, "
-            f"{len(self._links)} ops, {len(self.constants)} constants)"
+            f"{len(self._op)} ops, {len(self.constants)} constants)"
         )
 
     # -- the op list ------------------------------------------------------------------------------
@@ -268,10 +268,10 @@ class KernelGraph:
     def ops(self) -> tuple[Op, ...]:
         """The ops in topological order (a snapshot: mutate through the graph's methods)."""
         if self._snapshot is None:
-            ops, link = [], self._root.next
-            while link is not self._root:
-                ops.append(link.op)
-                link = link.next
+            ops, nxt, key = [], self._next, self._next[0]
+            while key:
+                ops.append(self._op[key])
+                key = nxt[key]
             self._snapshot = tuple(ops)
         return self._snapshot
 
@@ -282,47 +282,39 @@ class KernelGraph:
             self.append(op)
 
     def __contains__(self, op: object) -> bool:
-        link = self._links.get(id(op))
-        return link is not None and link.op is op
+        return self._op.get(id(op)) is op
 
     def num_ops(self) -> int:
-        return len(self._links)
+        return len(self._op)
 
     def append(self, op: Op) -> None:
         """Add ``op`` at the end of the op list."""
-        self._link_before(self._root, op)
+        self._insert(0, op)
 
     def insert_before(self, anchor: Op, ops: Iterable[Op]) -> None:
         """Insert ``ops`` (in order) right before ``anchor``."""
-        where = self._link(anchor)
+        where = self._key(anchor)
         for op in ops:
-            self._link_before(where, op)
+            self._insert(where, op)
 
     def insert_after(self, anchor: Op, ops: Iterable[Op]) -> None:
         """Insert ``ops`` (in order) right after ``anchor``."""
-        where = self._link(anchor).next
+        where = self._next[self._key(anchor)]
         for op in ops:
-            self._link_before(where, op)
+            self._insert(where, op)
 
     def remove(self, op: Op) -> None:
         """Remove ``op`` from the graph; its outputs lose their producer."""
-        link = self._link(op)
-        link.prev.next, link.next.prev = link.next, link.prev
-        del self._links[id(op)]
-        key = id(op)
+        key = self._key(op)
+        prev, nxt = self._prev.pop(key), self._next.pop(key)
+        self._next[prev], self._prev[nxt] = nxt, prev
+        del self._op[key]
         for t in op.outputs:
             if t:
-                users = self._producers[t]
-                users[:] = [p for p in users if p is not op]
-                if not users:
-                    del self._producers[t]
+                self._drop_producer(t, op)
                 self._new_producer.add(t)
-        for t in set(op.inputs):
-            if t:
-                users = self._consumers[t]
-                del users[key]
-                if not users:
-                    del self._consumers[t]
+        for t in op.inputs:
+            if t and self._drop_user(t, op, key):
                 self._fewer_uses.add(t)
         self._snapshot = None
 
@@ -342,53 +334,91 @@ class KernelGraph:
         Only op inputs are renamed: constants an op reads through its parameters (a GEMM's
         weight) are not uses.
         """
-        users = list(self._consumers.get(old, {}).values())
+        users = self.consumers(old)
         for op in users:
             inputs = tuple(new if t == old else t for t in op.inputs)
             self.replace(op, dataclasses.replace(op, inputs=inputs))
         self.outputs = [new if t == old else t for t in self.outputs]
         return len(users)
 
-    def _link(self, op: Op) -> _Link:
-        link = self._links.get(id(op))
-        if link is None or link.op is not op:
-            raise GraphInvariantError(f"op {op.name!r} is not in the graph")
-        return link
-
-    def _link_before(self, where: _Link, op: Op) -> None:
+    def _key(self, op: Op) -> int:
         key = id(op)
-        if key in self._links:
+        if self._op.get(key) is not op:
+            raise GraphInvariantError(f"op {op.name!r} is not in the graph")
+        return key
+
+    def _insert(self, where: int, op: Op) -> None:
+        """Link ``op`` before the op with key ``where`` (0: at the end) and register its uses."""
+        key = id(op)
+        if key in self._op:
             raise GraphInvariantError(f"op {op.name!r} is already in the graph")
-        link = _Link(op)
-        link.prev, link.next = where.prev, where
-        where.prev.next = link
-        where.prev = link
-        self._links[key] = link
+        prev = self._prev[where]
+        self._op[key] = op
+        self._prev[key], self._next[key] = prev, where
+        self._next[prev] = self._prev[where] = key
         for t in op.outputs:
             if t:
-                self._producers.setdefault(t, []).append(op)
+                if t in self._producer:
+                    self._more_producers.setdefault(t, []).append(op)
+                else:
+                    self._producer[t] = op
                 self._new_producer.add(t)
         for t in op.inputs:
             if t:
-                self._consumers.setdefault(t, {})[key] = op
+                users = self._users.get(t)
+                if users is None:
+                    self._users[t] = op
+                elif isinstance(users, dict):
+                    users[key] = op
+                elif users is not op:
+                    self._users[t] = {id(users): users, key: op}
         self._snapshot = None
+
+    def _drop_producer(self, t: str, op: Op) -> None:
+        more = self._more_producers.get(t)
+        if self._producer.get(t) is op:
+            if more:
+                self._producer[t] = more.pop(0)
+            else:
+                del self._producer[t]
+        elif more is not None:
+            del more[next(i for i, p in enumerate(more) if p is op)]  # by identity, not value
+        if more is not None and not more:
+            del self._more_producers[t]
+
+    def _drop_user(self, t: str, op: Op, key: int) -> bool:
+        """Forget that ``op`` reads ``t``; whether it was still listed (an op may read a tensor
+        twice)."""
+        users = self._users.get(t)
+        if users is op:
+            del self._users[t]
+            return True
+        if isinstance(users, dict) and key in users:
+            del users[key]
+            if len(users) == 1:
+                (self._users[t],) = users.values()
+            return True
+        return False
 
     # -- use-lists --------------------------------------------------------------------------------
 
     def producer(self, tensor: str) -> Op | None:
         """The op that produces ``tensor`` (None for graph inputs, constants, unknown names)."""
-        ops = self._producers.get(tensor)
-        return ops[0] if ops else None
+        return self._producer.get(tensor)
 
     def consumers(self, tensor: str) -> list[Op]:
         """The ops that read ``tensor`` as an input, each once, in the order they were added."""
-        users = self._consumers.get(tensor)
-        return list(users.values()) if users else []
+        users = self._users.get(tensor)
+        if users is None:
+            return []
+        return list(users.values()) if isinstance(users, dict) else [users]
 
     def num_consumers(self, tensor: str) -> int:
         """How many ops read ``tensor`` as an input, in O(1)."""
-        users = self._consumers.get(tensor)
-        return len(users) if users else 0
+        users = self._users.get(tensor)
+        if users is None:
+            return 0
+        return len(users) if isinstance(users, dict) else 1
 
     def pop_changes(self) -> tuple[set[str], set[str]]:
         """Tensors whose producer changed and tensors that lost a use since the last call.
@@ -443,36 +473,46 @@ class KernelGraph:
     def validate(self) -> None:
         """Raise :class:`GraphInvariantError` if an invariant is broken (a bug, not user input)."""
         known = set(self.inputs) | set(self.constants)
-        producers: dict[str, list[int]] = {}
-        consumers: dict[str, set[int]] = {}
+        produced = uses = 0
         for op in self.ops:
-            if self._links.get(id(op)) is None:
-                raise GraphInvariantError(f"{op.name}: op is listed but not indexed")
             for t in op.refs:
                 if t not in self.constants:
                     raise GraphInvariantError(f"{op.name}: constant {t} is missing")
-            for t in op.inputs:
-                if t and t not in known:
+            for i, t in enumerate(op.inputs):
+                if not t:
+                    continue
+                if t not in known:
                     raise GraphInvariantError(f"{op.name}: input {t} used before it is defined")
-                if t:
-                    consumers.setdefault(t, set()).add(id(op))
+                if t in op.inputs[:i]:
+                    continue  # a second read of the same tensor is the same use
+                uses += 1
+                users = self._users.get(t)
+                if not (users is op or isinstance(users, dict) and users.get(id(op)) is op):
+                    raise GraphInvariantError(f"the use-list of tensor {t} is stale")
             for t in op.outputs:
-                if t and t in known:
+                if not t:
+                    continue
+                if t in known:
                     raise GraphInvariantError(f"{op.name}: output {t} is already defined")
-                if t:
-                    producers.setdefault(t, []).append(id(op))
+                produced += 1
+                if self._producer.get(t) is not op:
+                    raise GraphInvariantError(f"the producer of tensor {t} is stale")
             known.update(op.outputs)
-        if len(self._links) != len(self.ops):
-            raise GraphInvariantError(
-                f"{len(self._links)} ops are indexed but {len(self.ops)} are listed"
-            )
-        indexed = {t: [id(p) for p in ops] for t, ops in self._producers.items()}
-        if indexed != producers:
-            bad = min(t for t in {*indexed, *producers} if indexed.get(t) != producers.get(t))
+        # every op's entries are there; now nothing else may be (a removed op, a stale name)
+        if len(self._op) != len(self.ops) or len(self._next) != len(self.ops) + 1:
+            raise GraphInvariantError(f"{len(self._op)} ops are indexed, {len(self.ops)} listed")
+        if self._more_producers:
+            raise GraphInvariantError(f"tensor {min(self._more_producers)} has two producers")
+        if len(self._producer) != produced:
+            bad = min(t for t, p in self._producer.items() if p not in self or t not in p.outputs)
             raise GraphInvariantError(f"the producer of tensor {bad} is stale")
-        uses = {t: set(users) for t, users in self._consumers.items()}
-        if uses != consumers:
-            bad = min(t for t in {*uses, *consumers} if uses.get(t) != consumers.get(t))
+        listed = sum(len(u) if isinstance(u, dict) else 1 for u in self._users.values())
+        if listed != uses:
+            bad = min(
+                t
+                for t in self._users
+                if any(p not in self or t not in p.inputs for p in self.consumers(t))
+            )
             raise GraphInvariantError(f"the use-list of tensor {bad} is stale")
         for t in self.outputs:
             if t not in known:

@@ -110,9 +110,13 @@ def test_ops_are_identified_by_object_not_value() -> None:
 def _broken(kind: str) -> KernelGraph:
     kg = _chain(3)
     if kind == "stale use-list":
-        kg._consumers["t0"].clear()
+        del kg._users["t0"]
     elif kind == "stale producer":
-        kg._producers["t1"] = []
+        del kg._producer["t1"]
+    elif kind == "extra user":
+        kg._users["t2"] = kg.ops[0]  # v0 does not read t2
+    elif kind == "extra producer":
+        kg._producer["ghost"] = kg.ops[0]
     elif kind == "use before definition":
         kg.ops = [kg.ops[1], kg.ops[0], kg.ops[2]]
     elif kind == "defined twice":
@@ -129,6 +133,8 @@ def _broken(kind: str) -> KernelGraph:
     [
         ("stale use-list", "use-list of tensor t0 is stale"),
         ("stale producer", "producer of tensor t1 is stale"),
+        ("extra user", "use-list of tensor t2 is stale"),
+        ("extra producer", "producer of tensor ghost is stale"),
         ("use before definition", "input t0 used before it is defined"),
         ("defined twice", "output t1 is already defined"),
         ("untyped", "tensor t1 has no type"),
