@@ -184,6 +184,7 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
     max_model_bytes: int | None = None,
     synth: bool = True,
     passes: Sequence[Callable[[KernelGraph], bool]] = (),
+    debug: bool = False,
 ) -> Build:
     """Compile ``model`` (an ONNX file path or an ``onnx.ModelProto``) for ``board`` in memory.
 
@@ -194,7 +195,8 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
     ``passes`` are further rewrites of the hardware KernelGraph, run in order after the standard
     pipeline (each takes the graph, rewrites it in place and returns whether it changed it). A
     ModelProto must carry its tensors inline or with external data relative to the current
-    directory; its build names it ``model.onnx``.
+    directory; its build names it ``model.onnx``. ``debug`` validates the KernelGraph after
+    every pass of the pipeline, naming the pass that broke it (``codesign --debug compile``).
 
     Raises the :class:`~codesign.errors.CodesignError` subclasses the CLI prints: ModelError
     and UnsupportedError for the model, OptionError, BoardError, FitError.
@@ -243,7 +245,7 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
     progress.stage(f"reading and importing {path.name}")
     kg = import_model(path, options.shapes, options.max_model_bytes, data)
     progress.stage("lowering to hardware kinds")
-    to_hardware(kg, source=str(path))
+    to_hardware(kg, source=str(path), debug=debug)
     for rewrite in passes:
         rewrite(kg)
     if passes:

@@ -115,6 +115,7 @@ def compile_cmd(
             solver_time_limit=solver_time_limit,
             max_model_bytes=max_bytes,
             synth=not no_synth,
+            debug=bool((click.get_current_context().find_root().obj or {}).get("debug")),
         )
         build.save(out, force=force)
     _warn_without_yosys(out)

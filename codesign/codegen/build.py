@@ -66,9 +66,15 @@ class CompileOptions:
 
 
 def compile_model(
-    model: str | os.PathLike[str], out: str | os.PathLike[str], options: CompileOptions
+    model: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: CompileOptions,
+    *,
+    debug: bool = False,
 ) -> Plan:
     """Compile ``model`` into the build directory ``out``; return the Plan written there.
+
+    ``debug`` validates the KernelGraph after every pass (``codesign --debug compile``).
 
     The pipeline is :func:`codesign.compile` (load, passes, :func:`plan` and the estimate, in
     memory) and then :func:`write`. Raises :class:`BuildError` when ``out`` exists (without
@@ -88,6 +94,7 @@ def compile_model(
         solver_time_limit=options.solver_time_limit,
         max_model_bytes=options.max_model_bytes,
         synth=options.synth,
+        debug=debug,
     )
     build.save(out, force=options.force)
     return build.plan

@@ -189,7 +189,7 @@ def build_context(
     options (given, or read back from the build's manifest.json), the graph's input and output
     shapes, and the last ``simulate --reference`` result (report/simulation.json) if any.
     ``root`` None: a build in memory (nothing to read back)."""
-    from codesign import __version__
+    from codesign.version import __version__
 
     manifest = _json_or(root / "manifest.json", {}) if root is not None else {}
     # a damaged manifest or record only costs the report its options or simulation

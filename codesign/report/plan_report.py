@@ -10,6 +10,7 @@ largest GEMM is also mapped with the spatial (ARIES/CHARM-style) baseline for co
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,7 +128,7 @@ def check_fit(plan: Plan, board: Board, synthesized: dict[str, Any] | None = Non
 def _mark_synthesis(report: dict[str, Any], plan: Plan, synthesized: dict[str, Any] | None) -> None:
     """Say whether the PL figures include yosys synthesis of the build's RTL blocks: without it
     (yosys not on PATH at compile, or --no-synth) those blocks' LUT/FF/BRAM are left out."""
-    from codesign.codegen.rtl_blocks import rtl_specs_for
+    from codesign.kinds.registry import rtl_specs_for
 
     missing = synthesized is None and bool(rtl_specs_for(plan))
     report["pl_synthesised"] = not missing
@@ -164,6 +165,9 @@ def stages(plan: Plan) -> list[list[Layer]]:
     a kind that ``fuses`` (vector), each consuming the previous one's output and nothing else of
     the chain, form one stream stage (one pass over the data, as a fused vector unit runs it)."""
     stages: list[list[Layer]] = []
+    # users per tensor, counted once for the whole plan (a scan per layer was quadratic)
+    users = Counter(t for layer in plan.layers for t in set(layer.inputs))
+    graph_outputs = {t.name for t in plan.outputs}
     for layer in plan.layers:
         prev = stages[-1] if stages else None
         if (
@@ -171,14 +175,10 @@ def stages(plan: Plan) -> list[list[Layer]]:
             and registry.fuses(layer)
             and prev[-1].kind == layer.kind
             and prev[-1].outputs[0] in layer.inputs
-            and _used_once(plan, prev[-1].outputs[0])
+            and users[prev[-1].outputs[0]] == 1
+            and prev[-1].outputs[0] not in graph_outputs
         ):
             prev.append(layer)
         else:
             stages.append([layer])
     return stages
-
-
-def _used_once(plan: Plan, tensor: str) -> bool:
-    users = sum(tensor in layer.inputs for layer in plan.layers)
-    return users == 1 and all(t.name != tensor for t in plan.outputs)

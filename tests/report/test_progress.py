@@ -8,8 +8,8 @@ import io
 from rich.console import Console
 
 import codesign.cli
-from codesign.examples import models
 from codesign import progress
+from codesign.examples import models
 
 
 def test_stage_is_a_no_op_without_a_display() -> None:
