@@ -39,24 +39,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from codesign import __version__
+from codesign import __version__, progress
 from codesign.boards import Board
 from codesign.boards import load as load_board
-from codesign.codegen.datafiles import DataWriter
-from codesign.codegen.rtl_blocks import synthesized_pl, write_rtl
+from codesign.codegen.datafiles import write_data
+from codesign.codegen.rtl_blocks import synthesized_pl, write_emitted_files, write_rtl
 from codesign.errors import BuildError, OptionError
 from codesign.fileio import check_tree, make_dir_in, read_in, write_in
-from codesign.frontend import (
-    MAX_MODEL_BYTES,
-    ShapeOverride,
-    import_model,
-    read_model_bytes,
-    reference_copy,
-)
+from codesign.frontend import MAX_MODEL_BYTES, ShapeOverride
 from codesign.ir.plan import Block, Plan, to_json
-from codesign.passes.pipeline import to_hardware
-from codesign.schedulers.planner import plan_graph
-from codesign.schedulers.tempus import DEFAULT_BLOCK, SOLVER_TIME_LIMIT, check_block
+from codesign.schedulers.tempus import DEFAULT_BLOCK, SOLVER_TIME_LIMIT
 
 MANIFEST_SCHEMA = "codesign.manifest/1"
 
@@ -81,29 +73,71 @@ class CompileOptions:
 
 
 def compile_model(
-    model: str | os.PathLike[str], out: str | os.PathLike[str], options: CompileOptions
+    model: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: CompileOptions,
+    *,
+    debug: bool = False,
 ) -> Plan:
     """Compile ``model`` into the build directory ``out``; return the Plan written there.
 
-    Raises :class:`BuildError` when ``out`` exists (without ``force``) or cannot be written,
-    :class:`OptionError` for bad options, and whatever the frontend, passes and schedulers
-    raise for the model; in every case nothing is left at ``out`` or beside it.
+    ``debug`` validates the KernelGraph after every pass (``codesign --debug compile``).
+
+    The pipeline is :func:`codesign.compile` (load, passes, :func:`plan` and the estimate, in
+    memory) and then :func:`write`. Raises :class:`BuildError` when ``out`` exists (without
+    ``force``; checked before any work) or cannot be written, :class:`OptionError` for bad
+    options, and whatever the frontend, passes and schedulers raise for the model; in every case
+    nothing is left at ``out`` or beside it.
     """
+    from codesign.api import compile as compile_in_memory
+
     _check_options(options)
-    board = load_board(options.board)
-    check_block(board, options.block)
-    model, out = Path(model), Path(out)
+    out = Path(out)
     if out.parent.is_dir():  # first: an old build a killed --force left is put back
         remove_stale_temporaries(out)
     _check_target(out, options.force)
-    data = read_model_bytes(model, options.max_model_bytes)
-    # external data is read once, into the self-contained copy; the plan is made from that same
-    # copy, so the build's model.onnx and its weights cannot differ
-    reference = reference_copy(model, data, options.max_model_bytes)
-    kg = import_model(model, options.shapes, options.max_model_bytes, reference)
-    to_hardware(kg, source=str(model))
+    # Ctrl-C, SIGTERM and SIGHUP stay interrupts through CP-SAT's solves and the write
+    with signals_as_interrupts():
+        build = compile_in_memory(
+            model,
+            board=options.board,
+            block=options.block,
+            shapes=options.shapes,
+            solver_time_limit=options.solver_time_limit,
+            max_model_bytes=options.max_model_bytes,
+            synth=options.synth,
+            debug=debug,
+        )
+        build.save(out, force=options.force)
+    return build.plan
+
+
+def write(
+    plan: Plan,
+    out: str | os.PathLike[str],
+    reference: bytes,
+    options: CompileOptions,
+    report: dict | None = None,
+) -> None:
+    """Write the build of ``plan`` at ``out`` atomically: its data, schedule.json, the model's
+    self-contained copy ``reference``, every kind's emitted files, the report (``report`` if
+    already made from the same plan and options, else made here) and the manifest.
+
+    Every file goes through :func:`codesign.fileio.write_in` into a temporary sibling folder;
+    the manifest is checked against the files before the final rename, and parent folders of
+    ``out`` created here are removed again on failure.
+
+    Raises :class:`BuildError` when ``out`` exists (without ``options.force``) or cannot be
+    written, and :class:`~codesign.errors.FitError` when the report finds the design does not
+    fit; nothing is left at ``out`` or beside it then.
+    """
+    out = Path(out)
+    board = load_board(plan.board)
+    if out.parent.is_dir():  # first: an old build a killed --force left is put back
+        remove_stale_temporaries(out)
+    _check_target(out, options.force)
     created = _missing_parents(out)
-    with _signals_as_interrupts():
+    with signals_as_interrupts():
         try:
             _make_parents(out, created)
             tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
@@ -115,19 +149,10 @@ def compile_model(
             raise
         try:
             tmp.chmod(0o755)
-            writer = DataWriter(tmp)
-            plan = plan_graph(
-                kg,
-                board,
-                options.block,
-                writer,
-                model=model.name,
-                solver_time_limit=options.solver_time_limit,
-            )
-            _write_build(tmp, plan, reference, board, options, writer.hashes)
-            problem = manifest_problem(
-                tmp, required=("schedule.json", "model.onnx", *writer.hashes)
-            )
+            progress.stage("writing the build (data, RTL, synthesis, report)")
+            hashes = write_data(tmp, plan)
+            _write_build(tmp, plan, reference, board, options, hashes, report)
+            problem = manifest_problem(tmp, required=("schedule.json", "model.onnx", *hashes))
             if problem:
                 raise BuildError(f"{out}: the finished build does not verify: {problem}")
             _replace(tmp, out, options.force)
@@ -139,7 +164,21 @@ def compile_model(
             shutil.rmtree(tmp, ignore_errors=True)
             _remove_parents(created)
             raise
-    return plan
+
+
+def check_options(options: CompileOptions) -> None:
+    """OptionError for a solver time limit or model size bound that cannot work."""
+    _check_options(options)
+
+
+def check_output(out: str | os.PathLike[str], force: bool) -> None:
+    """BuildError when ``out`` may not be written (it exists without ``force``, or is not a
+    build that ``force`` may replace): the check a compile makes before any work. An old build
+    that a killed ``--force`` left parked beside ``out`` is put back first."""
+    out = Path(out)
+    if out.parent.is_dir():
+        remove_stale_temporaries(out)
+    _check_target(out, force)
 
 
 def _missing_parents(out: Path) -> list[Path]:
@@ -303,7 +342,7 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def _signals_as_interrupts() -> Iterator[None]:
+def signals_as_interrupts() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into KeyboardInterrupt while the build is written, so the
     temporary directory is removed (the main thread only; elsewhere signals stay as they are)."""
     if threading.current_thread() is not threading.main_thread():
@@ -332,16 +371,24 @@ def _write_build(
     board: Board,
     options: CompileOptions,
     hashes: dict[str, str],
+    report: dict | None = None,
 ) -> None:
     write_in(root, "schedule.json", to_json(plan))
     write_in(root, "model.onnx", reference)
     write_rtl(root, plan, options.synth)
-    write_report(root, plan)
+    write_emitted_files(root, plan)
+    write_report(root, plan, report, options_entry(options))
     _write_manifest(root, plan, board, options, hashlib.sha256(reference).hexdigest(), hashes)
 
 
-def write_report(root: Path, plan: Plan) -> dict:
+def write_report(
+    root: Path, plan: Plan, report: dict | None = None, options: dict | None = None
+) -> dict:
     """Write ``report/report.json`` and ``report/report.html`` of a build; return the report.
+
+    ``report`` is the report of ``plan`` already made (:meth:`codesign.api.Build.report`);
+    without it the report is made from the plan and the build's RTL manifest. ``options``: the
+    compile options to show (default: read back from the build's manifest).
 
     Raises :class:`~codesign.errors.FitError` when the modelled resources exceed the board, and
     :class:`BuildError` for a build holding a symlink or special file, a damaged
@@ -349,18 +396,26 @@ def write_report(root: Path, plan: Plan) -> dict:
     following symlinks (:func:`codesign.fileio.write_in`); in a finished build, the manifest's
     hashes of the two files are updated so the build still verifies.
     """
+    from codesign.report.build import build_context
     from codesign.report.html import render_html
     from codesign.report.plan_report import plan_report
+    from codesign.sim.build_files import read_json
 
     check_tree(root)
-    try:
-        pl = synthesized_pl(root)
-    except (ValueError, TypeError, AttributeError, KeyError, OSError) as e:
-        raise BuildError(
-            f"{root / 'rtl' / 'manifest.json'}: must be the RTL manifest codesign wrote: "
-            f"{' '.join(str(e).split())[:200]}"
-        ) from None
-    report = plan_report(plan, load_board(plan.board), pl)
+    if report is None:
+        try:
+            pl = synthesized_pl(root)
+        except (ValueError, TypeError, AttributeError, KeyError, OSError) as e:
+            raise BuildError(
+                f"{root / 'rtl' / 'manifest.json'}: must be the RTL manifest codesign wrote: "
+                f"{' '.join(str(e).split())[:200]}"
+            ) from None
+        report = plan_report(plan, load_board(plan.board), pl)
+    if "build" not in report:  # a report made here, not by codesign.api.Build.report
+        report = {
+            **report,
+            "build": build_context(root, plan, options, tool_versions(), read_json=read_json),
+        }
     make_dir_in(root, "report")
     hashes = {
         "report/report.json": write_in(
@@ -368,12 +423,13 @@ def write_report(root: Path, plan: Plan) -> dict:
         ),
         "report/report.html": write_in(root, "report/report.html", render_html(report)),
     }
-    _update_manifest(root, hashes)
+    record_files(root, hashes)
     return report
 
 
-def _update_manifest(root: Path, hashes: dict[str, str]) -> None:
-    """Record new sha256s of rewritten files in ``manifest.json`` (if the build has one)."""
+def record_files(root: Path, hashes: dict[str, str]) -> None:
+    """Record the sha256s of files written into a finished build (a rewritten report, the
+    simulation record) in its ``manifest.json`` (if it has one), so the build still verifies."""
     try:
         manifest = json.loads(read_in(root, "manifest.json", max_bytes=64 << 20))
     except BuildError:
@@ -388,17 +444,15 @@ def _update_manifest(root: Path, hashes: dict[str, str]) -> None:
 
 
 def tool_versions() -> dict[str, str]:
-    """Versions of the tools whose behaviour a build depends on."""
-    import numpy
-    import onnx
-    import onnx_ir
-    import ortools
+    """Versions of the tools whose behaviour a build depends on (from the installed
+    distributions' metadata: only the frontend imports onnx)."""
+    from importlib.metadata import version
 
     return {
-        "numpy": numpy.__version__,
-        "onnx": onnx.__version__,
-        "onnx_ir": onnx_ir.__version__,
-        "ortools": ortools.__version__,
+        "numpy": version("numpy"),
+        "onnx": version("onnx"),
+        "onnx_ir": version("onnx-ir"),
+        "ortools": version("ortools"),
         "python": ".".join(map(str, sys.version_info[:3])),
     }
 
@@ -426,17 +480,22 @@ def _write_manifest(
         "board": board.name,
         "block": str(plan.block),
         "model": {"name": plan.model, "sha256": model_sha256},
-        "options": {
-            "board": options.board,
-            "block": str(options.block),
-            "shapes": {o.name: list(o.shape) for o in options.shapes},
-            "solver_time_limit": options.solver_time_limit,
-            "synth": options.synth,
-        },
+        "options": options_entry(options),
         "files": files,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     write_in(root, "manifest.json", text)
+
+
+def options_entry(options: CompileOptions) -> dict:
+    """The compile options as the manifest and the report record them."""
+    return {
+        "board": options.board,
+        "block": str(options.block),
+        "shapes": {o.name: list(o.shape) for o in options.shapes},
+        "solver_time_limit": options.solver_time_limit,
+        "synth": options.synth,
+    }
 
 
 def _replace(tmp: Path, out: Path, force: bool) -> None:

@@ -291,7 +291,7 @@ def _inline_external(
         info = {e.key: e.value for e in tensor.external_data}
         location = info.get("location", "")
         rel = Path(location)
-        if not location or rel.is_absolute() or ".." in rel.parts or "\0" in location:
+        if not rel.parts or rel.is_absolute() or ".." in rel.parts or "\0" in location:
             raise ModelError(
                 f"{where} location must be a relative path inside the model's directory, "
                 f"not {location!r}"

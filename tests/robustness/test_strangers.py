@@ -312,11 +312,11 @@ def test_op_type_with_a_newline_prints_one_line(cli, tmp_path: Path) -> None:
 
 
 def test_long_node_name_gives_short_weight_file_names(cli, tmp_path: Path) -> None:
-    from codesign.codegen.datafiles import DataWriter
+    from codesign.ir.data import DataPacker
 
-    w = DataWriter(tmp_path)
-    a = w.write("n" * 300 + "a", np.zeros(4, np.float32), "float32")
-    b = w.write("n" * 300 + "b", np.zeros(4, np.float32), "float32")
+    w = DataPacker()  # the planner names the data files; the build writer stores them
+    a = w.pack("n" * 300 + "a", np.zeros(4, np.float32), "float32")
+    b = w.pack("n" * 300 + "b", np.zeros(4, np.float32), "float32")
     assert a.path != b.path
     assert all(len(Path(f.path).name) < 200 for f in (a, b))
 
@@ -524,6 +524,7 @@ def test_failed_compile_removes_the_parents_it_created(cli, tmp_path: Path) -> N
     assert r.code == 2
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["keep"]
     from codesign.codegen import build as build_mod
+    from codesign.schedulers import planner
 
     def boom(*a, **k):
         raise KeyboardInterrupt
@@ -531,8 +532,13 @@ def test_failed_compile_removes_the_parents_it_created(cli, tmp_path: Path) -> N
     import pytest as _p
 
     with _p.MonkeyPatch.context() as mp:
-        mp.setattr(build_mod, "plan_graph", boom)
+        mp.setattr(planner, "plan", boom)  # interrupted while planning (CP-SAT's solves)
         r = cli("compile", models.float_mlp(tmp_path / "f.onnx"), "-o", tmp_path / "x" / "y" / "b")
+    assert r.code == 130
+    assert not (tmp_path / "x").exists()
+    with _p.MonkeyPatch.context() as mp:
+        mp.setattr(build_mod, "write_rtl", boom)  # interrupted while writing, parents made
+        r = cli("compile", tmp_path / "f.onnx", "-o", tmp_path / "x" / "y" / "b", "--no-synth")
     assert r.code == 130
     assert not (tmp_path / "x").exists()
 
