@@ -225,7 +225,12 @@ def graph_context(plan: Plan) -> dict[str, Any]:
     c_bytes = max((size(c, "c") for c in contexts), default=0)
     carry_bytes = max((size(c, "carry") for c in contexts), default=0)
     epi_words = max((c["epi_words"] for c in contexts), default=1)
-    reuse = any(g.schedule.dataflow != "tempus" for g in layers)
+    # memory-tile buffers of the reuse dataflows (codesign.cost.dataflow): A tiles held for
+    # a_panel / a_resident, B tiles held for b_resident; one graph serves every layer, so the
+    # graph has the buffers any layer's plan uses
+    plans = {g.schedule.reuse_plan for g in layers if g.schedule.dataflow != "tempus"}
+    reuse_a = bool(plans & {"a_panel", "a_resident"})
+    reuse_b = "b_resident" in plans
 
     cores, plios, buffers, rtps, conns, dims = [], [], [], [], [], []
     for l_ in range(L):
@@ -237,7 +242,7 @@ def graph_context(plan: Plan) -> dict[str, Any]:
         plios.append({"kind": "output", "var": f"c_out_{c}", "name": f"c_{c}"})
     for gi, grp in enumerate(groups):
         gp = f"g{gi}_" if len(groups) > 1 else ""
-        if reuse:
+        if reuse_a:
             for l_ in range(L):
                 var = f"{gp}a_reuse_{l_}"
                 buffers.append(
@@ -279,15 +284,23 @@ def graph_context(plan: Plan) -> dict[str, Any]:
                     }
                 )
                 ins, outs = _port_lists(p, grp["carry"])
-                src_a = f"{gp}a_reuse_{l_}.out[{c}]" if reuse else f"a_in_{l_}.out[0]"
+                src_a = f"{gp}a_reuse_{l_}.out[{c}]" if reuse_a else f"a_in_{l_}.out[0]"
                 conns.append({"kind": "", "src": src_a, "dst": f"{var}.in[{ins.index('a')}]"})
-                conns.append(
-                    {
-                        "kind": "",
-                        "src": f"b_in_{c}_{l_}.out[0]",
-                        "dst": f"{var}.in[{ins.index('b')}]",
-                    }
-                )
+                src_b = f"b_in_{c}_{l_}.out[0]"
+                if reuse_b:
+                    bvar = f"{gp}b_resident_{c}_{l_}"
+                    buffers.append(
+                        {
+                            "var": bvar,
+                            "doc": f"memory tile: core ({c}, {l_})'s B tiles, resident across M tiles",
+                            "bytes": b_bytes,
+                            "inputs": 1,
+                            "outputs": 1,
+                        }
+                    )
+                    conns.append({"kind": "", "src": src_b, "dst": f"{bvar}.in[0]"})
+                    src_b = f"{bvar}.out[0]"
+                conns.append({"kind": "", "src": src_b, "dst": f"{var}.in[{ins.index('b')}]"})
                 dims.append({"port": f"{var}.in[{ins.index('a')}]", "size": a_bytes})
                 dims.append({"port": f"{var}.in[{ins.index('b')}]", "size": b_bytes})
                 if "cin" in ins:
