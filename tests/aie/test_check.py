@@ -28,6 +28,8 @@ CASES = {
     "dynamic": (lambda p: models.dynamic_mlp(p, reduce_range=True), "2x8"),
     "odd_7x100x33": (lambda p: models.qdq_gemm(p, 7, 100, 33), "2x8"),
     "k_passes_int8": (lambda p: models.qdq_gemm(p, 16, 4096, 16), "1x2"),
+    "dynamic_1x1_only_core": (lambda p: models.dynamic_mlp(p, reduce_range=True), "1x1"),
+    "reuse_a_panel_128x768x768": (lambda p: models.qdq_gemm(p, 128, 768, 768), "2x8"),
     "three_position_chain": (lambda p: models.qdq_gemm(p, 9, 300, 20, per_channel=True), "2x3"),
 }
 
