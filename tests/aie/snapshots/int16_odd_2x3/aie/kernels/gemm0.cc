@@ -35,7 +35,8 @@ inline ACC partial(const int16* __restrict pa, const int16* __restrict pb, unsig
   return mm.to_accum();
 }
 
-// The sums over K passes, held in the last core's local memory (integer sums are associative).
+// The sums over the K passes, held in the last core's local memory (integer sums are
+// associative, so the chain's pass sums may be added after the cascade).
 ACC hold[MB * NB];
 
 // The epilogue on a finished accumulator: SRS by 4 (conv_even, saturating to int32), requantise to int16 (conv_even).
