@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -37,20 +38,23 @@ def _gxx(args: list[str], cwd: Path) -> tuple[bool, str]:
 
 
 def compile_kernels(aie_dir: Path, work: Path) -> tuple[list[Path], dict[str, str]]:
-    """Compile every ``aie/kernels/*.cc`` of a build to an object in ``work``; return the objects
-    and the compiler's message of each file that failed (warnings are errors)."""
-    objects, failures = [], {}
+    """Compile every ``aie/kernels/*.cc`` of a build to an object in ``work`` (in parallel, one
+    g++ per CPU); return the objects and the compiler's message of each file that failed
+    (warnings are errors)."""
     kernels = aie_dir / "kernels"
-    for src in sorted(kernels.glob("*.cc")):
+    sources = sorted(kernels.glob("*.cc"))
+
+    def one(src: Path) -> tuple[Path, bool, str]:
         obj = work / (src.stem + ".o")
         ok, msg = _gxx(
-            [*CXXFLAGS, f"-I{include_dir()}", f"-I{kernels}", "-c", str(src), "-o", str(obj)],
-            work,
+            [*CXXFLAGS, f"-I{include_dir()}", f"-I{kernels}", "-c", str(src), "-o", str(obj)], work
         )
-        if ok:
-            objects.append(obj)
-        else:
-            failures[src.name] = msg
+        return obj, ok, msg
+
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        done = list(pool.map(one, sources))
+    objects = [obj for obj, ok, _ in done if ok]
+    failures = {src.name: msg for src, (_, ok, msg) in zip(sources, done, strict=True) if not ok}
     return objects, failures
 
 
@@ -63,6 +67,76 @@ def harness_source(plan: Plan) -> bytes:
     ctx["csize"] = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "bfloat16": 2}
     ctx["csize"]["float"] = 4
     return render("harness.cc.j2", **ctx)
+
+
+def graph_probe_source(plan: Plan) -> bytes:
+    """The program that builds the generated graph.h with the x86 ADF model and prints it."""
+    return render("graph_probe.cc.j2", **graph_context(plan))
+
+
+def graph_differences(log: str, plan: Plan) -> list[str]:
+    """Compare what the compiled graph.h created and connected (the probe's output) with the
+    structure the harness follows (:func:`codesign.aie.emit.graph_context`); return the
+    differences (empty when they agree)."""
+    ctx = graph_context(plan)
+    fns: dict[str, str] = {}
+    kernels: list[str] = []
+    buffers: list[tuple[int, int, int]] = []
+    plios: dict[str, tuple[str, int, float]] = {}
+    edges: set[tuple[str, str, str]] = set()
+    params: set[str] = set()
+    for line in log.splitlines():
+        f = line.split()
+        if f[0] == "fn":
+            fns[f[2]] = f[1]
+        elif f[0] == "kernel":
+            kernels.append(f[2])
+        elif f[0] == "buffer":
+            buffers.append((int(f[2]), int(f[3]), int(f[4])))
+        elif f[0] == "plio":
+            plios[f[2]] = (f[1], int(f[3]), float(f[4]))
+        elif f[0] in ("connect", "cascade"):
+            edges.add((f[0], f[1], f[2]))
+        elif f[0] == "parameter":
+            params.add(f[1])
+    names = {f"kernel{i}": k["var"] for i, k in enumerate(ctx["cores"])}
+    names |= {f"buffer{i}": b["var"] for i, b in enumerate(ctx["buffers"])}
+    names |= {f"plio:{p['name']}": p["var"] for p in ctx["plios"]}
+
+    def named(end: str) -> str:
+        node, port = end.split(".", 1)
+        return f"{names.get(node, node)}.{port}"
+
+    diffs = []
+    got_fns = [fns.get(a, f"unknown function at {a}") for a in kernels]
+    want_fns = [k["fn"] for k in ctx["cores"]]
+    if got_fns != want_fns:
+        diffs.append(f"kernels {got_fns} != {want_fns}")
+    want_plios = {
+        p["name"]: (
+            p["kind"][:-3] if p["kind"] == "output" else "in",
+            ctx["plio_bits"],
+            ctx["plio_mhz"],
+        )
+        for p in ctx["plios"]
+    }
+    if plios != want_plios:
+        diffs.append(f"PLIOs {sorted(plios)} != {sorted(want_plios)}")
+    want_buffers = [(b["bytes"], b["inputs"], b["outputs"]) for b in ctx["buffers"]]
+    if buffers != want_buffers:
+        diffs.append(f"buffers {buffers} != {want_buffers}")
+    got_edges = {(k, named(a), named(b)) for k, a, b in edges}
+    want_edges = {
+        ("cascade" if c["kind"] == "cascade" else "connect", c["src"], c["dst"])
+        for c in ctx["connections"]
+        if c["kind"] != "parameter"
+    }
+    if got_edges != want_edges:
+        diffs.append(f"connections differ: {sorted(got_edges ^ want_edges)[:4]}")
+    want_params = {c["dst"] for c in ctx["connections"] if c["kind"] == "parameter"}
+    if {named(p) for p in params} != want_params:
+        diffs.append("run-time parameter connections differ")
+    return diffs
 
 
 def _stored(arr: np.ndarray, dtype: str) -> bytes:
@@ -121,7 +195,8 @@ def _compare(got: np.ndarray, want: np.ndarray) -> tuple[bool, float]:
 
 
 def check_aie(root: Path, plan: Plan, env: dict[str, np.ndarray]) -> list[CheckResult]:
-    """Compile the build's AIE kernels and harness; run and compare every GEMM layer."""
+    """Compile the build's AIE kernels, graph and harness; check the graph's structure (a row
+    named ``graph``), then run and compare every GEMM layer."""
     from codesign.sim.functional import Simulator
 
     layers = gemm_layers(plan)
@@ -158,10 +233,55 @@ def check_aie(root: Path, plan: Plan, env: dict[str, np.ndarray]) -> list[CheckR
         if not ok:
             line = msg.splitlines()[0] if msg else "failed"
             return [CheckResult(g.name, PART, False, False, f"harness: {line}") for g in layers]
-        results = []
+        results = [_check_graph(plan, aie_dir, work, objects)]
         for i, g in enumerate(layers):
             results.append(_run_layer(sim, exe, work / f"l{i}", i, g, env))
     return results
+
+
+def _check_graph(plan: Plan, aie_dir: Path, work: Path, objects: list[Path]) -> CheckResult:
+    """Compile graph.h (and graph.cpp) with the x86 ADF model, link it with the kernels, and
+    compare what it builds with the structure the harness follows."""
+    ok, msg = _gxx(
+        [
+            *CXXFLAGS,
+            "-D__X86SIM__",
+            f"-I{include_dir()}",
+            f"-I{aie_dir}",
+            f"-I{aie_dir / 'kernels'}",
+            "-c",
+            str(aie_dir / "graph.cpp"),
+            "-o",
+            str(work / "graph_cpp.o"),
+        ],
+        work,
+    )
+    if ok:
+        (work / "graph_probe.cc").write_bytes(graph_probe_source(plan))
+        ok, msg = _gxx(
+            [
+                *CXXFLAGS,
+                f"-I{include_dir()}",
+                f"-I{aie_dir}",
+                f"-I{aie_dir / 'kernels'}",
+                "graph_probe.cc",
+                *[str(o) for o in objects],
+                "-o",
+                str(work / "graph_probe"),
+            ],
+            work,
+        )
+    if not ok:
+        return CheckResult(
+            "graph", PART, False, False, f"graph.h: {msg.splitlines()[0] if msg else 'failed'}"
+        )
+    p = subprocess.run(
+        [str(work / "graph_probe")], capture_output=True, text=True, check=False, timeout=60
+    )
+    if p.returncode != 0:
+        return CheckResult("graph", PART, True, False, f"graph probe exit {p.returncode}")
+    diffs = graph_differences(p.stdout, plan)
+    return CheckResult("graph", PART, True, not diffs, "; ".join(diffs)[:300])
 
 
 def _run_layer(sim, exe: Path, d: Path, index: int, g: GemmLayer, env) -> CheckResult:

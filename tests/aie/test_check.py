@@ -40,7 +40,9 @@ def test_check_passes_on_example_models(case: str, tmp_path: Path) -> None:
     build = codesign.compile(make(tmp_path / "m.onnx"), board="vek280", block=block)
     results = [r for r in check_build(build) if r.part == "aie"]
     gemms = [layer.name for layer in build.plan.layers if layer.kind == "gemm"]
-    assert [r.layer for r in results] == gemms
+    assert [r.layer for r in results] == ["graph", *gemms]
+    assert results[0].compiled and results[0].matched, results[0]  # graph.h as the harness runs it
+    results = results[1:]
     assert all(r.compiled and r.matched and r.max_diff == 0 for r in results), results
     if case.endswith("k_passes"):
         assert any(
@@ -82,6 +84,16 @@ def test_a_kernel_warning_fails_to_compile(saved: Path) -> None:
     results = check_build(codesign.load_build(saved))
     assert results and not any(r.compiled for r in results)
     assert "gemm1.cc" in results[0].detail
+
+
+def test_a_graph_without_a_cascade_is_a_mismatch(saved: Path) -> None:
+    graph = saved / "aie" / "graph.h"
+    line = "adf::connect<adf::cascade>(core_1_3.out[0], core_1_4.in[2]);"
+    assert line in graph.read_text()
+    graph.write_text(graph.read_text().replace(line, ""))
+    results = check_build(codesign.load_build(saved))
+    row = next(r for r in results if r.layer == "graph")
+    assert row.compiled and not row.matched and "core_1_3.out[0]" in row.detail
 
 
 def test_not_a_build_is_exit_2(tmp_path: Path) -> None:
