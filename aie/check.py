@@ -17,6 +17,7 @@ import numpy as np
 
 from codesign.aie.emit import gemm_layers, graph_context, render
 from codesign.codegen.check import CheckResult
+from codesign.errors import BuildError
 from codesign.ir.graph import numpy_dtype
 from codesign.ir.plan import GemmLayer, Plan
 
@@ -204,10 +205,10 @@ def check_aie(root: Path, plan: Plan, env: dict[str, np.ndarray]) -> list[CheckR
         return []
     aie_dir = Path(root) / "aie"
     if not (aie_dir / "kernels").is_dir():
-        return [
-            CheckResult(g.name, PART, False, False, f"{aie_dir}/kernels: missing from the build")
-            for g in layers
-        ]
+        raise BuildError(
+            f"{aie_dir / 'kernels'}: missing; the build must hold the AIE code codesign compile "
+            "writes (recompile it)"
+        )
     sim = Simulator(plan, Path(root))
     with tempfile.TemporaryDirectory(prefix="codesign-aie-") as tmp:
         work = Path(tmp)

@@ -96,6 +96,13 @@ def test_a_graph_without_a_cascade_is_a_mismatch(saved: Path) -> None:
     assert row.compiled and not row.matched and "core_1_3.out[0]" in row.detail
 
 
+def test_a_build_without_aie_code_is_exit_2(saved: Path) -> None:
+    shutil.rmtree(saved / "aie")
+    with pytest.raises(SystemExit) as e:
+        main(["check", str(saved)])
+    assert e.value.code == 2
+
+
 def test_not_a_build_is_exit_2(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as e:
         main(["check", str(tmp_path / "nothing")])
