@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codesign.aie.emit import gemm_layers, graph_context, render
+from codesign.aie.emit import ACC_TAG, gemm_layers, graph_context, render
 from codesign.codegen.check import CheckResult
 from codesign.errors import BuildError
 from codesign.ir.graph import numpy_dtype
@@ -163,6 +163,10 @@ def _epilogue_words(sim, g: GemmLayer) -> bytes:
         b = sim.data(g.bias)
         if g.dtype == "bf16":
             words.append(col(np.asarray(b, dtype=np.float32), np.float32).view(np.int32))
+        elif ACC_TAG[g.dtype] == "acc64":  # lo in [0, 2**31), then hi = bias >> 31
+            b64 = col(np.asarray(b, dtype=np.int64), np.int64)
+            words.append((b64 & (2**31 - 1)).astype(np.int32))
+            words.append((b64 >> 31).astype(np.int32))
         else:
             words.append(col(np.asarray(b, dtype=np.int64), np.int64).astype(np.int32))
     if g.colsum is not None and len(g.inputs) > 1:

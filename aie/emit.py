@@ -11,8 +11,9 @@ Conventions shared by the kernels, the graph and the harness (the PL tiler's con
 - a B tile is the core's slice of the ``tempus.b/1`` stream (blocks ``[k/K][n/N]`` of K x N);
 - a C tile (m x n) leaves the last core in native blocks ``[m/M][n/N]``, each M x N row-major;
 - the epilogue array (int32 words, a run-time parameter of the last core) holds, for the tile's
-  n columns: bias (fp32 bits for bf16), colsum, multiplier, shift, each section present when the
-  layer has it (multiplier and shift one word when per-tensor).
+  n columns: bias (fp32 bits for bf16; for acc64 the low part ``bias & (2**31 - 1)`` and then
+  the high part ``bias >> 31``), colsum, multiplier, shift, each section present when the layer
+  has it (multiplier and shift one word when per-tensor).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class EpilogueLayout:
     """Offsets (int32 words) of the sections of one tile's epilogue array."""
 
     bias: int | None
+    bias_hi: int | None
     colsum: int | None
     mult: int | None
     shift: int | None
@@ -95,9 +97,11 @@ def epilogue_layout(g: GemmLayer) -> EpilogueLayout:
     """The epilogue array layout of layer ``g`` (see the module docstring)."""
     n = g.schedule.tile.n
     off = 0
-    bias = colsum = mult = shift = None
+    bias = bias_hi = colsum = mult = shift = None
     if g.bias is not None:
         bias, off = off, off + n
+        if ACC_TAG[g.dtype] == "acc64":  # an int64 bias as hi * 2**31 + lo, lo in [0, 2**31)
+            bias_hi, off = off, off + n
     if g.colsum is not None and len(g.inputs) > 1:
         colsum, off = off, off + n
     per_channel = False
@@ -106,7 +110,7 @@ def epilogue_layout(g: GemmLayer) -> EpilogueLayout:
         width = n if per_channel else 1
         mult, off = off, off + width
         shift, off = off, off + width
-    return EpilogueLayout(bias, colsum, mult, shift, per_channel, max(off, 1))
+    return EpilogueLayout(bias, bias_hi, colsum, mult, shift, per_channel, max(off, 1))
 
 
 def gemm_layers(plan: Plan) -> list[GemmLayer]:
@@ -166,7 +170,13 @@ def layer_context(plan: Plan, g: GemmLayer, index: int) -> dict[str, Any]:
         "per_channel": ep.per_channel,
         "zero_point": g.requant.zero_point if g.requant else 0,
         "rounding_api": ROUNDING_API[g.requant.rounding] if g.requant else "conv_even",
-        "off": {"bias": ep.bias, "colsum": ep.colsum, "mult": ep.mult, "shift": ep.shift},
+        "off": {
+            "bias": ep.bias,
+            "bias_hi": ep.bias_hi,
+            "colsum": ep.colsum,
+            "mult": ep.mult,
+            "shift": ep.shift,
+        },
         "epi_words": ep.words,
         "epilogue_doc": ", ".join(d for d in doc if d) or "none",
         "positions": positions(s.block.cascade),

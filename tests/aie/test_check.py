@@ -129,3 +129,35 @@ def test_a_registered_checker_runs_with_the_simulator_tensors(saved: Path) -> No
     assert results[-1] == CheckResult("x", "zz-test", True, False, "forced")
     assert seen["root"] == saved
     assert "fc1_mm_QuantizeLinear_Output" in seen["env"]  # every tensor of the run
+
+
+def test_int16_gemm_with_a_wide_int64_bias(tmp_path: Path) -> None:
+    """acc64 biases beyond int32 (as the zero-point fold makes them) reach the kernel whole."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from codesign.ir.data import sha256, stored_bytes
+    from codesign.ir.plan import DataFile
+
+    build = codesign.compile(
+        models.qdq_gemm(tmp_path / "m.onnx", 7, 100, 33, dtype="int16"), board="vek280", block="2x3"
+    )
+    plan = build.plan
+    (g,) = [layer for layer in plan.layers if layer.kind == "gemm"]
+    assert g.bias is None and g.acc_shift > 0
+    rng = np.random.default_rng(3)
+    # beyond int32, but within it after the SRS by acc_shift (so the outputs do not saturate)
+    top = 2 ** (30 + g.acc_shift)
+    bias = rng.integers(-top, top, 33).astype(np.int64)
+    bias[:4] = [top - 12345, -top + 7, 2**31, -(2**31) - 1]
+    blob = stored_bytes(bias, "int64")
+    f = DataFile("weights/matmul.bias.bin", "int64", (33,), sha256(blob))
+    layers = tuple(replace(x, bias=f) if x is g else x for x in plan.layers)
+    wide = replace(build, plan=replace(plan, layers=layers, data={**plan.data, f.sha256: blob}))
+    wide._report = None
+    results = check_build(wide)
+    assert all(r.compiled and r.matched for r in results), results
+    # the bias moved the outputs: the check compared different numbers than without it
+    env = wide.simulate(seed=0)
+    assert not np.array_equal(env["output"], build.simulate(seed=0)["output"])
