@@ -16,8 +16,7 @@ the graph onto the hardware (pure), ``codesign.cost`` models it, ``codesign.sim`
 ``codesign.codegen`` writes a build, ``codesign.boards`` holds the hardware data.
 """
 
-__version__ = "0.1.0"
-
-from codesign.api import Build, compile, load_build  # noqa: E402
+from codesign.api import Build, compile, load_build
+from codesign.version import __version__
 
 __all__ = ["Build", "__version__", "compile", "load_build"]

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from codesign import progress
 from codesign.errors import BuildError, ModelError, OptionError
 from codesign.ir.graph import KernelGraph
 from codesign.ir.plan import Block, Plan, data_files
@@ -80,9 +81,20 @@ class Build:
         Raises :class:`~codesign.errors.FitError` when the modelled resources exceed the board.
         """
         if self._report is None:
+            from codesign.codegen.build import options_entry, tool_versions
+            from codesign.report.build import build_context
             from codesign.report.plan_report import estimate
 
-            self._report = estimate(self.plan, self.synthesized())
+            report = estimate(self.plan, self.synthesized())
+            # in memory: this run's options and tools; from disk: those the manifest recorded
+            memory = self.root is None
+            report["build"] = build_context(
+                self.root,
+                self.plan,
+                options_entry(self.options) if memory else None,
+                tool_versions() if memory else None,
+            )
+            self._report = report
         return copy.deepcopy(self._report)
 
     def synthesized(self) -> dict[str, Any] | None:
@@ -172,6 +184,7 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
     max_model_bytes: int | None = None,
     synth: bool = True,
     passes: Sequence[Callable[[KernelGraph], bool]] = (),
+    debug: bool = False,
 ) -> Build:
     """Compile ``model`` (an ONNX file path or an ``onnx.ModelProto``) for ``board`` in memory.
 
@@ -182,7 +195,8 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
     ``passes`` are further rewrites of the hardware KernelGraph, run in order after the standard
     pipeline (each takes the graph, rewrites it in place and returns whether it changed it). A
     ModelProto must carry its tensors inline or with external data relative to the current
-    directory; its build names it ``model.onnx``.
+    directory; its build names it ``model.onnx``. ``debug`` validates the KernelGraph after
+    every pass of the pipeline, naming the pass that broke it (``codesign --debug compile``).
 
     Raises the :class:`~codesign.errors.CodesignError` subclasses the CLI prints: ModelError
     and UnsupportedError for the model, OptionError, BoardError, FitError.
@@ -211,6 +225,7 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
     )
     check_options(options)
     target = load_board(options.board)
+    target.require_compile()  # reference-only boards (vck190) are refused here
     check_block(target, options.block)
     if isinstance(model, str | os.PathLike):
         path = Path(model)
@@ -227,8 +242,10 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
             )
     else:
         raise OptionError(f"model must be a path or an onnx.ModelProto, not {type(model).__name__}")
+    progress.stage(f"reading and importing {path.name}")
     kg = import_model(path, options.shapes, options.max_model_bytes, data)
-    to_hardware(kg, source=str(path))
+    progress.stage("lowering to hardware kinds")
+    to_hardware(kg, source=str(path), debug=debug)
     for rewrite in passes:
         rewrite(kg)
     if passes:

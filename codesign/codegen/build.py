@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from codesign import __version__
+from codesign import __version__, progress
 from codesign.boards import Board
 from codesign.boards import load as load_board
 from codesign.codegen.datafiles import write_data
@@ -66,9 +66,15 @@ class CompileOptions:
 
 
 def compile_model(
-    model: str | os.PathLike[str], out: str | os.PathLike[str], options: CompileOptions
+    model: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: CompileOptions,
+    *,
+    debug: bool = False,
 ) -> Plan:
     """Compile ``model`` into the build directory ``out``; return the Plan written there.
+
+    ``debug`` validates the KernelGraph after every pass (``codesign --debug compile``).
 
     The pipeline is :func:`codesign.compile` (load, passes, :func:`plan` and the estimate, in
     memory) and then :func:`write`. Raises :class:`BuildError` when ``out`` exists (without
@@ -88,6 +94,7 @@ def compile_model(
         solver_time_limit=options.solver_time_limit,
         max_model_bytes=options.max_model_bytes,
         synth=options.synth,
+        debug=debug,
     )
     build.save(out, force=options.force)
     return build.plan
@@ -123,6 +130,7 @@ def write(
             raise BuildError(f"{out}: cannot create the build directory: {e.strerror}") from None
         try:
             tmp.chmod(0o755)
+            progress.stage("writing the build (data, RTL, synthesis, report)")
             hashes = write_data(tmp, plan)
             _write_build(tmp, plan, reference, board, options, hashes, report)
             _replace(tmp, out, options.force)
@@ -262,22 +270,28 @@ def _write_build(
     (root / "model.onnx").write_bytes(reference)
     write_rtl(root, plan, options.synth)
     write_emitted_files(root, plan)
-    write_report(root, plan, report)
+    write_report(root, plan, report, options_entry(options))
     _write_manifest(root, plan, board, options, hashlib.sha256(reference).hexdigest(), hashes)
 
 
-def write_report(root: Path, plan: Plan, report: dict | None = None) -> dict:
+def write_report(
+    root: Path, plan: Plan, report: dict | None = None, options: dict | None = None
+) -> dict:
     """Write ``report/report.json`` and ``report/report.html`` of a build; return the report.
 
     ``report`` is the report of ``plan`` already made (:meth:`codesign.api.Build.report`);
-    without it the report is made from the plan and the build's RTL manifest. Raises
+    without it the report is made from the plan and the build's RTL manifest. ``options``: the
+    compile options to show (default: read back from the build's manifest). Raises
     :class:`~codesign.errors.FitError` when the modelled resources exceed the board.
     """
+    from codesign.report.build import build_context
     from codesign.report.html import render_html
     from codesign.report.plan_report import plan_report
 
     if report is None:
         report = plan_report(plan, load_board(plan.board), synthesized_pl(root))
+    if "build" not in report:  # a report made here, not by codesign.api.Build.report
+        report = {**report, "build": build_context(root, plan, options, tool_versions())}
     out = root / "report"
     out.mkdir(exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -322,17 +336,22 @@ def _write_manifest(
         "board": board.name,
         "block": str(plan.block),
         "model": {"name": plan.model, "sha256": model_sha256},
-        "options": {
-            "board": options.board,
-            "block": str(options.block),
-            "shapes": {o.name: list(o.shape) for o in options.shapes},
-            "solver_time_limit": options.solver_time_limit,
-            "synth": options.synth,
-        },
+        "options": options_entry(options),
         "files": files,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     (root / "manifest.json").write_text(text, encoding="utf-8")
+
+
+def options_entry(options: CompileOptions) -> dict:
+    """The compile options as the manifest and the report record them."""
+    return {
+        "board": options.board,
+        "block": str(options.block),
+        "shapes": {o.name: list(o.shape) for o in options.shapes},
+        "solver_time_limit": options.solver_time_limit,
+        "synth": options.synth,
+    }
 
 
 def _replace(tmp: Path, out: Path, force: bool) -> None:

@@ -15,31 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from codesign.ir.plan import Plan
-from codesign.kinds import registry
-from codesign.kinds.registry import Emitted
-from codesign.rtl import BlockSpec, write_blocks
+from codesign.kinds.registry import emitted, rtl_specs_for
+from codesign.rtl import write_blocks
 
 RTL_DIR = "rtl"
-
-
-def emitted(plan: Plan) -> list[Emitted]:
-    """What every registered kind emits for ``plan`` (kinds in registration order)."""
-    out = []
-    for kind in registry.kinds():
-        layers = [layer for layer in plan.layers if layer.kind == kind.name]
-        if layers:
-            out.append(registry.emitter(kind.name)(plan, layers))
-    return out
-
-
-def rtl_specs_for(plan: Plan) -> list[BlockSpec]:
-    """The RTL blocks ``plan`` uses, in a fixed order, each once."""
-    specs: list[BlockSpec] = []
-    for e in emitted(plan):
-        for spec in e.blocks:
-            if spec not in specs:
-                specs.append(spec)
-    return specs
 
 
 def write_emitted_files(root: Path, plan: Plan) -> None:

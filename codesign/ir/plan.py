@@ -9,6 +9,7 @@ and :func:`from_json` convert a Plan to and from the versioned JSON document des
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -208,10 +209,18 @@ class Plan:
     )
 
     def tensor(self, name: str) -> TensorSpec:
+        try:
+            return self._tensor_index[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+    @functools.cached_property
+    def _tensor_index(self) -> dict[str, TensorSpec]:
+        # built once per plan: a scan per lookup made per-layer callers quadratic
+        index: dict[str, TensorSpec] = {}
         for t in self.tensors:
-            if t.name == name:
-                return t
-        raise KeyError(name)
+            index.setdefault(t.name, t)  # the first of a name, as the scan found
+        return index
 
     def gemms(self) -> list[GemmLayer]:
         return [layer for layer in self.layers if isinstance(layer, GemmLayer)]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from codesign import progress
 from codesign.aie.emit import emit_files as emit_aie_files
 from codesign.boards import load as load_board
 from codesign.cost import GemmWorkload, TemporalConfig, estimate_temporal_gemm, gemm_layer
@@ -44,6 +45,7 @@ def plan(ctx: PlanContext, op: Gemm) -> GemmLayer:
     K, N = w.shape
     a_shape = kg.types[op.inputs[0]].shape
     M = int(np.prod(a_shape[:-1], dtype=np.int64)) if len(a_shape) > 1 else 1
+    progress.stage(f"solving the tiling of {op.name!r} (GEMM {M}x{K}x{N} {op.dtype})")
     try:
         sched = tempus.schedule_gemm(
             ctx.board, M, K, N, op.dtype, ctx.block, time_limit_s=ctx.solver_time_limit

@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from codesign.ir.plan import LAYER_KINDS, Layer, register_layer
+from codesign.ir.plan import LAYER_KINDS, Layer, Plan, register_layer
 
 if TYPE_CHECKING:
     from codesign.cost import GemmWorkload, LayerEstimate
@@ -210,3 +210,26 @@ def no_output_scale(plan: Any, layer: Layer, output: str, constants: Any) -> Non
 def no_emission(plan: Any, layers: Any) -> Emitted:
     """``emit`` of a kind that needs nothing in the build beyond its plan entry and data."""
     return Emitted()
+
+
+# --- queries over a plan ---------------------------------------------------------------------
+
+
+def emitted(plan: Plan) -> list[Emitted]:
+    """What every registered kind emits for ``plan`` (kinds in registration order)."""
+    out = []
+    for kind in kinds():
+        layers = [layer for layer in plan.layers if layer.kind == kind.name]
+        if layers:
+            out.append(emitter(kind.name)(plan, layers))
+    return out
+
+
+def rtl_specs_for(plan: Plan) -> list[BlockSpec]:
+    """The RTL blocks ``plan`` uses, in a fixed order, each once."""
+    specs: list[BlockSpec] = []
+    for e in emitted(plan):
+        for spec in e.blocks:
+            if spec not in specs:
+                specs.append(spec)
+    return specs

@@ -10,6 +10,7 @@ largest GEMM is also mapped with the spatial (ARIES/CHARM-style) baseline for co
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,7 @@ def plan_report(
         f"PL resources: {pl.source}"
         + (f" ({synthesized['note']})" if synthesized and synthesized.get("note") else ""),
     ]
+    notes.append(stage_summary(plan))
     notes += [
         f"solver fallback in {name!r}: {e['solver_fallback']}"
         for name, e in extra.items()
@@ -88,6 +90,7 @@ def plan_report(
     )
     for entry in report["layers"]:
         entry.update(extra.get(entry["name"], {}))
+    _mark_synthesis(report, plan, synthesized)
     return report
 
 
@@ -122,11 +125,49 @@ def check_fit(plan: Plan, board: Board, synthesized: dict[str, Any] | None = Non
     require_fit(board, m.resources, _title(plan, board))
 
 
+def _mark_synthesis(report: dict[str, Any], plan: Plan, synthesized: dict[str, Any] | None) -> None:
+    """Say whether the PL figures include yosys synthesis of the build's RTL blocks: without it
+    (yosys not on PATH at compile, or --no-synth) those blocks' LUT/FF/BRAM are left out."""
+    from codesign.kinds.registry import rtl_specs_for
+
+    missing = synthesized is None and bool(rtl_specs_for(plan))
+    report["pl_synthesised"] = not missing
+    if missing:
+        report["notes"].insert(
+            1,
+            "PL figures NOT synthesised: yosys was not run at compile (not on PATH, or "
+            "--no-synth), so the build's RTL blocks are left out of the PL LUT/FF/BRAM/DSP rows, "
+            "which are understated; install yosys and compile again",
+        )
+        for r in report["resources"]:
+            if r["resource"].startswith("PL "):
+                r["synthesised"] = False
+
+
+def stage_summary(plan: Plan) -> str:
+    """How the plan's layers map onto the report's rows (compile counts plan layers): the
+    hardware stages of :func:`stages` by unit; views (unit "none") cost nothing and have no row."""
+    rows = [s for s in stages(plan) if s[0].unit != "none"]
+    by_unit: dict[str, int] = {}
+    for s in rows:
+        by_unit[s[0].unit] = by_unit.get(s[0].unit, 0) + 1
+    free = len(plan.layers) - sum(len(s) for s in rows)
+    parts = ", ".join(f"{n} on the {unit.upper()}" for unit, n in sorted(by_unit.items()))
+    return (
+        f"{len(plan.layers)} plan layers run as {len(rows)} hardware stages (the report's rows: "
+        f"{parts or 'none'}); a chain of element-wise layers is one fused stream stage"
+        + (f"; {free} view(s) cost nothing and have no row" if free else "")
+    )
+
+
 def stages(plan: Plan) -> list[list[Layer]]:
     """The plan's layers as hardware stages: each layer alone, except that consecutive layers of
     a kind that ``fuses`` (vector), each consuming the previous one's output and nothing else of
     the chain, form one stream stage (one pass over the data, as a fused vector unit runs it)."""
     stages: list[list[Layer]] = []
+    # users per tensor, counted once for the whole plan (a scan per layer was quadratic)
+    users = Counter(t for layer in plan.layers for t in set(layer.inputs))
+    graph_outputs = {t.name for t in plan.outputs}
     for layer in plan.layers:
         prev = stages[-1] if stages else None
         if (
@@ -134,14 +175,10 @@ def stages(plan: Plan) -> list[list[Layer]]:
             and registry.fuses(layer)
             and prev[-1].kind == layer.kind
             and prev[-1].outputs[0] in layer.inputs
-            and _used_once(plan, prev[-1].outputs[0])
+            and users[prev[-1].outputs[0]] == 1
+            and prev[-1].outputs[0] not in graph_outputs
         ):
             prev.append(layer)
         else:
             stages.append([layer])
     return stages
-
-
-def _used_once(plan: Plan, tensor: str) -> bool:
-    users = sum(tensor in layer.inputs for layer in plan.layers)
-    return users == 1 and all(t.name != tensor for t in plan.outputs)

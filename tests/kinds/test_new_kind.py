@@ -104,7 +104,7 @@ def negate_output(kg: KernelGraph) -> bool:
     (out,) = kg.outputs
     neg = kg.fresh_name(f"{out}_negated")
     kg.types[neg] = kg.types[out]
-    kg.ops.append(Negate("negate_output", (out,), (neg,)))
+    kg.append(Negate("negate_output", (out,), (neg,)))
     kg.outputs = [neg]
     return True
 
