@@ -235,7 +235,14 @@ def check_hls(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> list[C
     return rows
 
 
-def _check_vector(exe, work, layer, p, arena, regions) -> CheckResult:
+def _check_vector(
+    exe: Path,
+    work: Path,
+    layer: VectorLayer,
+    p: str,
+    arena: bytearray,
+    regions: dict[str, pl.Region],
+) -> CheckResult:
     path = work / f"{p}.arena"
     before = bytearray(arena)
     for o in layer.outputs:  # the unit must write its outputs: start them as garbage
@@ -259,7 +266,16 @@ def _check_vector(exe, work, layer, p, arena, regions) -> CheckResult:
     )
 
 
-def _check_gemm(exe, work, plan, g, p, arena, regions, tensors) -> list[CheckResult]:
+def _check_gemm(
+    exe: Path,
+    work: Path,
+    plan: Plan,
+    g: GemmLayer,
+    p: str,
+    arena: bytearray,
+    regions: dict[str, pl.Region],
+    tensors: dict[str, np.ndarray],
+) -> list[CheckResult]:
     rows = []
     path = work / f"{p}.arena"
     path.write_bytes(arena)

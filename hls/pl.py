@@ -35,6 +35,7 @@ from codesign.boards import load as load_board
 from codesign.errors import CodesignError
 from codesign.ir.data import itemsize
 from codesign.ir.plan import DataFile, GemmLayer, Plan, ReshapeLayer, VectorLayer
+from codesign.kinds.registry import Emitted
 
 #: alignment of every arena region (bytes): one 512-bit AXI beat
 ARENA_ALIGN = 64
@@ -332,26 +333,37 @@ def layer_files(plan: Plan, kind: type) -> list[tuple[str, bytes]]:
     return [make(plan, i, layer) for i, layer in enumerate(plan.layers) if isinstance(layer, kind)]
 
 
-def sequencer_file(plan: Plan) -> tuple[str, bytes]:
-    """hls/codesign_pl.cpp: the one PL kernel the host launches per inference."""
+def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[str, bytes]:
+    """hls/codesign_pl.cpp: the one PL kernel the host launches per inference.
+
+    GEMM layers stream through the block; a layer whose kind emitted ``hls/<ident>.h`` (the
+    vector units; paths in ``emitted``) runs its ``<ident>_run(arena)``; views (unit "none")
+    need nothing. Any other layer has no PL code yet: its step is an ``#error`` naming it, so
+    the kernel refuses to compile (in ``codesign check`` and in v++) instead of skipping it."""
     streams_a, streams_b, streams_c = stream_names(plan)
     steps = []
     for i, layer in enumerate(plan.layers):
+        p = ident(i, layer.name)
         if isinstance(layer, GemmLayer):
             s = layer.schedule
             steps.append(
                 {
                     "kind": "gemm",
-                    "p": ident(i, layer.name),
+                    "p": p,
                     "name": layer.name,
                     "rtp": [i, s.m_tiles, s.n_tiles, s.k_passes, s.tile.m, s.tile.k, s.tile.n],
                 }
             )
-        elif isinstance(layer, VectorLayer):
-            steps.append({"kind": "vector", "p": ident(i, layer.name), "name": layer.name})
-        elif not isinstance(layer, ReshapeLayer):
-            raise PLCodegenError(
-                f"layer {layer.name!r}: kind {layer.kind!r} has no PL sequencer step"
+        elif f"hls/{p}.h" in emitted:
+            steps.append({"kind": "unit", "p": p, "name": layer.name})
+        elif layer.unit != "none":
+            steps.append(
+                {
+                    "kind": "missing",
+                    "p": p,
+                    "name": re.sub(r"[^A-Za-z0-9_.-]", "_", layer.name),
+                    "layer_kind": layer.kind,
+                }
             )
     _, size = arena(plan)
     return "hls/codesign_pl.cpp", render(
@@ -368,3 +380,10 @@ def sequencer_file(plan: Plan) -> tuple[str, bytes]:
 def graph_iterations(plan: Plan) -> int:
     """Graph iterations of one inference: every GEMM's (M tile, N tile, K pass) steps."""
     return sum(g.schedule.graph_iterations * g.schedule.k_passes for g in plan.gemms())
+
+
+def emit_gemm(plan: Plan, layers: list[GemmLayer]) -> Emitted:
+    """The PL movers of the GEMM layers (``hls/l<i>_<name>.h``), as an ``emit`` contribution for
+    :mod:`codesign.kinds.gemm`. Until the GEMM kind's emitter returns these, the build-level
+    writer (:func:`codesign.codegen.vitis.vitis_files`) writes them."""
+    return Emitted(files=tuple(layer_files(plan, GemmLayer)))

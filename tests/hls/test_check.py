@@ -91,3 +91,26 @@ def test_a_build_without_pl_files(tmp_path, saved):
     _, build = saved("qdq")
     (row,) = check_hls(tmp_path, build.plan, {})
     assert not row.compiled and "no PL kernel" in row.detail
+
+
+def test_a_pl_layer_without_pl_code_stops_the_kernel_compiling(saved, tmp_path):
+    """A PL layer whose kind emits no hls/<layer>.h (here: the vector kind's files withheld)
+    is an #error naming it in the sequencer, not a skipped step; views need nothing."""
+    import shutil
+
+    from codesign.hls import pl
+    from codesign.hls.check import compile_cpp
+
+    root, build = saved("qdq")
+    path, text = pl.sequencer_file(build.plan)  # nothing emitted by the kinds
+    vec = next(v for v in build.plan.layers if isinstance(v, VectorLayer))
+    assert f'#error "layer {vec.name} (kind vector) has no PL code' in text.decode()
+    copy = tmp_path / "b"
+    shutil.copytree(root, copy)
+    (copy / path).write_bytes(text)
+    err = compile_cpp(copy / path, tmp_path / "k.o", copy / "hls", obj_only=True)
+    assert err is not None and vec.name in err
+    rows = check_hls(copy, build.plan, tensors_of(build))
+    assert rows[0].layer == "(sequencer)" and not rows[0].compiled
+    # the movers and units themselves still compile and match
+    assert all(r.matched for r in rows[1:])
