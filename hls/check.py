@@ -13,7 +13,10 @@ runs each PL function on files:
 - its C untiler on the simulator's output cut into chain tiles, compared with that output;
 - each PL vector unit on the simulator's inputs of the layer, compared with its outputs.
 
-The sequencer itself is only compiled here: it needs the AIE array to answer its streams.
+- the sequencer (the kernel the host launches) for one whole inference, with the AIE block
+  replaced by the C tiles of the simulator's GEMM outputs: starting from an arena that holds
+  only the data files and the inputs, every tensor it writes must equal the simulator's, and the
+  A, B and ``rtp`` streams it sends must be every GEMM layer's, in layer order.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codesign.ir.data import stored_bytes
+from codesign.ir.data import decode, stored_bytes
 from codesign.ir.layouts import unpack_b
 from codesign.ir.plan import GemmLayer, Plan, VectorLayer
 
@@ -213,9 +216,10 @@ def check_hls(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> list[C
     with tempfile.TemporaryDirectory(prefix="codesign-hls-") as tmp:
         work = Path(tmp)
         err = compile_cpp(kernel, work / "codesign_pl.o", hls_dir, obj_only=True)
-        rows.append(
-            CheckResult("(sequencer)", f"{PART}:compile", err is None, err is None, err or "")
-        )
+        if err is None:
+            rows.append(_check_sequencer(work, plan, tensors, build, hls_dir))
+        else:
+            rows.append(CheckResult("(sequencer)", f"{PART}:sequencer", False, False, err))
         (work / "harness.cpp").write_text(_harness(plan, hls_dir))
         exe = work / "harness"
         err = compile_cpp(work / "harness.cpp", exe, hls_dir)
@@ -233,6 +237,64 @@ def check_hls(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> list[C
             elif isinstance(layer, GemmLayer):
                 rows += _check_gemm(exe, work, plan, layer, p, arena, regions, tensors)
     return rows
+
+
+def _check_sequencer(
+    work: Path, plan: Plan, tensors: dict[str, np.ndarray], build: Path, hls_dir: Path
+) -> CheckResult:
+    """Run the whole kernel once on x86 (see the module docstring)."""
+    part = f"{PART}:sequencer"
+    a, b, c = pl.stream_names(plan)
+    src = work / "seq_harness.cpp"
+    src.write_bytes(pl.render("seq_harness.cpp.j2", a_streams=a, b_streams=b, c_streams=c))
+    exe = work / "seq_harness"
+    err = compile_cpp(src, exe, hls_dir)
+    if err is not None:
+        return CheckResult("(sequencer)", part, False, False, err)
+    regions, size = pl.arena(plan)
+    full = _arena_bytes(build, plan, tensors)
+    start = bytearray(size)  # the data files and the inputs only, as the host fills it
+    keep = [regions[f.path] for f in pl.data_files(plan)]
+    keep += [regions[t.name] for t in plan.inputs]
+    for r in keep:
+        start[r.offset : r.offset + r.nbytes] = full[r.offset : r.offset + r.nbytes]
+    want: dict[str, bytes] = {n: b"" for n in a + b + c + ["rtp"]}
+    for i, g in enumerate(plan.layers):
+        if not isinstance(g, GemmLayer):
+            continue
+        for name, data in expected_a(plan, g, tensors[g.inputs[0]]).items():
+            want[name] += data
+        wr = regions[g.weight.path]
+        packed = decode(bytes(full[wr.offset : wr.offset + wr.nbytes]), g.weight)
+        for name, data in expected_b(plan, g, packed).items():
+            want[name] += data
+        for name, data in c_streams(plan, g, tensors[g.outputs[0]]).items():
+            want[name] += data
+        s = g.schedule
+        zp = int(np.asarray(tensors[g.inputs[1]]).reshape(-1)[0]) if len(g.inputs) > 1 else 0
+        words = [i, s.m_tiles, s.n_tiles, s.k_passes, s.tile.m, s.tile.k, s.tile.n, zp]
+        want["rtp"] += np.array(words, dtype=np.int64).astype("<u4").tobytes()
+    out_dir = work / "sequencer"
+    out_dir.mkdir()
+    for name in c:
+        (out_dir / f"{name}.bin").write_bytes(want[name])
+    path = work / "sequencer.arena"
+    path.write_bytes(start)
+    err = _run(exe, path, out_dir)
+    if err is not None:
+        return CheckResult("(sequencer)", part, True, False, err)
+    got = path.read_bytes()
+    details = []
+    for t in plan.tensors:
+        r = regions[t.name]
+        if d := _compare(
+            got[r.offset : r.offset + r.nbytes], bytes(full[r.offset : r.offset + r.nbytes])
+        ):
+            details.append(f"tensor {t.name}: {d}")
+    for name in a + b + ["rtp"]:
+        if d := _compare((out_dir / f"{name}.bin").read_bytes(), want[name]):
+            details.append(f"stream {name}: {d}")
+    return CheckResult("(sequencer)", part, True, not details, "; ".join(details[:4]))
 
 
 def _check_vector(
@@ -296,8 +358,6 @@ def _check_gemm(
     rows.append(streams("tile_a", expected_a(plan, g, tensors[g.inputs[0]])))
     wr = regions[g.weight.path]
     packed_bytes = bytes(arena[wr.offset : wr.offset + wr.nbytes])
-    from codesign.ir.data import decode
-
     packed = decode(packed_bytes, g.weight)
     rows.append(streams("feed_b", expected_b(plan, g, packed)))
     # the weight tiler: the row-major weight (the exact inverse of the packing) -> tempus.b/1

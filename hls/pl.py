@@ -341,6 +341,7 @@ def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[s
     need nothing. Any other layer has no PL code yet: its step is an ``#error`` naming it, so
     the kernel refuses to compile (in ``codesign check`` and in v++) instead of skipping it."""
     streams_a, streams_b, streams_c = stream_names(plan)
+    regions, _ = arena(plan)
     steps = []
     for i, layer in enumerate(plan.layers):
         p = ident(i, layer.name)
@@ -352,6 +353,9 @@ def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[s
                     "p": p,
                     "name": layer.name,
                     "rtp": [i, s.m_tiles, s.n_tiles, s.k_passes, s.tile.m, s.tile.k, s.tile.n],
+                    # a run-time activation zero point (dynamic quantisation) is read from the
+                    # arena when the layer runs and sent as the 8th word (0 without one)
+                    "zp": regions[layer.inputs[1]] if len(layer.inputs) > 1 else None,
                 }
             )
         elif f"hls/{p}.h" in emitted:

@@ -114,3 +114,28 @@ def test_a_pl_layer_without_pl_code_stops_the_kernel_compiling(saved, tmp_path):
     assert rows[0].layer == "(sequencer)" and not rows[0].compiled
     # the movers and units themselves still compile and match
     assert all(r.matched for r in rows[1:])
+
+
+def test_the_sequencer_runs_a_whole_inference(saved, tmp_path):
+    """The kernel runs once on x86 with the AIE replaced by the simulator's C tiles; a step
+    taken out of it leaves that layer's tensor (and what follows) unlike the simulator's."""
+    import shutil
+
+    root, build = saved("kpass")
+    rows = check_hls(root, build.plan, tensors_of(build))
+    assert rows[0].part == "pl:sequencer" and rows[0].matched, rows[0]
+    copy = tmp_path / "b"
+    shutil.copytree(root, copy)
+    kernel = copy / "hls" / "codesign_pl.cpp"
+    i, vec = next(
+        (i, v) for i, v in enumerate(build.plan.layers) if isinstance(v, VectorLayer) and i > 0
+    )
+    from codesign.hls.pl import ident
+
+    call = f"  {ident(i, vec.name)}_run(arena);"
+    text = kernel.read_text()
+    assert call in text
+    kernel.write_text(text.replace(call, "  // step removed by the test"))
+    (row,) = [r for r in check_hls(copy, build.plan, tensors_of(build)) if r.part == "pl:sequencer"]
+    assert row.compiled and not row.matched
+    assert f"tensor {vec.outputs[0]}" in row.detail

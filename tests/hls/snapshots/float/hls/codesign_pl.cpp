@@ -67,7 +67,7 @@ extern "C" void codesign_pl_top(u8* arena,
   CODESIGN_HLS(HLS INTERFACE mode=axis port=rtp)
   CODESIGN_HLS(HLS INTERFACE mode=s_axilite port=arena)
   CODESIGN_HLS(HLS INTERFACE mode=s_axilite port=return)
-  // fc0_matmul: layer, M tiles, N tiles, K passes, tile m, k, n
+  // fc0_matmul: layer, M tiles, N tiles, K passes, tile m, k, n, activation zero point
   rtp.write(0);
   rtp.write(1);
   rtp.write(1);
@@ -75,8 +75,9 @@ extern "C" void codesign_pl_top(u8* arena,
   rtp.write(4);
   rtp.write(8);
   rtp.write(16);
+  rtp.write(0);
   l0_fc0_matmul_run(arena, a0, a1, a2, a3, a4, a5, a6, a7, b0_0, b0_1, b0_2, b0_3, b0_4, b0_5, b0_6, b0_7, b1_0, b1_1, b1_2, b1_3, b1_4, b1_5, b1_6, b1_7, c0, c1);
-  // fc1_matmul: layer, M tiles, N tiles, K passes, tile m, k, n
+  // fc1_matmul: layer, M tiles, N tiles, K passes, tile m, k, n, activation zero point
   rtp.write(1);
   rtp.write(1);
   rtp.write(1);
@@ -84,5 +85,6 @@ extern "C" void codesign_pl_top(u8* arena,
   rtp.write(4);
   rtp.write(8);
   rtp.write(4);
+  rtp.write(0);
   l1_fc1_matmul_run(arena, a0, a1, a2, a3, a4, a5, a6, a7, b0_0, b0_1, b0_2, b0_3, b0_4, b0_5, b0_6, b0_7, b1_0, b1_1, b1_2, b1_3, b1_4, b1_5, b1_6, b1_7, c0, c1);
 }

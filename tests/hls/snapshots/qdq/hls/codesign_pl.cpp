@@ -76,7 +76,7 @@ extern "C" void codesign_pl_top(u8* arena,
   CODESIGN_HLS(HLS INTERFACE mode=s_axilite port=arena)
   CODESIGN_HLS(HLS INTERFACE mode=s_axilite port=return)
   l0_input_QuantizeLinear_run(arena);  // input_QuantizeLinear
-  // fc0_matmul: layer, M tiles, N tiles, K passes, tile m, k, n
+  // fc0_matmul: layer, M tiles, N tiles, K passes, tile m, k, n, activation zero point
   rtp.write(1);
   rtp.write(1);
   rtp.write(1);
@@ -84,11 +84,12 @@ extern "C" void codesign_pl_top(u8* arena,
   rtp.write(4);
   rtp.write(8);
   rtp.write(16);
+  rtp.write(0);
   l1_fc0_matmul_run(arena, a0, a1, a2, a3, a4, a5, a6, a7, b0_0, b0_1, b0_2, b0_3, b0_4, b0_5, b0_6, b0_7, b1_0, b1_1, b1_2, b1_3, b1_4, b1_5, b1_6, b1_7, c0, c1);
   l2_fc0_mm_DequantizeLinear_run(arena);  // fc0_mm_DequantizeLinear
   l3_fc0_bias_add_run(arena);  // fc0_bias_add
   l4_fc0_relu_QuantizeLinear_run(arena);  // fc0_relu_QuantizeLinear
-  // fc1_matmul: layer, M tiles, N tiles, K passes, tile m, k, n
+  // fc1_matmul: layer, M tiles, N tiles, K passes, tile m, k, n, activation zero point
   rtp.write(5);
   rtp.write(1);
   rtp.write(1);
@@ -96,6 +97,7 @@ extern "C" void codesign_pl_top(u8* arena,
   rtp.write(4);
   rtp.write(8);
   rtp.write(8);
+  rtp.write(0);
   l5_fc1_matmul_run(arena, a0, a1, a2, a3, a4, a5, a6, a7, b0_0, b0_1, b0_2, b0_3, b0_4, b0_5, b0_6, b0_7, b1_0, b1_1, b1_2, b1_3, b1_4, b1_5, b1_6, b1_7, c0, c1);
   l6_fc1_mm_DequantizeLinear_run(arena);  // fc1_mm_DequantizeLinear
   l7_fc1_bias_add_run(arena);  // fc1_bias_add
