@@ -41,9 +41,14 @@ def test_a_wrong_output_tensor_is_a_mismatch_of_that_layer(saved):
     assert not rows[(vec.name, "pl:vector:dequantize")].matched
     assert "first difference" in rows[(vec.name, "pl:vector:dequantize")].detail
     # the layer that wrote it and the one that reads it (its output, from the changed input,
-    # differs from the simulator's), nothing else
+    # differs from the simulator's), and the whole-inference run of the sequencer, nothing else
     consumer = next(v for v in build.plan.layers if vec.outputs[0] in v.inputs)
-    assert {k[0] for k, r in rows.items() if not r.matched} == {vec.name, consumer.name}
+    assert {k[0] for k, r in rows.items() if not r.matched} == {
+        vec.name,
+        consumer.name,
+        "(sequencer)",
+    }
+    assert f"tensor {vec.outputs[0]}" in rows[("(sequencer)", "pl:sequencer")].detail
 
 
 @pytest.mark.parametrize(
