@@ -136,11 +136,31 @@ def data_files(plan: Plan) -> list[DataFile]:
 
 
 def arena(plan: Plan) -> tuple[dict[str, Region], int]:
-    """The arena layout: regions by data-file path and by tensor name, and the total bytes."""
+    """The arena layout: regions by data-file path and by tensor name, and the total bytes.
+
+    Linear in the plan's size; the last plan's layout is kept (by identity), since every
+    layer's file asks for it."""
+    view = _view(plan)
+    return view[0], view[1]
+
+
+_LAST: list = []
+
+
+def _view(plan: Plan) -> tuple[dict[str, Region], int, dict[str, tuple[int, ...]]]:
+    """(regions, arena bytes, shape of every tensor and constant by name) of ``plan``."""
+    if _LAST and _LAST[0] is plan:
+        return _LAST[1]
+    weights = {g.weight.path: g.schedule for g in plan.gemms() if g.weight is not None}
     regions: dict[str, Region] = {}
     at = 0
     for f in data_files(plan):
-        count = math.prod(f.shape) if f.layout == "row-major" else _stream_count(plan, f)
+        if f.layout == "row-major":
+            count = math.prod(f.shape)
+        elif f.path in weights:
+            count = weights[f.path].padded_K * weights[f.path].padded_N
+        else:
+            raise PLCodegenError(f"{f.path}: layout {f.layout} belongs to no GEMM of the plan")
         n = count * itemsize(f.dtype)
         regions[f.path] = Region(at, n, f.dtype, count)
         at = _align(at + n)
@@ -157,14 +177,11 @@ def arena(plan: Plan) -> tuple[dict[str, Region], int]:
         n = count * itemsize(t.dtype)
         regions[t.name] = Region(at, n, t.dtype, count)
         at = _align(at + n)
-    return regions, max(at, ARENA_ALIGN)
-
-
-def _stream_count(plan: Plan, f: DataFile) -> int:
-    for g in plan.gemms():
-        if g.weight is f or g.weight == f:
-            return g.schedule.padded_K * g.schedule.padded_N
-    raise PLCodegenError(f"{f.path}: layout {f.layout} belongs to no GEMM of the plan")
+    shapes = {name: tuple(f.shape) for name, f in plan.constants.items()}
+    shapes.update({t.name: tuple(t.shape) for t in plan.tensors})
+    result = (regions, max(at, ARENA_ALIGN), shapes)
+    _LAST[:] = [plan, result]
+    return result
 
 
 @cache
@@ -252,16 +269,12 @@ def vector_context(plan: Plan, index: int, v: VectorLayer) -> dict:
     attrs = dict(v.attrs)
     where = f"layer {v.name!r}"
     ins = [n for n in v.inputs if n]
-    out_t = plan.tensor(v.outputs[0])
-    dims = list(out_t.shape) or [1]
+    shapes = _view(plan)[2]
+    dims = list(shapes[v.outputs[0]]) or [1]
     axis = attrs.get("axis") if v.fn in ("quantize", "dequantize") else None
     inputs = []
     for k, name in enumerate(ins):
-        shape = (
-            tuple(plan.tensor(name).shape)
-            if name not in plan.constants
-            else tuple(plan.constants[name].shape)
-        )
+        shape = shapes[name]
         r = regions[name]
         strides = _strides_over(tuple(dims), shape, axis)
         inputs.append(
