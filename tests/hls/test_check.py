@@ -144,3 +144,16 @@ def test_the_sequencer_runs_a_whole_inference(saved, tmp_path):
     (row,) = [r for r in check_hls(copy, build.plan, tensors_of(build)) if r.part == "pl:sequencer"]
     assert row.compiled and not row.matched
     assert f"tensor {vec.outputs[0]}" in row.detail
+
+
+def test_quantize_units_saturate_like_numerics(saved):
+    """Inputs far outside the quantisation range: the PL quantize units clip exactly where
+    codesign.sim.numerics does (both ends of int8 are hit), and everything downstream matches."""
+    root, build = saved("qdq")
+    x = {k: v * np.float32(1000) for k, v in golden_inputs(build.plan).items()}
+    x = {k: np.where(np.arange(v.size).reshape(v.shape) % 2, v, -v) for k, v in x.items()}
+    tensors = Simulator(build.plan).run_all(x)
+    q = next(v for v in build.plan.layers if isinstance(v, VectorLayer) and v.fn == "quantize")
+    assert {-128, 127} <= set(tensors[q.outputs[0]].reshape(-1).tolist())
+    rows = check_hls(root, build.plan, tensors)
+    assert all(r.matched for r in rows), [r for r in rows if not r.matched]
