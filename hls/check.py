@@ -29,11 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from codesign.hls import pl
 from codesign.ir.data import decode, stored_bytes
 from codesign.ir.layouts import unpack_b
 from codesign.ir.plan import GemmLayer, Plan, VectorLayer
-
-from . import pl
 
 try:  # the checker registry lands with the AIE side (codesign check); same fields here
     from codesign.codegen.check import CheckResult
