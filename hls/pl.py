@@ -3,19 +3,19 @@
 Everything here is a pure function of the Plan (and the board's PLIO width), so the files are
 byte-deterministic. The contracts (documented in docs/pl_streams.md):
 
-- **Stream names.** Cascade position ``l`` of the block reads its A tiles from PLIO ``a{l}``;
-  core (chain ``c``, position ``l``) reads its B tiles from ``b{c}_{l}``; the end of chain ``c``
-  writes its C tiles to ``c{c}``. :func:`a_name`, :func:`b_name`, :func:`c_name` are the one
+- **Stream names.** Cascade position ``l`` of the block reads its A tiles from PLIO ``a_{l}``;
+  core (chain ``c``, position ``l``) reads its B tiles from ``b_{c}_{l}``; the end of chain ``c``
+  writes its C tiles to ``c_{c}``. :func:`a_name`, :func:`b_name`, :func:`c_name` are the one
   definition; the AIE graph and system.cfg use the same names.
 - **Beats.** Every PL<->AIE stream carries ``beat_bits``-bit beats (the board's widest PLIO);
   elements are packed little-endian from bit 0; each tile starts on a fresh beat and its last
   beat is zero-padded.
 - **Stream order.** For a GEMM, graph iterations walk (M tile i, N tile j), N fastest; each
-  iteration runs the K passes p. ``a{l}`` carries, per (i, j, p), the m x k tile of A at rows
+  iteration runs the K passes p. ``a_{l}`` carries, per (i, j, p), the m x k tile of A at rows
   i*m.., columns (p*L + l)*k.. (row-major, zero outside A): the simulator's A tile of core l,
-  replayed for every N tile (the replication Tempus does on the host). ``b{c}_{l}`` carries, per
+  replayed for every N tile (the replication Tempus does on the host). ``b_{c}_{l}`` carries, per
   (i, j, p), the k x n tile (n_tile j, pass p, chain c, core l) of the ``tempus.b/1`` stream
-  (native blocks), replayed for every M tile. ``c{c}`` carries per (i, j) the m x n output tile of
+  (native blocks), replayed for every M tile. ``c_{c}`` carries per (i, j) the m x n output tile of
   chain c (row-major, padding included).
 - **Arena.** The PL kernels address one DDR buffer: every plan data file, then every activation
   tensor, each at a 64-byte-aligned offset in plan order (a reshape's output shares its input's
@@ -63,17 +63,17 @@ class PLCodegenError(CodesignError):
 
 def a_name(l: int) -> str:  # noqa: E741 - l is the cascade position, as in the docs
     """PLIO name of the A stream of cascade position ``l``."""
-    return f"a{l}"
+    return f"a_{l}"
 
 
 def b_name(c: int, l: int) -> str:  # noqa: E741
     """PLIO name of the B stream of core (chain ``c``, cascade position ``l``)."""
-    return f"b{c}_{l}"
+    return f"b_{c}_{l}"
 
 
 def c_name(c: int) -> str:
     """PLIO name of the C stream leaving chain ``c``."""
-    return f"c{c}"
+    return f"c_{c}"
 
 
 def stream_names(plan: Plan) -> tuple[list[str], list[str], list[str]]:

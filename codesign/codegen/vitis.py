@@ -23,7 +23,7 @@ from codesign.ir.plan import GemmLayer, Plan
 PLATFORMS = {"vek280": "xilinx_vek280_base_202420_1"}
 #: what the AIE side writes (the ADF graph and its v++ config), named here for the Makefile
 AIE_GRAPH = "aie/graph.cpp"
-AIE_CFG = "aie/aie.cfg"
+AIE_CFG = "aie.cfg"
 #: the ADF graph instance the host runs (the AIE side declares it under this name)
 GRAPH_NAME = "g"
 #: the seed of golden/'s inputs

@@ -91,7 +91,7 @@ def test_system_cfg_connects_every_plio_of_the_block(saved):
     a, b, c = pl.stream_names(build.plan)
     L, C = build.plan.block.cascade, build.plan.block.chains
     assert (len(a), len(b), len(c)) == (L, L * C, C)
-    assert a[0] == "a0" and b[-1] == f"b{C - 1}_{L - 1}" and c[-1] == f"c{C - 1}"
+    assert a[0] == "a_0" and b[-1] == f"b_{C - 1}_{L - 1}" and c[-1] == f"c_{C - 1}"
     connects = re.findall(r"^stream_connect=(\S+):(\S+)$", cfg, re.M)
     assert sorted(connects) == sorted(
         [(f"pl.{n}", f"ai_engine_0.{n}") for n in a + b + ["rtp"]]

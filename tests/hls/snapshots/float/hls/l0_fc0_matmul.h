@@ -10,14 +10,14 @@ namespace codesign_pl {
 // A tiler/replicator: row-major A (arena +5312, 4x16 float32) -> the A tile of each
 // cascade position, for every (M tile, N tile, K pass); zero outside A, rounded to bf16.
 inline void l0_fc0_matmul_tile_a(const u8* arena,
-                           hls::stream<beat_t>& a0,
-                           hls::stream<beat_t>& a1,
-                           hls::stream<beat_t>& a2,
-                           hls::stream<beat_t>& a3,
-                           hls::stream<beat_t>& a4,
-                           hls::stream<beat_t>& a5,
-                           hls::stream<beat_t>& a6,
-                           hls::stream<beat_t>& a7) {
+                           hls::stream<beat_t>& a_0,
+                           hls::stream<beat_t>& a_1,
+                           hls::stream<beat_t>& a_2,
+                           hls::stream<beat_t>& a_3,
+                           hls::stream<beat_t>& a_4,
+                           hls::stream<beat_t>& a_5,
+                           hls::stream<beat_t>& a_6,
+                           hls::stream<beat_t>& a_7) {
   const u8* a = arena + 5312;
   constexpr int EPB = BEAT_BITS / 16;
   for (int it = 0; it < 1; ++it) {
@@ -36,7 +36,7 @@ inline void l0_fc0_matmul_tile_a(const u8* arena,
         }
         beat.range(e * 16 + 15, e * 16) = v;
       }
-      a0.write(beat);
+      a_0.write(beat);
     }
     for (int t = 0; t < 4; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
@@ -51,7 +51,7 @@ inline void l0_fc0_matmul_tile_a(const u8* arena,
         }
         beat.range(e * 16 + 15, e * 16) = v;
       }
-      a1.write(beat);
+      a_1.write(beat);
     }
     for (int t = 0; t < 4; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
@@ -66,7 +66,7 @@ inline void l0_fc0_matmul_tile_a(const u8* arena,
         }
         beat.range(e * 16 + 15, e * 16) = v;
       }
-      a2.write(beat);
+      a_2.write(beat);
     }
     for (int t = 0; t < 4; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
@@ -81,7 +81,7 @@ inline void l0_fc0_matmul_tile_a(const u8* arena,
         }
         beat.range(e * 16 + 15, e * 16) = v;
       }
-      a3.write(beat);
+      a_3.write(beat);
     }
     for (int t = 0; t < 4; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
@@ -96,7 +96,7 @@ inline void l0_fc0_matmul_tile_a(const u8* arena,
         }
         beat.range(e * 16 + 15, e * 16) = v;
       }
-      a4.write(beat);
+      a_4.write(beat);
     }
     for (int t = 0; t < 4; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
@@ -111,7 +111,7 @@ inline void l0_fc0_matmul_tile_a(const u8* arena,
         }
         beat.range(e * 16 + 15, e * 16) = v;
       }
-      a5.write(beat);
+      a_5.write(beat);
     }
     for (int t = 0; t < 4; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
@@ -126,7 +126,7 @@ inline void l0_fc0_matmul_tile_a(const u8* arena,
         }
         beat.range(e * 16 + 15, e * 16) = v;
       }
-      a6.write(beat);
+      a_6.write(beat);
     }
     for (int t = 0; t < 4; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
@@ -141,7 +141,7 @@ inline void l0_fc0_matmul_tile_a(const u8* arena,
         }
         beat.range(e * 16 + 15, e * 16) = v;
       }
-      a7.write(beat);
+      a_7.write(beat);
     }
   }
 }
@@ -149,22 +149,22 @@ inline void l0_fc0_matmul_tile_a(const u8* arena,
 // B mover: the packed tempus.b/1 weight (arena +0) -> the B tile of each core, for
 // every (M tile, N tile, K pass): the weights are replayed once per M tile.
 inline void l0_fc0_matmul_feed_b(const u8* arena,
-                           hls::stream<beat_t>& b0_0,
-                           hls::stream<beat_t>& b0_1,
-                           hls::stream<beat_t>& b0_2,
-                           hls::stream<beat_t>& b0_3,
-                           hls::stream<beat_t>& b0_4,
-                           hls::stream<beat_t>& b0_5,
-                           hls::stream<beat_t>& b0_6,
-                           hls::stream<beat_t>& b0_7,
-                           hls::stream<beat_t>& b1_0,
-                           hls::stream<beat_t>& b1_1,
-                           hls::stream<beat_t>& b1_2,
-                           hls::stream<beat_t>& b1_3,
-                           hls::stream<beat_t>& b1_4,
-                           hls::stream<beat_t>& b1_5,
-                           hls::stream<beat_t>& b1_6,
-                           hls::stream<beat_t>& b1_7) {
+                           hls::stream<beat_t>& b_0_0,
+                           hls::stream<beat_t>& b_0_1,
+                           hls::stream<beat_t>& b_0_2,
+                           hls::stream<beat_t>& b_0_3,
+                           hls::stream<beat_t>& b_0_4,
+                           hls::stream<beat_t>& b_0_5,
+                           hls::stream<beat_t>& b_0_6,
+                           hls::stream<beat_t>& b_0_7,
+                           hls::stream<beat_t>& b_1_0,
+                           hls::stream<beat_t>& b_1_1,
+                           hls::stream<beat_t>& b_1_2,
+                           hls::stream<beat_t>& b_1_3,
+                           hls::stream<beat_t>& b_1_4,
+                           hls::stream<beat_t>& b_1_5,
+                           hls::stream<beat_t>& b_1_6,
+                           hls::stream<beat_t>& b_1_7) {
   const u8* w = arena + 0;
   constexpr int EPB = BEAT_BITS / 16;
   for (int it = 0; it < 1; ++it) {
@@ -181,7 +181,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b0_0.write(beat);
+        b_0_0.write(beat);
       }
     }
     {
@@ -195,7 +195,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b0_1.write(beat);
+        b_0_1.write(beat);
       }
     }
     {
@@ -209,7 +209,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b0_2.write(beat);
+        b_0_2.write(beat);
       }
     }
     {
@@ -223,7 +223,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b0_3.write(beat);
+        b_0_3.write(beat);
       }
     }
     {
@@ -237,7 +237,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b0_4.write(beat);
+        b_0_4.write(beat);
       }
     }
     {
@@ -251,7 +251,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b0_5.write(beat);
+        b_0_5.write(beat);
       }
     }
     {
@@ -265,7 +265,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b0_6.write(beat);
+        b_0_6.write(beat);
       }
     }
     {
@@ -279,7 +279,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b0_7.write(beat);
+        b_0_7.write(beat);
       }
     }
     {
@@ -293,7 +293,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b1_0.write(beat);
+        b_1_0.write(beat);
       }
     }
     {
@@ -307,7 +307,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b1_1.write(beat);
+        b_1_1.write(beat);
       }
     }
     {
@@ -321,7 +321,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b1_2.write(beat);
+        b_1_2.write(beat);
       }
     }
     {
@@ -335,7 +335,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b1_3.write(beat);
+        b_1_3.write(beat);
       }
     }
     {
@@ -349,7 +349,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b1_4.write(beat);
+        b_1_4.write(beat);
       }
     }
     {
@@ -363,7 +363,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b1_5.write(beat);
+        b_1_5.write(beat);
       }
     }
     {
@@ -377,7 +377,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b1_6.write(beat);
+        b_1_6.write(beat);
       }
     }
     {
@@ -391,7 +391,7 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
           const std::uint64_t v = x < 128 ? raw(w + (base + x) * 2, 2) : 0;
           beat.range(e * 16 + 15, e * 16) = v;
         }
-        b1_7.write(beat);
+        b_1_7.write(beat);
       }
     }
   }
@@ -400,8 +400,8 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
 // C untiler: the output tile of each chain, per (M tile, N tile) -> row-major C (arena +5568,
 // 4x32 float32); the padding rows and columns are dropped.
 inline void l0_fc0_matmul_untile_c(
-    hls::stream<beat_t>& c0,
-    hls::stream<beat_t>& c1,
+    hls::stream<beat_t>& c_0,
+    hls::stream<beat_t>& c_1,
     u8* arena) {
   u8* y = arena + 5568;
   constexpr int EPB = BEAT_BITS / 32;
@@ -409,7 +409,7 @@ inline void l0_fc0_matmul_untile_c(
     const int i = it / 1, j = it % 1;
     for (int t = 0; t < 16; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
-      const beat_t beat = c0.read();
+      const beat_t beat = c_0.read();
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
         const int r = x / 16, q = x % 16;
@@ -422,7 +422,7 @@ inline void l0_fc0_matmul_untile_c(
     }
     for (int t = 0; t < 16; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
-      const beat_t beat = c1.read();
+      const beat_t beat = c_1.read();
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
         const int r = x / 16, q = x % 16;
@@ -460,36 +460,36 @@ inline void l0_fc0_matmul_pack_b(const u8* w, u8* packed) {
 
 // One GEMM layer: A and B go out while C comes back (the three movers run concurrently).
 inline void l0_fc0_matmul_run(u8* arena,
-                        hls::stream<beat_t>& a0,
-                        hls::stream<beat_t>& a1,
-                        hls::stream<beat_t>& a2,
-                        hls::stream<beat_t>& a3,
-                        hls::stream<beat_t>& a4,
-                        hls::stream<beat_t>& a5,
-                        hls::stream<beat_t>& a6,
-                        hls::stream<beat_t>& a7,
-                        hls::stream<beat_t>& b0_0,
-                        hls::stream<beat_t>& b0_1,
-                        hls::stream<beat_t>& b0_2,
-                        hls::stream<beat_t>& b0_3,
-                        hls::stream<beat_t>& b0_4,
-                        hls::stream<beat_t>& b0_5,
-                        hls::stream<beat_t>& b0_6,
-                        hls::stream<beat_t>& b0_7,
-                        hls::stream<beat_t>& b1_0,
-                        hls::stream<beat_t>& b1_1,
-                        hls::stream<beat_t>& b1_2,
-                        hls::stream<beat_t>& b1_3,
-                        hls::stream<beat_t>& b1_4,
-                        hls::stream<beat_t>& b1_5,
-                        hls::stream<beat_t>& b1_6,
-                        hls::stream<beat_t>& b1_7,
-                        hls::stream<beat_t>& c0,
-                        hls::stream<beat_t>& c1) {
+                        hls::stream<beat_t>& a_0,
+                        hls::stream<beat_t>& a_1,
+                        hls::stream<beat_t>& a_2,
+                        hls::stream<beat_t>& a_3,
+                        hls::stream<beat_t>& a_4,
+                        hls::stream<beat_t>& a_5,
+                        hls::stream<beat_t>& a_6,
+                        hls::stream<beat_t>& a_7,
+                        hls::stream<beat_t>& b_0_0,
+                        hls::stream<beat_t>& b_0_1,
+                        hls::stream<beat_t>& b_0_2,
+                        hls::stream<beat_t>& b_0_3,
+                        hls::stream<beat_t>& b_0_4,
+                        hls::stream<beat_t>& b_0_5,
+                        hls::stream<beat_t>& b_0_6,
+                        hls::stream<beat_t>& b_0_7,
+                        hls::stream<beat_t>& b_1_0,
+                        hls::stream<beat_t>& b_1_1,
+                        hls::stream<beat_t>& b_1_2,
+                        hls::stream<beat_t>& b_1_3,
+                        hls::stream<beat_t>& b_1_4,
+                        hls::stream<beat_t>& b_1_5,
+                        hls::stream<beat_t>& b_1_6,
+                        hls::stream<beat_t>& b_1_7,
+                        hls::stream<beat_t>& c_0,
+                        hls::stream<beat_t>& c_1) {
   CODESIGN_HLS(HLS DATAFLOW)
-  l0_fc0_matmul_tile_a(arena, a0, a1, a2, a3, a4, a5, a6, a7);
-  l0_fc0_matmul_feed_b(arena, b0_0, b0_1, b0_2, b0_3, b0_4, b0_5, b0_6, b0_7, b1_0, b1_1, b1_2, b1_3, b1_4, b1_5, b1_6, b1_7);
-  l0_fc0_matmul_untile_c(c0, c1, arena);
+  l0_fc0_matmul_tile_a(arena, a_0, a_1, a_2, a_3, a_4, a_5, a_6, a_7);
+  l0_fc0_matmul_feed_b(arena, b_0_0, b_0_1, b_0_2, b_0_3, b_0_4, b_0_5, b_0_6, b_0_7, b_1_0, b_1_1, b_1_2, b_1_3, b_1_4, b_1_5, b_1_6, b_1_7);
+  l0_fc0_matmul_untile_c(c_0, c_1, arena);
 }
 
 }  // namespace codesign_pl

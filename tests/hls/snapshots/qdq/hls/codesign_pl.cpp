@@ -18,60 +18,60 @@
 using namespace codesign_pl;
 
 extern "C" void codesign_pl_top(u8* arena,
-                                hls::stream<beat_t>& a0,
-                                hls::stream<beat_t>& a1,
-                                hls::stream<beat_t>& a2,
-                                hls::stream<beat_t>& a3,
-                                hls::stream<beat_t>& a4,
-                                hls::stream<beat_t>& a5,
-                                hls::stream<beat_t>& a6,
-                                hls::stream<beat_t>& a7,
-                                hls::stream<beat_t>& b0_0,
-                                hls::stream<beat_t>& b0_1,
-                                hls::stream<beat_t>& b0_2,
-                                hls::stream<beat_t>& b0_3,
-                                hls::stream<beat_t>& b0_4,
-                                hls::stream<beat_t>& b0_5,
-                                hls::stream<beat_t>& b0_6,
-                                hls::stream<beat_t>& b0_7,
-                                hls::stream<beat_t>& b1_0,
-                                hls::stream<beat_t>& b1_1,
-                                hls::stream<beat_t>& b1_2,
-                                hls::stream<beat_t>& b1_3,
-                                hls::stream<beat_t>& b1_4,
-                                hls::stream<beat_t>& b1_5,
-                                hls::stream<beat_t>& b1_6,
-                                hls::stream<beat_t>& b1_7,
-                                hls::stream<beat_t>& c0,
-                                hls::stream<beat_t>& c1,
+                                hls::stream<beat_t>& a_0,
+                                hls::stream<beat_t>& a_1,
+                                hls::stream<beat_t>& a_2,
+                                hls::stream<beat_t>& a_3,
+                                hls::stream<beat_t>& a_4,
+                                hls::stream<beat_t>& a_5,
+                                hls::stream<beat_t>& a_6,
+                                hls::stream<beat_t>& a_7,
+                                hls::stream<beat_t>& b_0_0,
+                                hls::stream<beat_t>& b_0_1,
+                                hls::stream<beat_t>& b_0_2,
+                                hls::stream<beat_t>& b_0_3,
+                                hls::stream<beat_t>& b_0_4,
+                                hls::stream<beat_t>& b_0_5,
+                                hls::stream<beat_t>& b_0_6,
+                                hls::stream<beat_t>& b_0_7,
+                                hls::stream<beat_t>& b_1_0,
+                                hls::stream<beat_t>& b_1_1,
+                                hls::stream<beat_t>& b_1_2,
+                                hls::stream<beat_t>& b_1_3,
+                                hls::stream<beat_t>& b_1_4,
+                                hls::stream<beat_t>& b_1_5,
+                                hls::stream<beat_t>& b_1_6,
+                                hls::stream<beat_t>& b_1_7,
+                                hls::stream<beat_t>& c_0,
+                                hls::stream<beat_t>& c_1,
                                 hls::stream<ap_uint<32>>& rtp) {
   CODESIGN_HLS(HLS INTERFACE mode=m_axi port=arena offset=slave bundle=gmem0 depth=6464)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=a0)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=a1)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=a2)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=a3)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=a4)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=a5)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=a6)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=a7)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b0_0)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b0_1)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b0_2)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b0_3)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b0_4)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b0_5)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b0_6)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b0_7)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b1_0)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b1_1)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b1_2)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b1_3)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b1_4)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b1_5)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b1_6)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=b1_7)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=c0)
-  CODESIGN_HLS(HLS INTERFACE mode=axis port=c1)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=a_0)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=a_1)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=a_2)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=a_3)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=a_4)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=a_5)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=a_6)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=a_7)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_0_0)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_0_1)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_0_2)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_0_3)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_0_4)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_0_5)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_0_6)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_0_7)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_1_0)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_1_1)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_1_2)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_1_3)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_1_4)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_1_5)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_1_6)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=b_1_7)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=c_0)
+  CODESIGN_HLS(HLS INTERFACE mode=axis port=c_1)
   CODESIGN_HLS(HLS INTERFACE mode=axis port=rtp)
   CODESIGN_HLS(HLS INTERFACE mode=s_axilite port=arena)
   CODESIGN_HLS(HLS INTERFACE mode=s_axilite port=return)
@@ -85,7 +85,7 @@ extern "C" void codesign_pl_top(u8* arena,
   rtp.write(8);
   rtp.write(16);
   rtp.write(0);
-  l1_fc0_matmul_run(arena, a0, a1, a2, a3, a4, a5, a6, a7, b0_0, b0_1, b0_2, b0_3, b0_4, b0_5, b0_6, b0_7, b1_0, b1_1, b1_2, b1_3, b1_4, b1_5, b1_6, b1_7, c0, c1);
+  l1_fc0_matmul_run(arena, a_0, a_1, a_2, a_3, a_4, a_5, a_6, a_7, b_0_0, b_0_1, b_0_2, b_0_3, b_0_4, b_0_5, b_0_6, b_0_7, b_1_0, b_1_1, b_1_2, b_1_3, b_1_4, b_1_5, b_1_6, b_1_7, c_0, c_1);
   l2_fc0_mm_DequantizeLinear_run(arena);  // fc0_mm_DequantizeLinear
   l3_fc0_bias_add_run(arena);  // fc0_bias_add
   l4_fc0_relu_QuantizeLinear_run(arena);  // fc0_relu_QuantizeLinear
@@ -98,7 +98,7 @@ extern "C" void codesign_pl_top(u8* arena,
   rtp.write(8);
   rtp.write(8);
   rtp.write(0);
-  l5_fc1_matmul_run(arena, a0, a1, a2, a3, a4, a5, a6, a7, b0_0, b0_1, b0_2, b0_3, b0_4, b0_5, b0_6, b0_7, b1_0, b1_1, b1_2, b1_3, b1_4, b1_5, b1_6, b1_7, c0, c1);
+  l5_fc1_matmul_run(arena, a_0, a_1, a_2, a_3, a_4, a_5, a_6, a_7, b_0_0, b_0_1, b_0_2, b_0_3, b_0_4, b_0_5, b_0_6, b_0_7, b_1_0, b_1_1, b_1_2, b_1_3, b_1_4, b_1_5, b_1_6, b_1_7, c_0, c_1);
   l6_fc1_mm_DequantizeLinear_run(arena);  // fc1_mm_DequantizeLinear
   l7_fc1_bias_add_run(arena);  // fc1_bias_add
   l8_output_QuantizeLinear_run(arena);  // output_QuantizeLinear
