@@ -65,6 +65,10 @@ def _builtin() -> None:
         from codesign.aie.check import check_aie
 
         register_checker("aie", check_aie)
+    if "pl" not in _CHECKERS:
+        from codesign.hls.check import check_hls
+
+        register_checker("pl", check_hls)
 
 
 def golden_inputs(build: Build) -> dict[str, np.ndarray]:

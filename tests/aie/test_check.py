@@ -81,7 +81,7 @@ def test_a_changed_rounding_mode_is_a_mismatch_exit_3(saved: Path, capsys) -> No
 def test_a_kernel_warning_fails_to_compile(saved: Path) -> None:
     src = saved / "aie" / "kernels" / "gemm1.cc"
     src.write_text(src.read_text() + "\nstatic int unused_by_anyone;\n")
-    results = check_build(codesign.load_build(saved))
+    results = [r for r in check_build(codesign.load_build(saved)) if r.part == "aie"]
     assert results and not any(r.compiled for r in results)
     assert "gemm1.cc" in results[0].detail
 
