@@ -44,6 +44,7 @@ from codesign.boards import Board
 from codesign.boards import load as load_board
 from codesign.codegen.datafiles import write_data
 from codesign.codegen.rtl_blocks import synthesized_pl, write_emitted_files, write_rtl
+from codesign.codegen.vitis import write_vitis
 from codesign.errors import BuildError, OptionError
 from codesign.fileio import check_tree, make_dir_in, read_in, write_in
 from codesign.frontend import MAX_MODEL_BYTES, ShapeOverride
@@ -377,6 +378,7 @@ def _write_build(
     write_in(root, "model.onnx", reference)
     write_rtl(root, plan, options.synth)
     write_emitted_files(root, plan)
+    write_vitis(root, plan)
     write_report(root, plan, report, options_entry(options))
     _write_manifest(root, plan, board, options, hashlib.sha256(reference).hexdigest(), hashes)
 
