@@ -88,7 +88,10 @@ def to_hardware(kg: KernelGraph, source: str = "model") -> KernelGraph:
     A rule that finds the model's values unusable raises :class:`ModelError`; its message gets
     ``source`` (the model file) in front.
     """
-    apply_rules(kg, rules.FUSION_RULES)
+    try:
+        apply_rules(kg, rules.FUSION_RULES)
+    except ModelError as e:  # a quantized GEMM with no exact integer form: name the model
+        raise type(e)(f"{source}: {e}") from None
     kg.prune()  # drop the weight dequantisations the fusions consumed before folding constants
     fold_constants(kg)
     try:
