@@ -101,15 +101,24 @@ def drive(model_dir: Path, data: bytes, extra: tuple[str, ...], reference: bool)
 FRESH_BUILD_REFUSALS = ("simulating this build needs about", "onnxruntime could not run")
 
 
-def verdict(outcomes: list[Outcome], fresh_build: bool = False) -> str | None:
+def verdict(
+    outcomes: list[Outcome], fresh_build: bool = False, values_only: bool = False
+) -> str | None:
     """None when every outcome is acceptable, else a description of the failure.
 
     Acceptable: exit 0; exit 2 with exactly one ``error:`` line and no traceback; exit 3 only
     for ``simulate --reference`` (fidelity). With ``fresh_build`` (the build was just written by
     ``compile``), a simulation may refuse only as :data:`FRESH_BUILD_REFUSALS` says: any other
-    exit 2 means compile wrote a build that simulate does not accept.
+    exit 2 means compile wrote a build that simulate does not accept. With ``values_only`` (the
+    mutations changed only values of a supported model), exit 3 is a failure too: a model that
+    compiles must compute what onnxruntime computes, or be refused at compile.
     """
     for o in outcomes:
+        if values_only and o.code == 3:
+            return (
+                f"a model whose values alone were changed compiled, then failed the fidelity "
+                f"check: codesign {' '.join(o.args)}: {o.err.strip()[:2000]}"
+            )
         if o.code == 0:
             continue
         if (

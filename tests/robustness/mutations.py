@@ -581,6 +581,16 @@ BYTES = st.one_of(
 )
 
 
+#: Mutations that change only the values of initializers (weights, biases, scales, zero
+#: points), never the graph, the types or the shapes.
+VALUE_MUTATIONS = (SetInitValue, SetQuantParam)
+
+
+def values_only(structural: list, byte_level: list) -> bool:
+    """Whether these mutations change only values (see :data:`VALUE_MUTATIONS`)."""
+    return not byte_level and all(isinstance(m, VALUE_MUTATIONS) for m in structural)
+
+
 def apply(base: bytes, structural: list, byte_level: list) -> bytes:
     """The bytes of ``base`` after the structural, then the byte-level mutations."""
     m = onnx.load_model_from_string(base)

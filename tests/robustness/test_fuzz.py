@@ -88,7 +88,9 @@ def test_fuzz_compile_and_simulate(
         outcomes[f"compile exit {results[0].code}"] += 1
         if len(results) > 1:
             outcomes[f"simulate exit {results[1].code}"] += 1
-        failure = harness.verdict(results, fresh_build=True)
+        failure = harness.verdict(
+            results, fresh_build=True, values_only=mu.values_only(structural, byte_level)
+        )
         if failure is None and loud:
             failure = f"warning printed: {loud[0].category.__name__}: {loud[0].message}"
         if failure is not None:
