@@ -289,6 +289,37 @@ def _bias_vector(kg: KernelGraph, name: str, n: int) -> np.ndarray | None:
     return np.broadcast_to(c.astype(np.float64).reshape(-1), (n,))
 
 
+def _bias_steps(bias: np.ndarray, step: np.ndarray, out_step: float | None) -> np.ndarray | None:
+    """``bias / step`` rounded to whole accumulator steps, or None when the rounding would show.
+
+    onnxruntime's quantizer stores the bias as int32 with scale ``sx * sw``, so the float bias
+    is a whole number of steps up to float32 rounding. Any other bias is moved by up to half a
+    step; that is kept only while it stays below 1/16 of the output's quantisation step
+    ``out_step`` (None: a float output, judged by its relative tolerance). Otherwise the bias
+    stays a float Add after the dequantisation, which computes what onnxruntime computes.
+    """
+    with np.errstate(all="ignore"):
+        steps = np.rint(bias / step)
+        residual = np.abs(bias - steps * step)
+    if not np.all(np.isfinite(steps)):
+        return None
+    exact = residual <= np.abs(bias) * 2.0**-20
+    if out_step is not None and not np.all(exact | (residual <= out_step / 16)):
+        return None
+    return steps
+
+
+def _output_step(kg: KernelGraph, tensor: str) -> float | None:
+    """The scale of the QuantizeLinear that ``tensor`` reaches through an optional ReLU (its
+    smallest element when per channel), or None when it is not quantized there."""
+    op = _sole_consumer(kg, tensor)
+    if isinstance(op, Vector) and op.fn == "relu":
+        op = _sole_consumer(kg, op.outputs[0])
+    if isinstance(op, QuantizeLinear) and kg.is_const(op.inputs[1]):
+        return float(np.min(kg.const(op.inputs[1]).astype(np.float64)))
+    return None
+
+
 def fold_bias(kg: KernelGraph, op: Op) -> bool:
     """``Add(GEMM output, constant [N])`` -> the GEMM's bias."""
     if not (isinstance(op, Vector) and op.fn == "add" and len(op.inputs) == 2):
@@ -306,8 +337,9 @@ def fold_bias(kg: KernelGraph, op: Op) -> bool:
             if bias_f is None:
                 continue
             s64 = np.broadcast_to(s.astype(np.float64).reshape(-1), (n,))
-            with np.errstate(all="ignore"):
-                steps = np.rint(bias_f / s64)
+            steps = _bias_steps(bias_f, s64, _output_step(kg, op.outputs[0]))
+            if steps is None:
+                continue  # rounding it to accumulator steps would show: keep the float Add
             limit = 2.0 ** (numerics.ACCUMULATOR_BITS[gemm.dtype] - 1)
             if not np.all(np.abs(steps) < limit):
                 continue  # not representable in the accumulator: keep the float Add

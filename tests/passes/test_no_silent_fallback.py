@@ -129,3 +129,19 @@ def test_uint16_activations_are_refused(tmp_path: Path) -> None:
     model = _qdq_matmul(tmp_path / "m.onnx", act="uint16", act_scale=1e-4, weight=w)
     msg = _compile_and_check(model, tmp_path)
     assert "uint16 activations" in msg and "activation_type" in msg
+
+
+def test_bias_off_the_accumulator_step_stays_exact(tmp_path: Path) -> None:
+    """Found by the structure-aware fuzzer: an input scale 1000x larger makes the int32 bias
+    (scaled by the old sx * sw) a non-whole number of accumulator steps. Rounding it into the
+    GEMM's bias moved 75 % of the outputs by 1 LSB (exit 3); the bias now stays a float Add."""
+    src = models.qdq_mlp(
+        tmp_path / "q.onnx", dims=(8, 16, 4), batch=2, per_channel=True, use_gemm=True
+    )
+    m = onnx.load(src)
+    for t in m.graph.initializer:
+        if t.name == "input_scale":
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * np.float32(1000), t.name))
+    model = tmp_path / "m.onnx"
+    onnx.save(m, model)
+    assert _compile_and_check(model, tmp_path) == "compiled"
