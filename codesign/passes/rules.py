@@ -289,37 +289,21 @@ def _bias_vector(kg: KernelGraph, name: str, n: int) -> np.ndarray | None:
     return np.broadcast_to(c.astype(np.float64).reshape(-1), (n,))
 
 
-def _bias_steps(bias: np.ndarray, step: np.ndarray, out_step: float | None) -> np.ndarray | None:
-    """``bias / step`` rounded to whole accumulator steps, or None when the rounding would show.
+def _bias_steps(bias: np.ndarray, step: np.ndarray) -> np.ndarray | None:
+    """``bias / step`` as whole accumulator steps, or None when that would change the bias.
 
     onnxruntime's quantizer stores the bias as int32 with scale ``sx * sw``, so the float bias
-    is a whole number of steps up to float32 rounding. Any other bias is moved by up to half a
-    step; that is kept only while it stays below 1/64 of the output's quantisation step
-    ``out_step`` (None: a float output, judged by its relative tolerance). Otherwise the bias
-    stays a float Add after the dequantisation, which computes what onnxruntime computes.
+    is a whole number of steps up to float32 rounding (2**-24 relative). Any other bias would be
+    moved by up to half a step; even a small fraction of an output LSB moves some outputs by one
+    LSB, and a chain of layers spreads that (the fuzzer found 4 % of the outputs moved by a
+    1/600 LSB shift in the first layer). Such a bias stays a float Add after the dequantisation.
     """
     with np.errstate(all="ignore"):
         steps = np.rint(bias / step)
         residual = np.abs(bias - steps * step)
-    if not np.all(np.isfinite(steps)):
-        return None
-    exact = residual <= np.abs(bias) * 2.0**-20
-    # a shift of d LSB before the output's rounding moves about a fraction d of the outputs by
-    # one LSB: 1/64 keeps that inside the fidelity check's 1 %
-    if out_step is not None and not np.all(exact | (residual <= out_step / 64)):
+    if not np.all(np.isfinite(steps)) or np.any(residual > np.abs(bias) * 2.0**-20):
         return None
     return steps
-
-
-def _output_step(kg: KernelGraph, tensor: str) -> float | None:
-    """The scale of the QuantizeLinear that ``tensor`` reaches through an optional ReLU (its
-    smallest element when per channel), or None when it is not quantized there."""
-    op = _sole_consumer(kg, tensor)
-    if isinstance(op, Vector) and op.fn == "relu":
-        op = _sole_consumer(kg, op.outputs[0])
-    if isinstance(op, QuantizeLinear) and kg.is_const(op.inputs[1]):
-        return float(np.min(kg.const(op.inputs[1]).astype(np.float64)))
-    return None
 
 
 def fold_bias(kg: KernelGraph, op: Op) -> bool:
@@ -339,9 +323,9 @@ def fold_bias(kg: KernelGraph, op: Op) -> bool:
             if bias_f is None:
                 continue
             s64 = np.broadcast_to(s.astype(np.float64).reshape(-1), (n,))
-            steps = _bias_steps(bias_f, s64, _output_step(kg, op.outputs[0]))
+            steps = _bias_steps(bias_f, s64)
             if steps is None:
-                continue  # rounding it to accumulator steps would show: keep the float Add
+                continue  # not a whole number of accumulator steps: keep the exact float Add
             limit = 2.0 ** (numerics.ACCUMULATOR_BITS[gemm.dtype] - 1)
             if not np.all(np.abs(steps) < limit):
                 continue  # not representable in the accumulator: keep the float Add
