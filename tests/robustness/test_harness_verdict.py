@@ -26,11 +26,13 @@ def test_exit_3_is_a_failure_when_only_values_changed() -> None:
 
 
 def test_values_only_classifies_mutations() -> None:
-    value = mu.SetInitValue(0, 0, 1.0)
-    quant = mu.SetQuantParam(1, 0.5)
-    assert mu.values_only([value, quant], [])
+    value = mu.RedrawInts(0, 0, 1.0)
+    quant = mu.SetScale(1, 0.5)
+    assert mu.values_only([value, quant, mu.SetZeroPoint(0, 0.5), mu.RedrawFloats(0, 1, 1.0)], [])
     assert not mu.values_only([value, mu.DropNode(0)], [])
+    assert not mu.values_only([value, mu.SetBatch(3)], [])
     assert not mu.values_only([value], [mu.CutBytes(0.5, b"")])
+    assert not mu.values_only([mu.SetInitValue(0, 0, 2.0**31)], [])  # edge values: refusals
 
 
 @pytest.mark.parametrize(
