@@ -1,8 +1,10 @@
 """Render the report dict (schema ``codesign.report/1``) as one self-contained HTML page.
 
-Inline SVG plots (roofline with each layer, per-layer latency breakdown, utilisation bars) and
-tables; no external script, font or stylesheet, so the page works offline. A small inline script
-marks ``<body data-plots-rendered=N>`` once the browser has laid out the N plots (tests use it).
+Inline SVG plots drawn by matplotlib (roofline with each layer, per-layer latency breakdown,
+utilisation bars; :mod:`codesign.report.plots`) and tables; no external script, font or
+stylesheet, so the page works offline. A small inline script marks
+``<body data-plots-rendered=N data-overflowing=M>`` once the browser has laid out the page: N
+plots with axes and labels, M elements wider than their box (tests use both).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from jinja2 import Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from codesign.errors import OptionError
-from codesign.report import svg
+from codesign.report import plots
 
 SCHEMA = "codesign.report/1"
 
@@ -33,7 +35,7 @@ def render_html(report: dict[str, Any]) -> str:
     return tpl.render(
         r=report,
         fmt=_fmt,
-        roofline=Markup(svg.roofline(report)),
-        breakdown=Markup(svg.breakdown(report)),
-        utilisation=Markup(svg.utilisation(report)),
+        roofline=Markup(plots.roofline(report)),
+        breakdown=Markup(plots.breakdown(report)),
+        utilisation=Markup(plots.utilisation(report)),
     )

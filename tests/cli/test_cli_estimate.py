@@ -59,7 +59,10 @@ def test_table_output_says_modelled(cli):
         (["--gemm", "8x8x8", "--dtype", "int4"], "dtype must be one of"),
         (["--gemm", "8x8x8", "--board", "zcu104"], "board must be one of"),
         (["--gemm", "8x8x8", "--plio-bits", "96"], "--plio-bits must be one of"),
-        (["--gemm", "1024x1024x1024", "--block", "8x8"], "does not fit ve2302"),
+        (
+            ["--gemm", "1024x1024x1024", "--block", "8x8", "--board", "ve2302"],
+            "does not fit ve2302",
+        ),
     ],
 )
 def test_bad_options_are_one_line_errors(cli, args, needle):
