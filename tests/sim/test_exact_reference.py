@@ -222,12 +222,13 @@ def test_fold_pass_zero_point_terms_match_exact() -> None:
     for t, shape in (("xd", (m_, k_)), ("wd", (k_, n_)), ("y", (m_, n_))):
         kg.types[t] = TensorType(shape, "float32")
     kg.types["yq"] = TensorType((m_, n_), "int8")
-    kg.ops += [
+    for op in (
         DequantizeLinear("dqx", ("xq", "sx", "zx"), ("xd",)),
         DequantizeLinear("dqw", ("w", "sw", "zw"), ("wd",)),
         MatMul("fc", ("xd", "wd"), ("y",)),
         QuantizeLinear("qy", ("y", "sy", "zy"), ("yq",), dtype="int8"),
-    ]
+    ):
+        kg.append(op)
     to_hardware(kg)
     (gemm,) = kg.ops
     r = gemm.requant
