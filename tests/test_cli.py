@@ -228,3 +228,60 @@ def test_verify_the_blocks_of_a_build(cli, qdq_model: Path, tmp_path: Path) -> N
     r = cli("verify", "--build", build, "-n", "200")
     assert r.code == 0, r.err
     assert "requantizer" in r.out and "broadcaster" in r.out and "pass" in r.out
+
+
+def test_simulate_reference_16bit_chain_uses_the_stated_tolerance(cli, tmp_path: Path) -> None:
+    """README "Fidelity": onnxruntime evaluates QDQ graphs in float32, so on this two-layer
+    int16 x uint16 per-channel MLP its outputs are 1 LSB off the exact value on a few percent of
+    elements (the simulator is exact). Outputs downstream of an int16 GEMM pass at <= 1 LSB and
+    >= 90 % equal, and the table says why; a systematic error still fails (below)."""
+    from codesign import api
+    from codesign.runtime.fidelity import MIN_EQUAL, MIN_EQUAL_16BIT, compare
+
+    model = models.qdq_mlp(
+        tmp_path / "m.onnx",
+        (16, 32, 8),
+        32,
+        per_channel=True,
+        activation_type="int16",
+        weight_type="uint16",
+    )
+    build = tmp_path / "build"
+    assert cli("compile", model, "-o", build).code == 0
+    npz = tmp_path / "x.npz"
+    np.savez(npz, **models.random_inputs(model, seed=1))
+    r = cli("simulate", build, "--reference", "--inputs", npz)
+    assert r.code == 0, r.out + r.err
+    assert "onnxruntime rounds in float32" in r.out, r.out
+    record = json.loads((build / "report" / "simulation.json").read_text())
+    text = json.dumps(record)
+    assert "int16: onnxruntime rounds in float32" in text, text
+    (o,) = record["outputs"]
+    # onnxruntime's float32 rounding: under the 99 % clause this exited 3 (measured 97.3 %)
+    assert o["passed"] and o["max_lsb"] == 1 and MIN_EQUAL_16BIT <= o["equal_fraction"] < MIN_EQUAL
+
+    # the clause itself, on exact copies of the simulated outputs: 5 % of the outputs 1 LSB
+    # off passes; half of them 1 LSB off (a rounding-mode error) or one 2 LSB off fails
+    from codesign.runtime.fidelity import _output_scale
+    from codesign.sim.functional import Simulator
+
+    b = api.load_build(build)
+    sim = Simulator(b.plan, b.root)
+    out = sim.run(models.random_inputs(model, seed=1))
+    consts = {n: sim.data(f) for n, f in sim.plan.constants.items()}
+    (name,) = out
+    lsb = np.float32(_output_scale(sim.plan, name, consts))
+    ref = {name: out[name]}
+    flat = out[name].reshape(-1)
+
+    def verdict(n_off: int, by: int) -> bool:
+        moved = flat.copy()
+        moved[:n_off] += by * lsb
+        (res,) = compare(sim.plan, {name: moved.reshape(out[name].shape)}, ref, consts)
+        assert res.kind == "quantized" and "int16" in res.criterion
+        return res.passed
+
+    assert MIN_EQUAL_16BIT < MIN_EQUAL
+    assert verdict(int(0.05 * flat.size), 1)
+    assert not verdict(flat.size // 2, 1)
+    assert not verdict(1, 2)

@@ -70,6 +70,9 @@ UNSUPPORTED_NODE_NAME = "topk0"
 
 PathLike = str | os.PathLike[str]
 IntDType = Literal["int8", "uint8"]
+#: Element types onnxruntime's quantizer writes (its QuantType QInt8/QUInt8/QInt16/QUInt16).
+QuantDType = Literal["int8", "uint8", "int16", "uint16"]
+_QUANT_DTYPES = ("int8", "uint8", "int16", "uint16")
 
 # Independent random streams of one seed: np.random.default_rng([seed, stream]).
 _STREAM_WEIGHTS = 1
@@ -288,14 +291,36 @@ def _ort_quantize(
     per_channel: bool = False,
     activation_type: str = "int8",
     reduce_range: bool = False,
+    weight_type: str = "int8",
+    quant_format: str = "QDQ",
+    extra_options: Mapping[str, object] | None = None,
 ) -> Path:
-    """Quantize ``model`` with onnxruntime (QDQ static or dynamic) and write it to ``path``."""
+    """Quantize ``model`` with onnxruntime (static or dynamic) and write it to ``path``.
+
+    ``activation_type``/``weight_type`` name onnxruntime's QuantType (int8, uint8, int16,
+    uint16), ``quant_format`` its QuantFormat (QDQ or QOperator, static only) and
+    ``extra_options`` are passed through (e.g. ActivationSymmetric, WeightSymmetric).
+    """
     from onnxruntime.quantization import (
         QuantFormat,
         QuantType,
         quantize_dynamic,
         quantize_static,
     )
+
+    types = {
+        "int8": QuantType.QInt8,
+        "uint8": QuantType.QUInt8,
+        "int16": QuantType.QInt16,
+        "uint16": QuantType.QUInt16,
+    }
+    for what, value in (("activation_type", activation_type), ("weight_type", weight_type)):
+        if value not in types:
+            raise OptionError(f"{what} must be one of {', '.join(types)}, not {value!r}")
+    formats = {"QDQ": QuantFormat.QDQ, "QOperator": QuantFormat.QOperator}
+    if quant_format not in formats:
+        raise OptionError(f"quant_format must be QDQ or QOperator, not {quant_format!r}")
+    extra = dict(extra_options or {})
 
     out = _resolve_path(path)
     advice_filter = _DropPreprocessAdvice()
@@ -304,16 +329,16 @@ def _ort_quantize(
         with tempfile.TemporaryDirectory(prefix="codesign-quant-") as tmp:
             tmp_out = Path(tmp) / "quantized.onnx"
             if static:
-                act = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[activation_type]
                 quantize_static(
                     model,
                     tmp_out,
                     _CalibrationReader(model, seed, _CALIBRATION_BATCHES),
-                    quant_format=QuantFormat.QDQ,
+                    quant_format=formats[quant_format],
                     per_channel=per_channel,
                     reduce_range=reduce_range,
-                    activation_type=act,
-                    weight_type=QuantType.QInt8,
+                    activation_type=types[activation_type],
+                    weight_type=types[weight_type],
+                    extra_options=extra,
                 )
             else:
                 quantize_dynamic(
@@ -321,7 +346,8 @@ def _ort_quantize(
                     tmp_out,
                     per_channel=per_channel,
                     reduce_range=reduce_range,
-                    weight_type=QuantType.QInt8,
+                    weight_type=types[weight_type],
+                    extra_options=extra,
                 )
             data = tmp_out.read_bytes()
     finally:
@@ -386,11 +412,17 @@ def qdq_mlp(
     batch: int = 4,
     per_channel: bool = False,
     seed: int = 0,
-    activation_type: IntDType = "int8",
+    activation_type: QuantDType = "int8",
     use_gemm: bool = False,
     reduce_range: bool = False,
+    weight_type: QuantDType = "int8",
+    quant_format: Literal["QDQ", "QOperator"] = "QDQ",
+    extra_options: Mapping[str, object] | None = None,
 ) -> Path:
-    """Write :func:`float_mlp` quantized by onnxruntime ``quantize_static`` in QDQ format.
+    """Write :func:`float_mlp` quantized by onnxruntime ``quantize_static`` (QDQ by default).
+
+    ``weight_type``, ``quant_format`` and ``extra_options`` (e.g. ``{"ActivationSymmetric":
+    True, "WeightSymmetric": False}``) are onnxruntime's options of the same names.
 
     Calibration: MinMax over 8 batches of N(0, 1) inputs drawn from ``seed``. Weights are int8
     (symmetric, per output channel when ``per_channel``; 7-bit [-64, 64] with ``reduce_range``),
@@ -398,7 +430,8 @@ def qdq_mlp(
     onnxruntime chooses the exact node sequence (see the module's tests for what it emits);
     the graph input/output names and shapes are those of the float model.
     """
-    _np_dtype(activation_type, ("int8", "uint8"), "activation_type")
+    _np_dtype(activation_type, _QUANT_DTYPES, "activation_type")
+    _np_dtype(weight_type, _QUANT_DTYPES, "weight_type")
     batch = _check_positive(batch, "batch")
     model = _mlp_model(dims, [batch], seed, use_gemm=use_gemm, name="qdq_mlp")
     return _ort_quantize(
@@ -409,6 +442,9 @@ def qdq_mlp(
         per_channel=per_channel,
         activation_type=activation_type,
         reduce_range=reduce_range,
+        weight_type=weight_type,
+        quant_format=quant_format,
+        extra_options=extra_options,
     )
 
 
@@ -419,8 +455,14 @@ def dynamic_mlp(
     seed: int = 0,
     per_channel: bool = False,
     reduce_range: bool = False,
+    weight_type: IntDType = "int8",
+    use_gemm: bool = False,
+    extra_options: Mapping[str, object] | None = None,
 ) -> Path:
     """Write :func:`float_mlp` (MatMul form) quantized by onnxruntime ``quantize_dynamic``.
+
+    ``weight_type`` (int8 or uint8), ``use_gemm`` (the Gemm form) and ``extra_options`` are
+    onnxruntime's options.
 
     Weights become int8 initializers (per output channel when ``per_channel``, 7-bit with
     ``reduce_range``); activations are
@@ -428,9 +470,16 @@ def dynamic_mlp(
     int32 result is cast to float and scaled by ``Mul``. Bias Add and Relu stay float.
     """
     batch = _check_positive(batch, "batch")
-    model = _mlp_model(dims, [batch], seed, name="dynamic_mlp")
+    _np_dtype(weight_type, ("int8", "uint8"), "weight_type")
+    model = _mlp_model(dims, [batch], seed, use_gemm=use_gemm, name="dynamic_mlp")
     return _ort_quantize(
-        model, path, static=False, per_channel=per_channel, reduce_range=reduce_range
+        model,
+        path,
+        static=False,
+        per_channel=per_channel,
+        reduce_range=reduce_range,
+        weight_type=weight_type,
+        extra_options=extra_options,
     )
 
 

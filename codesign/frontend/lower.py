@@ -145,8 +145,13 @@ class _Lowering:
 
     def lower(self, node: ir.Node) -> None:
         if node.domain not in ("", "ai.onnx"):
+            hint = ""
+            if node.domain == "com.microsoft" and node.op_type.startswith("Q"):
+                # what onnxruntime's quantizer writes in QuantFormat.QOperator (QGemm,
+                # QLinearAdd, ...): its QDQ format expresses the same model in standard ops
+                hint = "; quantize with onnxruntime's quant_format=QuantFormat.QDQ instead"
             raise UnsupportedError(
-                f"{self.where()}: op {node.domain}.{node.op_type} is not supported; "
+                f"{self.where()}: op {node.domain}.{node.op_type} is not supported{hint}; "
                 f"supported ops are {', '.join(sorted(_LOWERINGS))}"
             )
         fn = _LOWERINGS.get(node.op_type)
@@ -295,13 +300,18 @@ def _check_qparams(
     _check_scale(lw, scale)
     if zp is not None:
         tz = lw.kg.types[zp.name]
-        if tz.shape != ts.shape:
+        # onnxruntime accepts a one-element zero point beside a one-element scale whatever their
+        # ranks (its quantize_static writes a (1,) bias scale with a () zero point): both are
+        # per-tensor parameters, so only a differing element count is an error.
+        if tz.shape != ts.shape and not (tz.size == 1 and ts.size == 1):
             raise ModelError(
                 f"{lw.where()}: zero point {zp.name!r} must have the scale's shape {ts.shape}, "
                 f"not {tz.shape}"
             )
         _check_zero_point(lw, zp)
-    if not ts.shape:
+    if ts.size == 1:
+        # a one-element scale is per tensor for onnxruntime (IsScalarOr1ElementVector); the axis
+        # attribute is then not used, whatever x's rank
         return None
     xshape = lw.kg.types[x.name].shape
     rank = len(xshape)
@@ -309,12 +319,12 @@ def _check_qparams(
     if not -rank <= axis < rank:
         raise ModelError(f"{lw.where()}: axis must lie in [{-rank}, {rank}), not {axis}")
     axis %= rank
-    if ts.shape[0] != xshape[axis] and ts.size != 1:
+    if ts.shape[0] != xshape[axis]:
         raise ModelError(
             f"{lw.where()}: per-axis scale {scale.name!r} must have {xshape[axis]} elements "
             f"(dimension {axis} of {x.name!r}, shape {xshape}), not {ts.shape[0]}"
         )
-    return None if ts.size == 1 else axis
+    return axis
 
 
 #: Input slots that hold quantisation scales, by op type.
@@ -422,7 +432,8 @@ def _qlinear_matmul(lw: _Lowering, node: ir.Node) -> None:
     for s, z, what, size in ((sa, za, "a", 1), (sb, zb, "b", n), (sy, zy, "y", 1)):
         _check_vector_param(lw, s, f"{what}_scale", size)
         _check_vector_param(lw, z, f"{what}_zero_point", size)
-        if lw.kg.types[s.name].shape != lw.kg.types[z.name].shape:
+        ts_, tz_ = lw.kg.types[s.name], lw.kg.types[z.name]
+        if ts_.shape != tz_.shape and not (ts_.size == 1 and tz_.size == 1):
             raise ModelError(
                 f"{lw.where()}: {what}_zero_point {z.name!r} must have the shape of "
                 f"{what}_scale, {lw.kg.types[s.name].shape}, not {lw.kg.types[z.name].shape}"

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from codesign.errors import UnsupportedError
 from codesign.ir.graph import (
     DequantizeLinear,
     Gemm,
@@ -99,6 +100,37 @@ def _make_int_gemm(
     return Gemm(op.name, inputs, (out,), weight=weight, bias=bias, colsum=colsum_name, dtype=dtype)
 
 
+def _no_int_gemm(
+    kg: KernelGraph, op: Op, a: str, w: np.ndarray, zw: np.ndarray, w_axis: int | None
+) -> UnsupportedError:
+    """Why ``_make_int_gemm`` found no exact integer GEMM for ``op``, as a one-line refusal.
+
+    A quantized GEMM is never switched to another arithmetic (bf16) behind the user's back:
+    these forms are refused, naming what to change.
+    """
+    where = f"node {op.name!r}"
+    if w.ndim != 2:
+        return UnsupportedError(f"{where}: the quantized weight must be 2-D, not shape {w.shape}")
+    if w_axis not in (None, 1, -1) and np.asarray(zw).size > 1:
+        return UnsupportedError(
+            f"{where}: per-channel weight quantisation must be along the output axis (1), "
+            f"not axis {w_axis}"
+        )
+    a_dtype = kg.types[a].dtype
+    if a_dtype not in ("int8", "uint8", "int16", "int4", "uint4"):
+        return UnsupportedError(
+            f"{where}: {a_dtype} activations have no exact AIE-ML integer GEMM; quantize the "
+            "activations to int8, uint8 or int16 (onnxruntime activation_type QInt8, QUInt8, "
+            "QInt16)"
+        )
+    shifted = _shift_weight(w, zw, w_axis)
+    return UnsupportedError(
+        f"{where}: the weight minus its zero point spans {int(shifted.min())}..{int(shifted.max())}"
+        f", beyond int16, so no exact AIE-ML integer GEMM holds it; quantize the weights "
+        "symmetric (onnxruntime extra_options WeightSymmetric=True) or to 8 bits"
+    )
+
+
 def _dequantizes_finitely(
     kg: KernelGraph, x: str, sx: np.ndarray, w: str, sw: np.ndarray, zw: np.ndarray
 ) -> bool:
@@ -123,8 +155,13 @@ def fold_qdq_matmul(kg: KernelGraph, op: Op) -> bool:
     x, sx, zx = pa.inputs
     w, sw, zw = pb.inputs
     consts = [_scalar(kg, n) for n in (sx, zx, sw, zw)]
-    if not kg.is_const(w) or any(c is None for c in consts) or consts[0].size != 1:
+    if not kg.is_const(w) or any(c is None for c in consts):
         return False
+    if consts[0].size != 1:
+        raise UnsupportedError(
+            f"node {op.name!r}: the activation {x!r} must be quantized per tensor (one scale) "
+            f"for an integer GEMM, not with {consts[0].size} scales along an axis"
+        )
     sx_v, zx_v, sw_v, zw_v = consts
     with np.errstate(all="ignore"):
         scale = (np.float32(sx_v.reshape(-1)[0]) * sw_v.astype(np.float32).reshape(-1)).astype(
@@ -133,11 +170,18 @@ def fold_qdq_matmul(kg: KernelGraph, op: Op) -> bool:
     if not np.all(np.isfinite(scale) & (scale > 0)) or not _dequantizes_finitely(
         kg, x, sx_v, w, sw_v, zw_v
     ):
-        return False  # float32 over/underflow: the integer GEMM would not give x*sx . w*sw
+        # float32 over/underflow: the integer GEMM would not give x*sx . w*sw, and a bf16 GEMM
+        # would be another arithmetic
+        raise UnsupportedError(
+            f"node {op.name!r}: the product of activation scale {sx!r} and weight scale {sw!r}"
+            f" (or a dequantised operand) leaves the normal float32 range "
+            f"(smallest scale product {float(np.min(scale, initial=np.inf)):.3g}); "
+            "use scales whose products stay normal float32 numbers (>= 1.2e-38)"
+        )
     acc = kg.fresh_name(f"{op.outputs[0]}/acc")
     gemm = _make_int_gemm(kg, op, x, kg.const(w), zw_v, pb.axis, zx_v, acc)
     if gemm is None:
-        return False
+        raise _no_int_gemm(kg, op, x, kg.const(w), zw_v, pb.axis)
     kg.types[acc] = TensorType(kg.types[op.outputs[0]].shape, "int32")
     scale_name = kg.add_const(
         f"{op.name}/acc_scale", scale if scale.size > 1 else scale.reshape(())
@@ -165,7 +209,7 @@ def fold_matmul_integer(kg: KernelGraph, op: Op) -> bool:
     axis = 1 if np.asarray(zw_v).size > 1 else None
     gemm = _make_int_gemm(kg, op, x, kg.const(w), zw_v, axis, zx_v, op.outputs[0])
     if gemm is None:
-        return False
+        raise _no_int_gemm(kg, op, x, kg.const(w), zw_v, axis)
     _swap(kg, op, gemm)
     return True
 

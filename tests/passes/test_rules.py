@@ -28,9 +28,12 @@ def _graph(M=5, K=24, N=12, *, bias=True, relu=True, requant=True, per_channel=F
     c("sx", np.float32(0.05))
     c("zx", np.int8(zx))
     c("W", rng.integers(-127, 128, (K, N)).astype(np.int8))
-    c("sw", rng.uniform(0.005, 0.02, N).astype(np.float32) if per_channel else np.float32(0.01))
+    sw = rng.uniform(0.005, 0.02, N).astype(np.float32) if per_channel else np.float32(0.01)
+    c("sw", sw)
     c("zw", np.zeros(N, np.int8) if per_channel else np.int8(0))
-    c("b", rng.normal(size=N).astype(np.float32))
+    # an int32 bias in steps of sx * sw, as onnxruntime's quantizer writes it (a bias off the
+    # step stays a float Add: rounding it would change the numbers)
+    c("b", (rng.integers(-2000, 2000, N) * (np.float32(0.05) * sw)).astype(np.float32))
     c("sy", np.float32(0.04))
     c("zy", np.int8(-128 if relu else 0))
     for t, shape, dt in [

@@ -42,6 +42,12 @@ BASE_BUILDERS = {
     "qdq_gemm_int16": lambda p: models.qdq_gemm(p, 3, 8, 5, dtype="int16"),
     "ffn_block": lambda p: models.ffn_block(p, d_model=8, d_ff=16, seq=2),
     "dynamic_dim": lambda p: models.dynamic_dim_model(p, dims=(8, 16, 4)),
+    # wider ones, so what reaches the simulator is not only 8x16x4
+    "qdq_mlp_wide_gemm": lambda p: models.qdq_mlp(
+        p, dims=(64, 96, 40), batch=4, per_channel=True, use_gemm=True
+    ),
+    "qdq_gemm_int16_wide": lambda p: models.qdq_gemm(p, 24, 80, 48, dtype="int16"),
+    "float_mlp_wide": lambda p: models.float_mlp(p, dims=(48, 64, 24), batch=6),
 }
 
 
@@ -96,20 +102,49 @@ def drive(model_dir: Path, data: bytes, extra: tuple[str, ...], reference: bool)
     return outcomes
 
 
+def reached(outcomes: list[Outcome]) -> list[str]:
+    """How far one case got: "scheduled" when compile succeeded (it passed the frontend, the
+    passes and the scheduler), "compared" when ``simulate --reference`` compared the build's
+    outputs with onnxruntime (exit 0 or 3)."""
+    tags = []
+    if outcomes[0].code == 0:
+        tags.append("scheduled")
+    if any(
+        o.args[0] == "simulate" and "--reference" in o.args and o.code in (0, 3) for o in outcomes
+    ):
+        tags.append("compared")
+    return tags
+
+
+def reach_fractions(counts: dict[str, int]) -> dict[str, float]:
+    """The fraction of ``counts["cases"]`` that were scheduled and compared (see :func:`reached`)."""
+    cases = max(counts.get("cases", 0), 1)
+    return {k: counts.get(k, 0) / cases for k in ("scheduled", "compared")}
+
+
 #: The user errors a simulation of a freshly compiled build may give: the memory check, and
 #: onnxruntime declining the reference (it supports less than the ONNX spec).
 FRESH_BUILD_REFUSALS = ("simulating this build needs about", "onnxruntime could not run")
 
 
-def verdict(outcomes: list[Outcome], fresh_build: bool = False) -> str | None:
+def verdict(
+    outcomes: list[Outcome], fresh_build: bool = False, values_only: bool = False
+) -> str | None:
     """None when every outcome is acceptable, else a description of the failure.
 
     Acceptable: exit 0; exit 2 with exactly one ``error:`` line and no traceback; exit 3 only
     for ``simulate --reference`` (fidelity). With ``fresh_build`` (the build was just written by
     ``compile``), a simulation may refuse only as :data:`FRESH_BUILD_REFUSALS` says: any other
-    exit 2 means compile wrote a build that simulate does not accept.
+    exit 2 means compile wrote a build that simulate does not accept. With ``values_only`` (the
+    mutations changed only values of a supported model), exit 3 is a failure too: a model that
+    compiles must compute what onnxruntime computes, or be refused at compile.
     """
     for o in outcomes:
+        if values_only and o.code == 3:
+            return (
+                f"a model whose values alone were changed compiled, then failed the fidelity "
+                f"check: codesign {' '.join(o.args)}: {o.err.strip()[:2000]}"
+            )
         if o.code == 0:
             continue
         if (

@@ -3,7 +3,7 @@
 Every case takes a small valid model from :mod:`codesign.examples.models`, applies one to three
 mutations (values, quantisation parameters, shapes, attributes, wiring, external data, opsets;
 a quarter of the cases also get their protobuf bytes flipped or cut), compiles it with a few
-option variations and, when that succeeds, simulates the build (half the time against
+option variations and, when that succeeds, simulates the build (two thirds of the time against
 onnxruntime). The only acceptable outcomes are exit 0, or exit 2 with one ``error:`` line (3 for
 ``simulate --reference``); a traceback, exit 1, an escaping exception or a stray warning fails.
 
@@ -76,7 +76,8 @@ def test_fuzz_compile_and_simulate(
         structural=mu.MUTATIONS,
         byte_level=BYTE_MUTATIONS,
         options=mu.COMPILE_OPTIONS,
-        reference=st.booleans(),
+        # mostly against onnxruntime: that comparison is what finds wrong numbers
+        reference=st.sampled_from([True, True, False]),
     )
     def one_case(base, structural, byte_level, options, reference) -> None:
         data = mu.apply(bases[base], structural, byte_level)
@@ -85,10 +86,13 @@ def test_fuzz_compile_and_simulate(
             results = harness.drive(model_dir, data, options, reference)
         loud = [w for w in caught if not issubclass(w.category, _QUIET)]
         outcomes["cases"] += 1
+        outcomes.update(harness.reached(results))
         outcomes[f"compile exit {results[0].code}"] += 1
         if len(results) > 1:
             outcomes[f"simulate exit {results[1].code}"] += 1
-        failure = harness.verdict(results, fresh_build=True)
+        failure = harness.verdict(
+            results, fresh_build=True, values_only=mu.values_only(structural, byte_level)
+        )
         if failure is None and loud:
             failure = f"warning printed: {loud[0].category.__name__}: {loud[0].message}"
         if failure is not None:
@@ -99,6 +103,11 @@ def test_fuzz_compile_and_simulate(
 
     one_case()
     print(f"fuzz: {dict(sorted(outcomes.items()))}")
+    reach = harness.reach_fractions(outcomes)
+    print(
+        f"fuzz: {reach['scheduled']:.0%} of the cases reached the scheduler, "
+        f"{reach['compared']:.0%} were compared with onnxruntime"
+    )
     assert outcomes["cases"] >= EXAMPLES
-    # the fuzzer must get past the frontend often enough to test the rest
-    assert outcomes["compile exit 0"] >= EXAMPLES // 20, outcomes
+    # the fuzzer must reach the back end often enough to test it (issue 10 item 13)
+    assert reach["scheduled"] >= 0.40 and reach["compared"] >= 0.20, outcomes
