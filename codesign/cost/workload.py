@@ -10,16 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from codesign.errors import OptionError
+from codesign.ir.dtypes import COMPUTE_MODES
 from codesign.ir.tiling import tile_counts
 
-#: element sizes in bytes: (A operand, B operand, output, accumulator lane)
+#: element sizes in bytes: (A operand, B operand, output, accumulator lane), from the registry
 DTYPE_BYTES: dict[str, tuple[int, int, int, int]] = {
-    "int8": (1, 1, 1, 4),
-    "int16": (2, 2, 2, 4),
-    "int16x8": (2, 1, 2, 4),
-    "bf16": (2, 2, 2, 4),
-    "int32": (4, 4, 4, 8),
-    "fp32": (4, 4, 4, 4),
+    name: mode.bytes for name, mode in COMPUTE_MODES.items()
 }
 
 DATAFLOWS = ("tempus", "reuse")
