@@ -39,7 +39,8 @@ def tile_counts(
 ) -> TileCounts:
     """Tile counts and padding of ``M x K x N`` on ``chains x cascade`` cores with tile ``m x k x n``.
 
-    All arguments are positive integers; the caller validates them.
+    All arguments are positive integers (the tile sizes may also be numpy integer arrays, for
+    the solver's vectorised enumeration); the caller validates them.
     """
     m_tiles = ceil_div(M, m)
     n_tiles = ceil_div(N, chains * n)

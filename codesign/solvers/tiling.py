@@ -44,6 +44,7 @@ from ortools.sat.python import cp_model
 
 from codesign.errors import FitError
 from codesign.ir.plan import SolverReport, Tile
+from codesign.ir.tiling import tile_counts
 
 #: Integer time unit of the CP-SAT model, in seconds (0.1 ps: coefficients lose < 0.1 %).
 UNIT_S = 1e-13
@@ -97,11 +98,8 @@ class TilingProblem:
     def counts(self, a, b, c):
         """(m_tiles, k_passes, n_tiles) of factors (a, b, c); works on numpy arrays."""
         mm, mk, mn = self.native
-        return (
-            -(-self.M // (mm * a)),
-            -(-self.K // (self.cascade * mk * b)),
-            -(-self.N // (self.chains * mn * c)),
-        )
+        tc = tile_counts(self.M, self.K, self.N, self.chains, self.cascade, mm * a, mk * b, mn * c)
+        return tc.m_tiles, tc.k_passes, tc.n_tiles
 
     def memory(self, a, b, c):
         """Bytes of one core's buffers for factors (a, b, c); works on numpy arrays."""
