@@ -109,6 +109,12 @@ def test_gain_is_against_tempus_best_tile_and_block(cli):
         ).out
     )
     assert same["time_ms"] == pytest.approx(d["tempus_time_ms"])
+    # Tempus published this very GEMM: 3.537 ms measured on VE2302
+    assert d["tempus_measured_ms"] == pytest.approx(3.537)
+    assert d["gain_over_tempus_measured"] == pytest.approx(3.537 / d["time_ms"])
+    assert "published measurement" in d["tempus_measured_label"]
+    other = json.loads(cli("estimate", "--gemm", "1000x1000x1000", "--json").out)
+    assert other["tempus_measured_ms"] is None
 
 
 def test_calibration_printed_only_where_it_applies(cli):
