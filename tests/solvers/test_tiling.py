@@ -63,7 +63,13 @@ def test_scheduler_tile_is_the_exhaustive_optimum_of_the_reported_model(
 
 @pytest.mark.parametrize(
     "board, M, K, N, dtype, flow",
-    [("ve2302", 96, 200, 40, "int16", None), ("vek280", 30, 500, 70, "int8", "tempus")],
+    [
+        ("ve2302", 96, 200, 40, "int16", None),
+        ("vek280", 30, 500, 70, "int8", "tempus"),
+        ("vek280", 57, 129, 300, "int8", None),
+        ("ve2302", 200, 61, 77, "int16", "reuse"),
+        ("ve2302", 33, 70, 19, "bf16", None),
+    ],
 )
 def test_pruned_oracle_equals_brute_force(board, M, K, N, dtype, flow) -> None:
     """The lower bound the search prunes with is a bound: timing every tile gives the same."""
