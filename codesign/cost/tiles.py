@@ -19,11 +19,11 @@ import math
 from dataclasses import dataclass, replace
 
 from codesign.boards import Board
-from codesign.cost.dataflow import REUSE_PLANS
+from codesign.cost.dataflow import REUSE_PLANS, reuse_plan
 from codesign.cost.params import optional, perf_params
 from codesign.cost.resources import PlUsage, capacities
 from codesign.cost.temporal import GemmEstimate, estimate_temporal_gemm
-from codesign.cost.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig
+from codesign.cost.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig, Tiling
 from codesign.errors import FitError, OptionError
 from codesign.ir.plan import SolverReport, Tile
 from codesign.solvers.tiling import (
@@ -163,7 +163,10 @@ def _memo(fn, board: Board, *args):
 
 def _tile_estimate(board, w, config, dataflow, pl):
     best = None
+    tiling = Tiling.of(w, config)
     for flow, plan in _flows(dataflow):
+        if plan is not None and not reuse_plan(board, w, config, tiling, plan).feasible:
+            continue  # cheap check first: the model would fall back to Tempus's streaming
         est = estimate_temporal_gemm(
             board, w, replace(config, dataflow=flow, reuse_plan=plan), pl=pl
         )
@@ -224,14 +227,19 @@ def _search(board, w, base, dataflow, pl, time_limit_s) -> TileSearch:
     # U: the reported time of CP-SAT's tile, in units, rounded up with float slack
     upper = math.ceil(first.time_s / UNIT_S * (1 + 1e-9)) + 1
     tiles, note = candidates(p, upper, time_limit_s)
-    best = first
+    best, timed = first, 1
     for abc in tiles:
+        # candidates come in lower-bound order (approximate for huge GEMMs, hence the slack):
+        # once the bound passes the best time, no later candidate can win
+        if p.lower_bound(*abc) * UNIT_S > best.time_s * (1 + 1e-6):
+            break
         est = tile_estimate(board, w, _with_tile(base, p.tile(*abc)), dataflow, pl)
+        timed += 1
         if est is not None and rank_key(est) < rank_key(best):
             best = est
     if note and not report.fallback:
         report = replace(report, fallback=note)
-    return TileSearch(best, report, len(tiles) + 1)
+    return TileSearch(best, report, timed)
 
 
 def _with_tile(base: TemporalConfig, tile: Tile) -> TemporalConfig:

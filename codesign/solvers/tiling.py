@@ -232,22 +232,37 @@ def all_tiles(p: TilingProblem) -> list[tuple[int, int, int]]:
 
 def enumerate_candidates(p: TilingProblem, bound: int | None) -> list[tuple[int, int, int]]:
     """numpy enumeration of the class-minimal tilings that fit and whose lower bound is at most
-    ``bound`` (all of them when None), sorted by (lower bound, a, b, c)."""
+    ``bound`` (all of them when None), sorted by (lower bound, a, b, c).
+
+    Buffers are checked exactly (int64). The bound is evaluated in int64 when the problem's
+    bounds fit, else in float64 with a relative slack of 1e-6 (a superset, in approximate
+    lower-bound order: :func:`codesign.cost.tiles.search_tile` allows for it when it stops).
+    """
     xs, ys, zs = class_factors(p)
-    out: list[tuple[int, int, int, int]] = []
-    dtype = _dtype(p)
+    out: list[tuple] = []
+    exact = _worst_bound(p) < 2**62
+    dtype = np.int64 if exact else np.float64
     for a in xs:  # one slab per a keeps memory bounded
-        _, b, c = _grid([a], ys, zs, dtype)
-        av = np.full(b.shape, a, dtype=dtype)
-        fits = p.memory(av, b, c) <= p.memory_budget
+        _, b, c = _grid([a], ys, zs, np.int64)
+        av = np.full(b.shape, a, dtype=np.int64)
+        fits = _memory_i64(p, av, b, c) <= p.memory_budget
         av, b, c = av[fits], b[fits], c[fits]
-        lb = p.lower_bound(av, b, c)
-        keep = np.ones(lb.shape, dtype=bool) if bound is None else lb <= bound
+        lb = p.lower_bound(av.astype(dtype), b.astype(dtype), c.astype(dtype))
+        keep = np.ones(lb.shape, dtype=bool) if bound is None else lb <= bound * (1 + 1e-6)
         out.extend(
-            (int(x), a, int(y), int(z)) for x, y, z in zip(lb[keep], b[keep], c[keep], strict=True)
+            (x.item(), a, int(y), int(z))
+            for x, y, z in zip(lb[keep], b[keep], c[keep], strict=True)
         )
     out.sort()
     return [(a, b, c) for _, a, b, c in out]
+
+
+def _memory_i64(p: TilingProblem, a, b, c):
+    """:meth:`TilingProblem.memory` on int64 arrays, exact for any K (the accumulator is needed
+    when K exceeds one pass of ``cascade * k``)."""
+    mm, mk, mn = p.native
+    multi = True if p.K >= 2**62 else (p.cascade * mk * b < p.K)
+    return p.base_memory(a, b, c) + multi * (mm * a * mn * c * p.bytes_acc)
 
 
 def _worst_bound(p: TilingProblem) -> int:
@@ -446,7 +461,13 @@ def enumerate_tile(p: TilingProblem) -> tuple[Tile, int]:
     """The class-minimal tile of smallest lower bound by numpy enumeration, and that bound: what
     :func:`solve_bound` falls back to (ties: smallest a, b, c)."""
     check_native_fits(p)
-    a, b, c = enumerate_candidates(p, None)[0]
+    cands = enumerate_candidates(p, None)
+    if _worst_bound(p) >= 2**62:  # float order: take the exact minimum among the near-best
+        lead = p.lower_bound(*cands[0])
+        near = [t for t in cands if p.lower_bound(*t) <= lead]
+        a, b, c = min(near, key=lambda t: (p.lower_bound(*t), t))
+    else:
+        a, b, c = cands[0]
     return p.tile(a, b, c), int(p.lower_bound(a, b, c))
 
 
