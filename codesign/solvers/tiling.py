@@ -230,6 +230,20 @@ def all_tiles(p: TilingProblem) -> list[tuple[int, int, int]]:
     return out
 
 
+def _slabs(p: TilingProblem):
+    """Per factor ``a`` of the classes: (a, b, c, lower bounds) of the class-minimal tilings that
+    fit. Bounds in int64 when the problem's bounds fit, else float64 (approximate)."""
+    xs, ys, zs = class_factors(p)
+    dtype = np.int64 if _worst_bound(p) < 2**62 else np.float64
+    for a in xs:  # one slab per a keeps memory bounded
+        _, b, c = _grid([a], ys, zs, np.int64)
+        av = np.full(b.shape, a, dtype=np.int64)
+        fits = _memory_i64(p, av, b, c) <= p.memory_budget
+        av, b, c = av[fits], b[fits], c[fits]
+        if b.size:
+            yield a, b, c, p.lower_bound(av.astype(dtype), b.astype(dtype), c.astype(dtype))
+
+
 def enumerate_candidates(p: TilingProblem, bound: int | None) -> list[tuple[int, int, int]]:
     """numpy enumeration of the class-minimal tilings that fit and whose lower bound is at most
     ``bound`` (all of them when None), sorted by (lower bound, a, b, c).
@@ -238,16 +252,8 @@ def enumerate_candidates(p: TilingProblem, bound: int | None) -> list[tuple[int,
     bounds fit, else in float64 with a relative slack of 1e-6 (a superset, in approximate
     lower-bound order: :func:`codesign.cost.tiles.search_tile` allows for it when it stops).
     """
-    xs, ys, zs = class_factors(p)
     out: list[tuple] = []
-    exact = _worst_bound(p) < 2**62
-    dtype = np.int64 if exact else np.float64
-    for a in xs:  # one slab per a keeps memory bounded
-        _, b, c = _grid([a], ys, zs, np.int64)
-        av = np.full(b.shape, a, dtype=np.int64)
-        fits = _memory_i64(p, av, b, c) <= p.memory_budget
-        av, b, c = av[fits], b[fits], c[fits]
-        lb = p.lower_bound(av.astype(dtype), b.astype(dtype), c.astype(dtype))
+    for a, b, c, lb in _slabs(p):
         keep = np.ones(lb.shape, dtype=bool) if bound is None else lb <= bound * (1 + 1e-6)
         out.extend(
             (x.item(), a, int(y), int(z))
@@ -459,15 +465,19 @@ def _class_count(m: cp_model.CpModel, dim: int, unit: int, f, fmax: int, tag: st
 
 def enumerate_tile(p: TilingProblem) -> tuple[Tile, int]:
     """The class-minimal tile of smallest lower bound by numpy enumeration, and that bound: what
-    :func:`solve_bound` falls back to (ties: smallest a, b, c)."""
+    :func:`solve_bound` falls back to (ties: smallest a, b, c). Exact: the near-best tilings of
+    each slab are compared in Python integers."""
     check_native_fits(p)
-    cands = enumerate_candidates(p, None)
-    if _worst_bound(p) >= 2**62:  # float order: take the exact minimum among the near-best
-        lead = p.lower_bound(*cands[0])
-        near = [t for t in cands if p.lower_bound(*t) <= lead]
-        a, b, c = min(near, key=lambda t: (p.lower_bound(*t), t))
-    else:
-        a, b, c = cands[0]
+    pool: list[tuple[int, int, int]] = []
+    lead = None
+    for a, b, c, lb in _slabs(p):
+        low = lb.min().item()
+        if lead is not None and low > lead * (1 + 1e-6):
+            continue
+        lead = low if lead is None else min(lead, low)
+        near = lb <= low * (1 + 1e-6)
+        pool.extend((a, int(y), int(z)) for y, z in zip(b[near], c[near], strict=True))
+    a, b, c = min(pool, key=lambda t: (p.lower_bound(*t), t))
     return p.tile(a, b, c), int(p.lower_bound(a, b, c))
 
 
