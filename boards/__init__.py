@@ -99,6 +99,22 @@ class Board:
         cols = self.plio.interface_columns or self.aie.columns
         return cols * self.plio.aie_to_pl_per_column
 
+    @property
+    def use(self) -> str:
+        """What codesign can do with the board: ``"compile"`` (compile and estimate) or
+        ``"reference-only"`` (the perf model is not calibrated for it: its figures only serve
+        the spatial baseline; compile refuses it)."""
+        return str(self.extra.get("use") or "compile")
+
+    def require_compile(self) -> None:
+        """Raise :class:`BoardError` (one line) when the board is not for compiling."""
+        if self.use != "compile":
+            raise BoardError(
+                f"board {self.name} is {self.use}: the perf model is not calibrated for it "
+                f"(see `codesign boards {self.name}`); compile needs one of "
+                f"{', '.join(compile_boards())}"
+            )
+
     def source(self, path: str) -> str:
         """The source of one value, by dotted path (``"aie.clock_mhz"``)."""
         return self.sources.get(path, "unknown")
@@ -120,6 +136,15 @@ def available() -> list[str]:
         for p in resources.files(__package__).iterdir()
         if p.name.endswith(".json")
     )
+
+
+#: The board compile and estimate use when none is given (the VEK280, see README).
+DEFAULT_BOARD = "vek280"
+
+
+def compile_boards() -> list[str]:
+    """Names of the boards compile accepts (not reference-only), sorted."""
+    return [n for n in available() if load(n).use == "compile"]
 
 
 @cache

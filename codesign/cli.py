@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
 from codesign import __version__
+from codesign.boards import DEFAULT_BOARD
 from codesign.cli_estimate import estimate
 from codesign.errors import CodesignError, FidelityError, OptionError
 from codesign.rtl.cli import verify
@@ -43,7 +43,10 @@ def main_group(ctx: click.Context, debug: bool) -> None:
 @main_group.command("compile")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--board", default="vek280", show_default=True, help="Target board (see `codesign boards`)."
+    "--board",
+    default=DEFAULT_BOARD,
+    show_default=True,
+    help="Target board (see `codesign boards`).",
 )
 @click.option(
     "-o",
@@ -91,32 +94,60 @@ def compile_cmd(
     max_model_size: str,
 ) -> None:
     """Compile MODEL (ONNX) for a board into a build directory."""
-    from codesign.codegen.build import CompileOptions, compile_model
+    from codesign import api
+    from codesign.codegen.build import check_output
     from codesign.frontend import ShapeOverride
     from codesign.frontend.load import parse_size
-    from codesign.schedulers.tempus import parse_block
 
-    options = CompileOptions(
-        board=board,
-        block=parse_block(block),
-        shapes=tuple(ShapeOverride.parse(s) for s in shapes),
-        force=force,
-        synth=not no_synth,
-        solver_time_limit=solver_time_limit,
-        max_model_bytes=parse_size(max_model_size, "--max-model-size"),
-    )
-    plan = compile_model(model, out, options)
-    report = json.loads((out / "report" / "report.json").read_text())
+    overrides = tuple(ShapeOverride.parse(s) for s in shapes)
+    max_bytes = parse_size(max_model_size, "--max-model-size")
+    check_output(out, force)  # before any work
+    from codesign import progress
+    from codesign.report.plan_report import stage_summary
+
+    # stages and solves on a terminal; quiet when stderr is a file or a CI log
+    with progress.display(err_console, enabled=err_console.is_terminal):
+        build = api.compile(
+            model,
+            board=board,
+            block=block,
+            shapes=overrides,
+            solver_time_limit=solver_time_limit,
+            max_model_bytes=max_bytes,
+            synth=not no_synth,
+            debug=bool((click.get_current_context().find_root().obj or {}).get("debug")),
+        )
+        build.save(out, force=force)
+    _warn_without_yosys(out)
+    plan, report = build.plan, build.report()
     t = report["totals"]
     console.print(
-        f"[green]compiled[/] {model} -> {out}/ for {board} (block {options.block}): "
-        f"{len(plan.layers)} layers, {len(plan.gemms())} GEMMs on the AIE block; "
+        f"[green]compiled[/] {model} -> {out}/ for {board} (block {plan.block}): "
+        f"{stage_summary(plan)}; "
         f"modelled {t['time_s'] * 1e3:.3f} ms, {t['gops']:.1f} GOPS, {report['power']['total_w']:.2f} W "
         f"(see `codesign report {out}`)"
     )
+    for a in report.get("advice", []):
+        console.print(f"[yellow]advice:[/] {a}")
     for g in plan.gemms():
         if g.schedule.solver.fallback:
             console.print(f"[yellow]solver fallback[/] {g.name!r}: {g.schedule.solver.fallback}")
+
+
+def _warn_without_yosys(out: Path) -> None:
+    """Compile still succeeds without yosys, but the PL figures of the build's RTL blocks are
+    then not synthesised: say so (the build's rtl manifest notes it when synthesis was asked
+    for and could not run)."""
+    from codesign.rtl.synth import yosys_missing
+
+    manifest = out / "rtl" / "manifest.json"
+    note = json.loads(manifest.read_text()).get("synth_note") if manifest.is_file() else None
+    why = yosys_missing() if note else None
+    if why:
+        err_console.print(
+            f"[yellow]warning:[/] {why}; the PL figures of the RTL blocks are not synthesised "
+            "(the report marks them) -- install yosys, or pass --no-synth to skip it knowingly"
+        )
 
 
 # --- simulate -----------------------------------------------------------------------------------
@@ -161,6 +192,7 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 @click.option(
     "--seed", default=0, show_default=True, help="Seed for random inputs when --inputs is omitted."
 )
+@click.option("--wide", is_flag=True, help="Show every column of the comparison (kind, errors).")
 def simulate_cmd(
     build: Path,
     inputs_path: Path | None,
@@ -168,15 +200,18 @@ def simulate_cmd(
     reference: bool,
     ort_opt: str,
     seed: int,
+    wide: bool,
 ) -> None:
     """Run BUILD bit-accurately on the plan; optionally compare with onnxruntime."""
+    from codesign import api
     from codesign.runtime.fidelity import compare
     from codesign.sim.functional import Simulator
     from codesign.sim.memory import check_fits
 
-    sim = Simulator(build)
-    check_fits(sim.plan, build, reference)
-    inputs = _load_npz(inputs_path) if inputs_path else random_inputs(sim.plan, seed)
+    build_ = api.load_build(build)
+    check_fits(build_.plan, build, reference)
+    inputs = _load_npz(inputs_path) if inputs_path else random_inputs(build_.plan, seed)
+    sim = Simulator(build_.plan, build_.root)
     outputs = sim.run(inputs)
     if output_path:
         np.savez(output_path, **outputs)
@@ -191,30 +226,29 @@ def simulate_cmd(
     ref = run_onnxruntime(Path(build) / "model.onnx", sim.check_inputs(inputs), ort_opt)
     constants = {name: sim.data(f) for name, f in sim.plan.constants.items()}
     results = compare(sim.plan, outputs, ref, constants)
-    table = Table(title="simulator vs onnxruntime")
-    for col in (
-        "output",
-        "kind",
-        "max |err|",
-        "mean |err|",
-        "max LSB",
-        "equal",
-        "criterion",
-        "result",
-    ):
-        table.add_column(col)
+    from codesign.report.terminal import make_table
+
+    # 80 columns by default (the criterion text wraps); --wide adds the kind and error columns
+    cols = (
+        ("output", "kind", "max |err|", "mean |err|", "max LSB", "equal", "criterion", "result")
+        if wide
+        else ("output", "max LSB", "equal", "criterion", "result")
+    )
+    table = make_table("simulator vs onnxruntime", cols)
     for r in results:
-        table.add_row(
-            r.name,
-            r.kind,
-            f"{r.max_abs:.3g}",
-            f"{r.mean_abs:.3g}",
-            "-" if r.max_lsb is None else f"{r.max_lsb:g}",
-            f"{r.equal_fraction:.2%}",
-            r.criterion,
-            "[green]pass[/]" if r.passed else "[red]FAIL[/]",
-        )
+        cells = {
+            "output": r.name,
+            "kind": r.kind,
+            "max |err|": f"{r.max_abs:.3g}",
+            "mean |err|": f"{r.mean_abs:.3g}",
+            "max LSB": "-" if r.max_lsb is None else f"{r.max_lsb:g}",
+            "equal": f"{r.equal_fraction:.2%}",
+            "criterion": r.criterion,
+            "result": "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+        }
+        table.add_row(*(cells[c] for c in cols))
     console.print(table)
+    _record_simulation(Path(build), results, ort_opt)
     failed = [r.name for r in results if not r.passed]
     if failed:
         raise FidelityError(
@@ -222,20 +256,24 @@ def simulate_cmd(
         )
 
 
+def _record_simulation(build: Path, results, ort_opt: str) -> None:
+    """Keep the comparison in BUILD/report/simulation.json, so `codesign report` shows it."""
+    from codesign.fileio import atomic_write
+    from codesign.report.build import SIMULATION_FILE, simulation_entry
+
+    path = build / "report" / SIMULATION_FILE
+    try:
+        path.parent.mkdir(exist_ok=True)
+        atomic_write(path, json.dumps(simulation_entry(results, ort_opt), indent=2) + "\n")
+    except OSError as e:  # a read-only build still simulates; only the record is lost
+        err_console.print(f"[yellow]warning:[/] {path}: cannot record the simulation: {e.strerror}")
+
+
 def random_inputs(plan, seed: int) -> dict[str, np.ndarray]:
     """Deterministic inputs for a plan: N(0,1) floats, uniform integers over the dtype."""
-    from codesign.ir.graph import numpy_dtype
+    from codesign.api import random_inputs as make
 
-    rng = np.random.default_rng(seed)
-    out = {}
-    for t in plan.inputs:
-        dt = numpy_dtype(t.dtype)
-        if np.issubdtype(dt, np.integer):
-            info = np.iinfo(dt)
-            out[t.name] = rng.integers(info.min, info.max, size=t.shape, endpoint=True).astype(dt)
-        else:
-            out[t.name] = rng.standard_normal(t.shape).astype(dt)
-    return out
+    return make(plan, seed)
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -244,21 +282,22 @@ def random_inputs(plan, seed: int) -> dict[str, np.ndarray]:
 @main_group.command("report")
 @click.argument("build", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
-def report_cmd(build: Path, as_json: bool) -> None:
+@click.option("--wide", is_flag=True, help="Show every column (block, tile, cycles, DDR, power).")
+def report_cmd(build: Path, as_json: bool, wide: bool) -> None:
     """Per-layer shapes, tiles, modelled time, bound, resources and power of BUILD.
 
     Also (re)writes BUILD/report/report.json and BUILD/report/report.html.
     """
+    from codesign import api
     from codesign.codegen.build import write_report
     from codesign.report.terminal import render_terminal
-    from codesign.sim.functional import load_plan
 
-    root, plan = load_plan(build)
-    report = write_report(root, plan)
+    build_ = api.load_build(build)
+    report = write_report(build_.root, build_.plan, build_.report())
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     else:
-        render_terminal(report, console)
+        render_terminal(report, console, wide=wide)
 
 
 # --- boards -------------------------------------------------------------------------------------
@@ -266,31 +305,34 @@ def report_cmd(build: Path, as_json: bool) -> None:
 
 @main_group.command("boards")
 @click.argument("name", required=False)
-def boards_cmd(name: str | None) -> None:
+@click.option("--wide", is_flag=True, help="Also show the memory tiles and the description.")
+def boards_cmd(name: str | None, wide: bool) -> None:
     """List the boards, or show one board's data with sources."""
     from codesign import boards
+    from codesign.report.terminal import make_table
 
     if name is None:
-        table = Table(title="boards")
-        for col in ("name", "device", "AIE", "tiles", "clock MHz", "memory tiles", "description"):
-            table.add_column(col)
+        cols = ["name", "device", "AIE", "tiles", "MHz", "use"]
+        if wide:
+            cols += ["memory tiles", "description"]
+        table = make_table("boards", cols)
         for n in boards.available():
             b = boards.load(n)
-            table.add_row(
-                b.name,
-                b.device,
-                b.aie.generation,
-                f"{b.aie.columns}x{b.aie.rows}={b.aie.tiles}",
-                f"{b.aie.clock_mhz:g}",
-                str(b.memory_tiles.count),
-                b.description,
-            )
+            cells = {
+                "name": b.name + (" (default)" if n == DEFAULT_BOARD else ""),
+                "device": b.device,
+                "AIE": b.aie.generation,
+                "tiles": f"{b.aie.columns}x{b.aie.rows}={b.aie.tiles}",
+                "MHz": f"{b.aie.clock_mhz:g}",
+                "use": "compile, estimate" if b.use == "compile" else b.use,
+                "memory tiles": str(b.memory_tiles.count),
+                "description": b.description,
+            }
+            table.add_row(*(cells[c] for c in cols))
         console.print(table)
         return
     b = boards.load(name)
-    table = Table(title=f"{b.name}: {b.description} ({b.part})")
-    for col in ("field", "value", "source"):
-        table.add_column(col, overflow="fold")
+    table = make_table(f"{b.name}: {b.description} ({b.part})", ("field", "value", "source"))
     for path, source in sorted(b.sources.items()):
         table.add_row(path, _show(_value_at(b, path)), source)
     console.print(table)

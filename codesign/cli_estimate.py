@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from codesign.boards import load
+from codesign.boards import DEFAULT_BOARD, load
 from codesign.cost import choose_temporal_config, require_fit
 from codesign.cost.calibration import time_rows
 from codesign.cost.reference import TEMPUS_POINTS
@@ -163,8 +163,8 @@ def _table(d: dict[str, Any]) -> None:
     tbl = Table(
         title=f"codesign estimate: {g['M']}x{g['K']}x{g['N']} {g['dtype']} on {d['board']} (modelled)"
     )
-    tbl.add_column("quantity")
-    tbl.add_column("value", justify="right")
+    tbl.add_column("quantity", overflow="fold")
+    tbl.add_column("value", justify="right", overflow="fold")
     chosen = set(d["chosen_by_model"])
 
     def mark(key: str) -> str:
@@ -216,7 +216,7 @@ def _table(d: dict[str, Any]) -> None:
 
 
 @click.command("estimate")
-@click.option("--board", "board_name", default="ve2302", show_default=True, help="Board name.")
+@click.option("--board", "board_name", default=DEFAULT_BOARD, show_default=True, help="Board name.")
 @click.option("--gemm", required=True, help="GEMM shape MxKxN.")
 @click.option(
     "--dtype", default="int16", show_default=True, help="int8, int16, int16x8, bf16, int32."

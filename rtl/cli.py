@@ -97,6 +97,7 @@ def _rate(r: BenchResult) -> str:
     default=False,
     help="Also show yosys synthesis figures (LUT/FF/DSP/BRAM; xcup proxy, cached).",
 )
+@click.option("--wide", is_flag=True, help="Also show the simulator and the time per block.")
 def verify(
     blocks: tuple[str, ...],
     sim: str | None,
@@ -104,6 +105,7 @@ def verify(
     transactions: int,
     seed: int,
     synth: bool,
+    wide: bool,
 ) -> None:
     """Run the cocotb benches of RTL blocks against codesign.sim.numerics.
 
@@ -116,8 +118,6 @@ def verify(
     if missing:
         raise OptionError(f"--sim {sim}: {missing}")
     console = Console()
-    if not console.is_terminal:
-        console = Console(width=max(console.width, 120))
     results: list[tuple[BenchResult, float]] = []
     figures: dict[BlockSpec, object] = {}
     for spec in specs:
@@ -133,7 +133,7 @@ def verify(
                     figures[spec] = synthesize(spec)
                 except SynthesisError as e:
                     figures[spec] = str(e)
-    console.print(_table(results, figures, sim, synth))
+    console.print(_table(results, figures, sim, synth, wide))
     if synth:
         from codesign.rtl.synth import PROXY_NOTE
 
@@ -171,27 +171,35 @@ def _specs(blocks: tuple[str, ...], build_dir: Path | None) -> list[BlockSpec]:
     return specs
 
 
-def _table(results: list[tuple[BenchResult, float]], figures: dict, sim: str, synth: bool) -> Table:
-    table = Table(title=f"RTL verification ({sim})")
-    table.add_column("block")
-    table.add_column("simulator")
-    table.add_column("transactions", justify="right")
-    table.add_column("result")
-    table.add_column("beats/cycle", justify="right", no_wrap=True)
-    table.add_column("time s", justify="right")
-    if synth:
-        for col in ("LUT", "FF", "DSP", "BRAM36"):
-            table.add_column(col, justify="right")
+def _table(
+    results: list[tuple[BenchResult, float]],
+    figures: dict,
+    sim: str,
+    synth: bool,
+    wide: bool = False,
+) -> Table:
+    """The results table; readable at 80 columns (cells fold, never "…"); ``wide`` adds the
+    simulator and time columns."""
+    from codesign.report.terminal import make_table
+
+    cols = ["block"] + (["simulator"] if wide else []) + ["transactions", "result", "beats/cycle"]
+    cols += ["time s"] if wide else []
+    cols += ["LUT", "FF", "DSP", "BRAM36"] if synth else []
+    table = make_table(f"RTL verification ({sim})", cols)
     for r, seconds in results:
         status = "[green]pass[/]" if r.passed else f"[red]FAIL[/] {_why(r)}"
-        row = [str(r.spec), r.sim, f"{r.transactions:,}", status, _rate(r), f"{seconds:.1f}"]
-        if synth:
-            f = figures.get(r.spec)
-            if isinstance(f, str) or f is None:
-                row += ["?", "?", "?", "?"]
-            else:
-                row += [str(f.lut), str(f.ff), str(f.dsp), f"{f.bram36:g}"]
-        table.add_row(*row)
+        cells = {
+            "block": str(r.spec),
+            "simulator": r.sim,
+            "transactions": f"{r.transactions:,}",
+            "result": status,
+            "beats/cycle": _rate(r),
+            "time s": f"{seconds:.1f}",
+        }
+        f = figures.get(r.spec)
+        if synth and not (isinstance(f, str) or f is None):
+            cells.update(LUT=str(f.lut), FF=str(f.ff), DSP=str(f.dsp), BRAM36=f"{f.bram36:g}")
+        table.add_row(*(cells.get(c, "?") for c in cols))
     return table
 
 

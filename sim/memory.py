@@ -4,11 +4,11 @@
 or allocated, and follows what :mod:`codesign.sim.functional` keeps:
 
 - every tensor of the plan (graph inputs and every layer's outputs stay in the environment);
-- every constant and weight file as read, plus, per GEMM layer, the weight regrouped per core as
-  float64 (cached for the run);
-- the largest transient working set of one layer: for a GEMM the padded float64 A matrix, the
-  int64 accumulator and the epilogue's int64 temporaries; for a vector layer a few float64
-  copies of its output;
+- every constant and data file as read, plus what each layer caches for the run (a GEMM's
+  weight regrouped per core as float64);
+- the largest transient working set of one layer;
+
+the last two from each layer's kind (its ``memory`` entry in :mod:`codesign.kinds`);
 - with ``--reference``, onnxruntime's copy of the model and of the tensors.
 
 :func:`available` reads MemAvailable from /proc/meminfo (os.sysconf where there is none) and
@@ -23,14 +23,8 @@ from pathlib import Path
 
 from codesign.errors import MemoryLimitError
 from codesign.ir.graph import numpy_dtype
-from codesign.ir.plan import DataFile, GemmLayer, Plan
-
-#: 8-byte temporaries a vector layer makes per output element (x, x/s, rint, clip...).
-_VECTOR_TEMPS = 6
-#: 8-byte temporaries of the integer GEMM epilogue per output element (bias, SRS, requant).
-_EPILOGUE_TEMPS = 10
-#: 8-byte temporaries per element of one M tile's accumulator row block (partial, wrap, add).
-_ITERATION_TEMPS = 6
+from codesign.ir.plan import DataFile, Plan
+from codesign.kinds import registry
 
 
 @dataclass(frozen=True)
@@ -59,18 +53,6 @@ def _stored_bytes(f: DataFile) -> int:
     return _elements(f.shape) * (4 if f.dtype == "bf16" else numpy_dtype(f.dtype).itemsize)
 
 
-def _gemm_bytes(layer: GemmLayer) -> tuple[int, int]:
-    """(cached weight bytes, transient working set) of one GEMM layer."""
-    s = layer.schedule
-    weight = s.padded_K * s.padded_N * 8  # float64 per-core regrouping (cached)
-    a = s.padded_M * s.padded_K * 8  # float64 padded A
-    acc = s.padded_M * s.padded_N * 8  # int64 / float32 accumulator
-    a_pass = s.tile.m * s.block.cascade * s.tile.k * 8
-    iteration = _ITERATION_TEMPS * s.tile.m * s.padded_N * 8
-    epilogue = _EPILOGUE_TEMPS * s.M * s.N * 8
-    return weight, a + acc + a_pass + iteration + epilogue
-
-
 def estimate(plan: Plan, reference: bool = False, model_bytes: int = 0) -> MemoryEstimate:
     """The memory simulating ``plan`` takes (see the module docstring); ``model_bytes`` is the
     size of the build's model.onnx, loaded by onnxruntime with ``reference``."""
@@ -81,19 +63,10 @@ def estimate(plan: Plan, reference: bool = False, model_bytes: int = 0) -> Memor
     working = 0
     largest_file = max((_stored_bytes(f) for f in plan.constants.values()), default=0)
     for layer in plan.layers:
-        if isinstance(layer, GemmLayer):
-            files = [layer.weight, layer.bias, layer.colsum]
-            if layer.requant is not None:
-                files += [layer.requant.multiplier, layer.requant.shift]
-            sizes = [_stored_bytes(f) for f in files if f is not None]
-            weights += sum(sizes)
-            largest_file = max(largest_file, *sizes)
-            cached, transient = _gemm_bytes(layer)
-            weights += cached
-            working = max(working, transient)
-        else:
-            out = sum(_elements(plan.tensor(o).shape) for o in layer.outputs if o)
-            working = max(working, _VECTOR_TEMPS * out * 8)
+        need = registry.memory(layer)(plan, layer)
+        weights += sum(need.files) + need.cached
+        largest_file = max((largest_file, *need.files))
+        working = max(working, need.transient)
     working += 2 * largest_file  # a data file's bytes and their decoded copy, while read
     ref = model_bytes + tensors if reference else 0
     return MemoryEstimate(tensors, weights, working, ref)
@@ -140,20 +113,25 @@ def _gib(n: int) -> str:
 
 
 def check_fits(
-    plan: Plan, build: str | os.PathLike[str], reference: bool = False
+    plan: Plan,
+    build: str | os.PathLike[str] | None,
+    reference: bool = False,
+    model_bytes: int | None = None,
 ) -> MemoryEstimate:
     """Refuse (:class:`MemoryLimitError`) a simulation that would not fit the available memory;
-    return the estimate otherwise."""
-    model = Path(build) / "model.onnx"
-    try:
-        model_bytes = model.stat().st_size if reference else 0
-    except OSError:
-        model_bytes = 0
+    return the estimate otherwise. ``model_bytes`` (the reference model's size) defaults to the
+    size of ``build``'s model.onnx; ``build`` None is a plan held in memory."""
+    if model_bytes is None:
+        try:
+            model_bytes = (Path(build) / "model.onnx").stat().st_size if reference and build else 0
+        except OSError:
+            model_bytes = 0
+    model_bytes = model_bytes if reference else 0
     est = estimate(plan, reference, model_bytes)
     room, source = available()
     if est.total > room:
         raise MemoryLimitError(
-            f"{build}: simulating this build needs about {_gib(est.total)} of memory "
+            f"{build or plan.model or 'plan'}: simulating this build needs about {_gib(est.total)} of memory "
             f"(tensors {_gib(est.tensors)}, weights {_gib(est.weights)}, largest layer "
             f"{_gib(est.working_set)}, onnxruntime reference {_gib(est.reference)}), but only "
             f"{_gib(room)} is available ({source})"

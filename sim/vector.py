@@ -7,12 +7,12 @@ runs at compile time, so both compute the same numbers.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from codesign.sim import numerics
 
-#: fn name -> (number of inputs or None for "at least one", implementation)
 _Impl = Callable[[Sequence[np.ndarray], dict], tuple[np.ndarray, ...]]
 
 
@@ -57,15 +57,27 @@ def _dynamic_quantize(xs: Sequence[np.ndarray], attrs: dict) -> tuple[np.ndarray
     return q, np.asarray(s, dtype=np.float32), np.asarray(z, dtype=np.uint8)
 
 
-FUNCTIONS: dict[str, _Impl] = {
-    "add": _binary(np.add),
-    "sub": _binary(np.subtract),
-    "mul": _binary(np.multiply),
-    "relu": _relu,
-    "cast": _cast,
-    "quantize": _quantize,
-    "dequantize": _dequantize,
-    "dynamic_quantize": _dynamic_quantize,
+@dataclass(frozen=True)
+class VectorFn:
+    """One element-wise function: how many inputs and outputs it has, and what it computes."""
+
+    arity: int
+    outputs: int
+    run: _Impl
+    #: the output shape is the inputs' broadcast shape (otherwise the first input's shape)
+    broadcasts: bool = False
+
+
+#: The one table of vector functions (the executor, constant folding and the plan checker use it).
+FUNCTIONS: dict[str, VectorFn] = {
+    "add": VectorFn(2, 1, _binary(np.add), broadcasts=True),
+    "sub": VectorFn(2, 1, _binary(np.subtract), broadcasts=True),
+    "mul": VectorFn(2, 1, _binary(np.multiply), broadcasts=True),
+    "relu": VectorFn(1, 1, _relu),
+    "cast": VectorFn(1, 1, _cast),
+    "quantize": VectorFn(3, 1, _quantize),
+    "dequantize": VectorFn(3, 1, _dequantize),
+    "dynamic_quantize": VectorFn(1, 3, _dynamic_quantize),
 }
 
 
@@ -73,4 +85,4 @@ def apply(
     fn: str, inputs: Sequence[np.ndarray], attrs: dict | None = None
 ) -> tuple[np.ndarray, ...]:
     """Run element-wise ``fn`` on ``inputs``; raise KeyError for an unknown fn (a bug)."""
-    return FUNCTIONS[fn](inputs, attrs or {})
+    return FUNCTIONS[fn].run(inputs, attrs or {})

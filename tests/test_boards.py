@@ -36,7 +36,7 @@ def test_known_facts() -> None:
     v = boards.load("vek280")
     assert (v.aie.columns, v.aie.rows, v.aie.tiles, v.memory_tiles.count) == (38, 8, 304, 76)
     assert v.aie.mmul_shapes["int8"] == (4, 8, 8) and v.aie.macs_per_cycle["int8"] == 256
-    assert v.pl.lut is None  # not gathered: null, not invented
+    assert v.pl.lut is None  # not found in a public source reachable here: null, not invented
     s = boards.load("ve2302")
     assert (s.aie.tiles, s.pl.lut, s.pl.dsp) == (34, 150272, 464)
     assert boards.load("vck190").aie.data_memory_bytes == 32 * 1024
@@ -45,3 +45,39 @@ def test_known_facts() -> None:
 def test_unknown_board() -> None:
     with pytest.raises(BoardError, match="board must be one of vck190, ve2302, vek280, not 'x'"):
         boards.load("x")
+
+
+@pytest.mark.parametrize("name", ["vek280", "ve2302", "vck190"])
+def test_sources_cite_public_documents_not_the_private_notes(name: str) -> None:
+    """REFERENCES.md is not in the repository: a source names the public document itself."""
+    for path, source in boards.load(name).sources.items():
+        assert "REFERENCES.md s1" not in source and "REFERENCES.md s2" not in source, path
+
+
+def test_vck190_is_reference_only_with_a_sourced_ddr_bandwidth() -> None:
+    b = boards.load("vck190")
+    assert b.ddr.bandwidth_gbs == 25.6 and "XilinxBoardStore" in b.source("ddr.bandwidth_gbs")
+    assert b.pl.dsp == 1968 and "AM004" in b.source("pl.dsp")
+    assert b.use == "reference-only"
+    assert boards.compile_boards() == ["ve2302", "vek280"]
+    with pytest.raises(BoardError, match="board vck190 is reference-only"):
+        b.require_compile()
+    boards.load("vek280").require_compile()  # the default board compiles
+
+
+def test_unknown_vek280_figures_say_fit_is_unchecked() -> None:
+    v = boards.load("vek280")
+    for field in ("lut", "ff", "bram36", "uram", "dsp"):
+        assert getattr(v.pl, field) is None
+        assert "fit is unchecked" in v.source(f"pl.{field}")
+    assert v.extra["power"]["static_w"] is None and "not found" in v.source("power.static_w")
+
+
+def test_compile_and_estimate_default_to_the_same_board() -> None:
+    from codesign.cli import compile_cmd
+    from codesign.cli_estimate import estimate
+
+    def default(cmd) -> str:
+        return next(p.default for p in cmd.params if p.name in ("board", "board_name"))
+
+    assert default(compile_cmd) == default(estimate) == boards.DEFAULT_BOARD == "vek280"

@@ -33,23 +33,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from codesign import __version__
+from codesign import __version__, progress
 from codesign.boards import Board
 from codesign.boards import load as load_board
-from codesign.codegen.datafiles import DataWriter
-from codesign.codegen.rtl_blocks import synthesized_pl, write_rtl
+from codesign.codegen.datafiles import write_data
+from codesign.codegen.rtl_blocks import synthesized_pl, write_emitted_files, write_rtl
 from codesign.errors import BuildError, OptionError
-from codesign.frontend import (
-    MAX_MODEL_BYTES,
-    ShapeOverride,
-    import_model,
-    read_model_bytes,
-    reference_copy,
-)
+from codesign.frontend import MAX_MODEL_BYTES, ShapeOverride
 from codesign.ir.plan import Block, Plan, to_json
-from codesign.passes.pipeline import to_hardware
-from codesign.schedulers.planner import plan_graph
-from codesign.schedulers.tempus import DEFAULT_BLOCK, SOLVER_TIME_LIMIT, check_block
+from codesign.schedulers.tempus import DEFAULT_BLOCK, SOLVER_TIME_LIMIT
 
 MANIFEST_SCHEMA = "codesign.manifest/1"
 
@@ -74,23 +66,58 @@ class CompileOptions:
 
 
 def compile_model(
-    model: str | os.PathLike[str], out: str | os.PathLike[str], options: CompileOptions
+    model: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: CompileOptions,
+    *,
+    debug: bool = False,
 ) -> Plan:
     """Compile ``model`` into the build directory ``out``; return the Plan written there.
 
-    Raises :class:`BuildError` when ``out`` exists (without ``force``) or cannot be written,
-    :class:`OptionError` for bad options, and whatever the frontend, passes and schedulers
-    raise for the model; in every case nothing is left at ``out`` or beside it.
+    ``debug`` validates the KernelGraph after every pass (``codesign --debug compile``).
+
+    The pipeline is :func:`codesign.compile` (load, passes, :func:`plan` and the estimate, in
+    memory) and then :func:`write`. Raises :class:`BuildError` when ``out`` exists (without
+    ``force``; checked before any work) or cannot be written, :class:`OptionError` for bad
+    options, and whatever the frontend, passes and schedulers raise for the model; in every case
+    nothing is left at ``out`` or beside it.
     """
+    from codesign.api import compile as compile_in_memory
+
     _check_options(options)
-    board = load_board(options.board)
-    check_block(board, options.block)
-    model, out = Path(model), Path(out)
+    _check_target(Path(out), options.force)
+    build = compile_in_memory(
+        model,
+        board=options.board,
+        block=options.block,
+        shapes=options.shapes,
+        solver_time_limit=options.solver_time_limit,
+        max_model_bytes=options.max_model_bytes,
+        synth=options.synth,
+        debug=debug,
+    )
+    build.save(out, force=options.force)
+    return build.plan
+
+
+def write(
+    plan: Plan,
+    out: str | os.PathLike[str],
+    reference: bytes,
+    options: CompileOptions,
+    report: dict | None = None,
+) -> None:
+    """Write the build of ``plan`` at ``out`` atomically: its data, schedule.json, the model's
+    self-contained copy ``reference``, every kind's emitted files, the report (``report`` if
+    already made from the same plan and options, else made here) and the manifest.
+
+    Raises :class:`BuildError` when ``out`` exists (without ``options.force``) or cannot be
+    written, and :class:`~codesign.errors.FitError` when the report finds the design does not
+    fit; nothing is left at ``out`` or beside it then.
+    """
+    out = Path(out)
+    board = load_board(plan.board)
     _check_target(out, options.force)
-    data = read_model_bytes(model, options.max_model_bytes)
-    kg = import_model(model, options.shapes, options.max_model_bytes, data)
-    to_hardware(kg, source=str(model))
-    reference = reference_copy(model, data, options.max_model_bytes)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(out)
@@ -103,16 +130,9 @@ def compile_model(
             raise BuildError(f"{out}: cannot create the build directory: {e.strerror}") from None
         try:
             tmp.chmod(0o755)
-            writer = DataWriter(tmp)
-            plan = plan_graph(
-                kg,
-                board,
-                options.block,
-                writer,
-                model=model.name,
-                solver_time_limit=options.solver_time_limit,
-            )
-            _write_build(tmp, plan, reference, board, options, writer.hashes)
+            progress.stage("writing the build (data, RTL, synthesis, report)")
+            hashes = write_data(tmp, plan)
+            _write_build(tmp, plan, reference, board, options, hashes, report)
             _replace(tmp, out, options.force)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -120,7 +140,17 @@ def compile_model(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    return plan
+
+
+def check_options(options: CompileOptions) -> None:
+    """OptionError for a solver time limit or model size bound that cannot work."""
+    _check_options(options)
+
+
+def check_output(out: str | os.PathLike[str], force: bool) -> None:
+    """BuildError when ``out`` may not be written (it exists without ``force``, or is not a
+    build that ``force`` may replace): the check a compile makes before any work."""
+    _check_target(Path(out), force)
 
 
 def _check_options(options: CompileOptions) -> None:
@@ -234,23 +264,34 @@ def _write_build(
     board: Board,
     options: CompileOptions,
     hashes: dict[str, str],
+    report: dict | None = None,
 ) -> None:
     (root / "schedule.json").write_text(to_json(plan), encoding="utf-8")
     (root / "model.onnx").write_bytes(reference)
     write_rtl(root, plan, options.synth)
-    write_report(root, plan)
+    write_emitted_files(root, plan)
+    write_report(root, plan, report, options_entry(options))
     _write_manifest(root, plan, board, options, hashlib.sha256(reference).hexdigest(), hashes)
 
 
-def write_report(root: Path, plan: Plan) -> dict:
+def write_report(
+    root: Path, plan: Plan, report: dict | None = None, options: dict | None = None
+) -> dict:
     """Write ``report/report.json`` and ``report/report.html`` of a build; return the report.
 
-    Raises :class:`~codesign.errors.FitError` when the modelled resources exceed the board.
+    ``report`` is the report of ``plan`` already made (:meth:`codesign.api.Build.report`);
+    without it the report is made from the plan and the build's RTL manifest. ``options``: the
+    compile options to show (default: read back from the build's manifest). Raises
+    :class:`~codesign.errors.FitError` when the modelled resources exceed the board.
     """
+    from codesign.report.build import build_context
     from codesign.report.html import render_html
     from codesign.report.plan_report import plan_report
 
-    report = plan_report(plan, load_board(plan.board), synthesized_pl(root))
+    if report is None:
+        report = plan_report(plan, load_board(plan.board), synthesized_pl(root))
+    if "build" not in report:  # a report made here, not by codesign.api.Build.report
+        report = {**report, "build": build_context(root, plan, options, tool_versions())}
     out = root / "report"
     out.mkdir(exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -259,17 +300,15 @@ def write_report(root: Path, plan: Plan) -> dict:
 
 
 def tool_versions() -> dict[str, str]:
-    """Versions of the tools whose behaviour a build depends on."""
-    import numpy
-    import onnx
-    import onnx_ir
-    import ortools
+    """Versions of the tools whose behaviour a build depends on (from the installed
+    distributions' metadata: only the frontend imports onnx)."""
+    from importlib.metadata import version
 
     return {
-        "numpy": numpy.__version__,
-        "onnx": onnx.__version__,
-        "onnx_ir": onnx_ir.__version__,
-        "ortools": ortools.__version__,
+        "numpy": version("numpy"),
+        "onnx": version("onnx"),
+        "onnx_ir": version("onnx-ir"),
+        "ortools": version("ortools"),
         "python": ".".join(map(str, sys.version_info[:3])),
     }
 
@@ -297,17 +336,22 @@ def _write_manifest(
         "board": board.name,
         "block": str(plan.block),
         "model": {"name": plan.model, "sha256": model_sha256},
-        "options": {
-            "board": options.board,
-            "block": str(options.block),
-            "shapes": {o.name: list(o.shape) for o in options.shapes},
-            "solver_time_limit": options.solver_time_limit,
-            "synth": options.synth,
-        },
+        "options": options_entry(options),
         "files": files,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     (root / "manifest.json").write_text(text, encoding="utf-8")
+
+
+def options_entry(options: CompileOptions) -> dict:
+    """The compile options as the manifest and the report record them."""
+    return {
+        "board": options.board,
+        "block": str(options.block),
+        "shapes": {o.name: list(o.shape) for o in options.shapes},
+        "solver_time_limit": options.solver_time_limit,
+        "synth": options.synth,
+    }
 
 
 def _replace(tmp: Path, out: Path, force: bool) -> None:

@@ -1,9 +1,10 @@
-"""Which PL blocks (codesign.rtl) a plan needs, and their synthesis figures for the report.
+"""The files a plan's kinds emit into a build, and the PL blocks' synthesis figures.
 
-A temporal-block build needs a requantiser per output dtype (int32 accumulators leave the
-cascade into the PL) and a broadcaster that replays A tiles to every chain (Tempus's PL
-replication without DDR re-reads). Parameters are rounded up to a few sizes (powers of two) so
-that many models share the same Verilog and synthesis cache entries.
+Every registered kind's emitter (:mod:`codesign.kinds`, its ``emit`` entry) is given all the
+plan's layers of that kind; what they return is collected here: RTL block specs (written as
+Verilog with ``rtl/manifest.json``) and other files. The synthesis figures that the report adds
+to the PL resources are computed the same way in memory (:func:`synthesized_figures`) and from a
+build (:func:`synthesized_pl`), so a build's report equals the one made before it was saved.
 """
 
 from __future__ import annotations
@@ -13,57 +14,26 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from codesign.boards import load as load_board
 from codesign.ir.plan import Plan
-from codesign.rtl import BlockSpec, write_blocks
-from codesign.schedulers.tempus import OPERAND_BYTES
+from codesign.kinds.registry import emitted, rtl_specs_for
+from codesign.rtl import write_blocks
 
 RTL_DIR = "rtl"
-#: smallest sizes generated (rounded up in powers of two from here, to share cached Verilog)
-MIN_CHANNELS = 1024
-MIN_DEPTH = 512
 
 
-def _pow2_at_least(x: int, floor: int) -> int:
-    v = floor
-    while v < x:
-        v *= 2
-    return v
+def write_emitted_files(root: Path, plan: Plan) -> None:
+    """Write the non-RTL files the kinds emit (paths relative to ``root``, inside it)."""
+    for e in emitted(plan):
+        for rel, data in e.files:
+            path = Path(rel)
+            if path.is_absolute() or ".." in path.parts:
+                raise ValueError(f"emitted file path must stay inside the build, not {rel!r}")
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_bytes(data)
 
 
-def rtl_specs_for(plan: Plan) -> list[BlockSpec]:
-    """The RTL blocks ``plan`` uses, in a fixed order."""
-    gemms = plan.gemms()
-    beat_bits = max(load_board(plan.board).plio.widths_bits)  # the blocks stream whole PLIO beats
-    specs: list[BlockSpec] = []
-    by_dtype: dict[str, int] = {}
-    for g in gemms:
-        if g.requant is not None:
-            n = g.schedule.N
-            by_dtype[g.requant.dtype] = max(by_dtype.get(g.requant.dtype, 0), n)
-    for dtype, channels in sorted(by_dtype.items()):
-        specs.append(
-            BlockSpec.of(
-                "requantizer",
-                lanes=beat_bits // 32,
-                out_dtype=dtype,
-                max_channels=_pow2_at_least(channels, MIN_CHANNELS),
-            )
-        )
-    if gemms:
-        beats = max(
-            g.schedule.tile.m * g.schedule.tile.k * OPERAND_BYTES[g.dtype][0] * 8 // beat_bits
-            for g in gemms
-        )
-        specs.append(
-            BlockSpec.of(
-                "broadcaster",
-                width=beat_bits,
-                outputs=plan.block.chains,
-                depth=_pow2_at_least(beats, MIN_DEPTH),
-            )
-        )
-    return specs
+def _run_synth(synth: bool) -> bool:
+    return synth and shutil.which("yosys") is not None
 
 
 def write_rtl(root: Path, plan: Plan, synth: bool) -> dict[str, Any]:
@@ -72,7 +42,7 @@ def write_rtl(root: Path, plan: Plan, synth: bool) -> dict[str, Any]:
     specs = rtl_specs_for(plan)
     if not specs:
         return {}
-    run_synth = synth and shutil.which("yosys") is not None
+    run_synth = _run_synth(synth)
     manifest = write_blocks(root / RTL_DIR, specs, synth=run_synth)
     for entry in manifest["blocks"]:
         entry.get("synth", {}).pop("seconds", None)
@@ -82,6 +52,34 @@ def write_rtl(root: Path, plan: Plan, synth: bool) -> dict[str, Any]:
     return manifest
 
 
+def _sum_figures(blocks: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
+    """{lut, ff, bram, dsp, uram, blocks, note} summed over (module, synth figures) pairs."""
+    if not blocks:
+        return None
+    total: dict[str, Any] = {"lut": 0, "ff": 0, "bram": 0.0, "dsp": 0, "uram": 0}
+    for _, s in blocks:
+        total["lut"] += s["lut"]
+        total["ff"] += s["ff"]
+        total["bram"] += s["bram36"]
+        total["dsp"] += s["dsp"]
+        total["uram"] += s["uram"]
+    total["blocks"] = [module for module, _ in blocks]
+    total["note"] = blocks[0][1].get("note", "")
+    return total
+
+
+def synthesized_figures(plan: Plan, synth: bool) -> dict[str, Any] | None:
+    """The summed yosys figures of the blocks ``plan`` needs, without writing a build (yosys
+    results are cached by block parameters), or None without ``synth``, yosys or blocks."""
+    if not _run_synth(synth):
+        return None
+    from codesign.rtl.synth import synthesize
+
+    return _sum_figures(
+        [(spec.module_name, synthesize(spec).to_json()) for spec in rtl_specs_for(plan)]
+    )
+
+
 def synthesized_pl(root: Path) -> dict[str, Any] | None:
     """Summed yosys figures of the build's RTL blocks: {lut, ff, bram, dsp, uram, blocks}, or
     None when the build has no synthesised blocks."""
@@ -89,16 +87,4 @@ def synthesized_pl(root: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     blocks = [b for b in json.loads(path.read_text()).get("blocks", []) if "synth" in b]
-    if not blocks:
-        return None
-    total = {"lut": 0, "ff": 0, "bram": 0.0, "dsp": 0, "uram": 0}
-    for b in blocks:
-        s = b["synth"]
-        total["lut"] += s["lut"]
-        total["ff"] += s["ff"]
-        total["bram"] += s["bram36"]
-        total["dsp"] += s["dsp"]
-        total["uram"] += s["uram"]
-    total["blocks"] = [b["module"] for b in blocks]
-    total["note"] = blocks[0]["synth"].get("note", "")
-    return total
+    return _sum_figures([(b["module"], b["synth"]) for b in blocks])

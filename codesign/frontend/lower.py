@@ -116,7 +116,7 @@ class _Lowering:
         self.kg.types[v.name] = TensorType(tuple(arr.shape), _dtype_of(arr, v, self.source))
 
     def emit(self, op) -> None:
-        self.kg.ops.append(op)
+        self.kg.append(op)
 
     def inputs(self, node: ir.Node) -> list[ir.Value | None]:
         return list(node.inputs)
@@ -386,7 +386,7 @@ def _check_matmul_shapes(lw: _Lowering, a: str, b: str) -> None:
 def _is_weight(lw: _Lowering, name: str) -> bool:
     if name in lw.kg.constants:
         return True
-    prod = next((op for op in lw.kg.ops if name in op.outputs), None)
+    prod = lw.kg.producer(name)
     return isinstance(prod, DequantizeLinear) and prod.inputs[0] in lw.kg.constants
 
 
@@ -481,7 +481,7 @@ def _transposed_weight(lw: _Lowering, b: ir.Value, stem: str) -> str:
     kg = lw.kg
     if b.name in kg.constants:
         return kg.add_const(f"{b.name}_T", np.ascontiguousarray(kg.constants[b.name].T))
-    prod = next((op for op in kg.ops if b.name in op.outputs), None)
+    prod = kg.producer(b.name)
     if not (isinstance(prod, DequantizeLinear) and prod.inputs[0] in kg.constants):
         raise UnsupportedError(
             f"{lw.where()}: Gemm B must be a constant weight (or a dequantised one)"
@@ -493,7 +493,7 @@ def _transposed_weight(lw: _Lowering, b: ir.Value, stem: str) -> str:
     axis = None if prod.axis is None else 1 - prod.axis
     out = kg.fresh_name(f"{stem}/b_T")
     kg.types[out] = TensorType((q.shape[1], q.shape[0]), "float32")
-    kg.ops.append(
+    kg.append(
         DequantizeLinear(f"{stem}/dq_bT", (qt, prod.inputs[1], prod.inputs[2]), (out,), axis=axis)
     )
     return out

@@ -9,6 +9,7 @@ and :func:`from_json` convert a Plan to and from the versioned JSON document des
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -29,7 +30,10 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class DataFile:
-    """A raw little-endian array in the build: ``path`` relative to the build directory.
+    """A raw little-endian array of the plan, addressed by ``sha256`` (of its stored bytes).
+
+    In memory the bytes are in :attr:`Plan.data` under ``sha256``; in a build they are the file
+    at ``path``, relative to the build directory.
 
     ``layout`` says in what order the elements are stored (``"row-major"`` or a stream layout
     defined by a scheduler, e.g. ``"tempus.b/1"``); ``dtype`` is the stored dtype (bf16 is stored
@@ -90,9 +94,13 @@ class TemporalSchedule:
     Output tiles are walked as ``graph_iterations = m_tiles * n_tiles`` graph iterations in
     ``order`` ("m-outer": the N tile index varies fastest); each iteration runs ``k_passes``
     passes over K through the cascade. Dimensions are padded up to ``padded_*``.
-    ``block_cycles`` is the tiling objective (modelled compute and PLIO streaming of the block,
-    without DDR and launch); ``dataflow`` ("tempus" or "reuse") and ``reuse_plan`` say how the
-    operands reach the block, chosen by :mod:`codesign.cost` for this tile.
+    ``block_cycles`` is the reported cost model's time of the whole GEMM in AIE cycles
+    (:func:`codesign.cost.estimate_temporal_gemm` on this block, tile and dataflow: compute,
+    cascade, PLIO, DDR and launch); ``dataflow`` ("tempus" or "reuse") and ``reuse_plan`` say how
+    the operands reach the block. Tile and dataflow are that model's choice
+    (:func:`codesign.cost.tiles.search_tile`: CP-SAT narrows with a proven lower bound, the model
+    decides); ``solver.objective`` is CP-SAT's proven lower bound of that time in 0.1 ps units
+    (:data:`codesign.solvers.tiling.UNIT_S`), not the time itself.
     """
 
     M: int
@@ -184,7 +192,12 @@ LAYER_KINDS: dict[str, type[Layer]] = {
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything a build runs: board, block, graph inputs/outputs, tensors, constants, layers."""
+    """Everything a build runs: board, block, graph inputs/outputs, tensors, constants, layers.
+
+    ``data`` holds the stored bytes of the plan's DataFiles by sha256 when the plan was made in
+    memory (:func:`codesign.schedulers.planner.plan`); a plan read from schedule.json has none
+    and its data is in the build's files. ``data`` is not part of the JSON.
+    """
 
     board: str
     block: Block
@@ -195,15 +208,51 @@ class Plan:
     layers: tuple[Layer, ...]
     model: str = ""
     schema: str = field(default=SCHEMA)
+    data: dict[str, bytes] = field(
+        default_factory=dict, compare=False, repr=False, metadata={"json": False}
+    )
 
     def tensor(self, name: str) -> TensorSpec:
+        try:
+            return self._tensor_index[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+    @functools.cached_property
+    def _tensor_index(self) -> dict[str, TensorSpec]:
+        # built once per plan: a scan per lookup made per-layer callers quadratic
+        index: dict[str, TensorSpec] = {}
         for t in self.tensors:
-            if t.name == name:
-                return t
-        raise KeyError(name)
+            index.setdefault(t.name, t)  # the first of a name, as the scan found
+        return index
 
     def gemms(self) -> list[GemmLayer]:
         return [layer for layer in self.layers if isinstance(layer, GemmLayer)]
+
+
+def data_files(obj: Any) -> list[DataFile]:
+    """Every DataFile reachable from a plan object (a Plan, a layer...), in field order."""
+    found: list[DataFile] = []
+
+    def walk(o: Any) -> None:
+        if isinstance(o, DataFile):
+            found.append(o)
+        elif dataclasses.is_dataclass(o):
+            for f in _json_fields(o):
+                walk(getattr(o, f.name))
+        elif isinstance(o, dict):
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list | tuple):
+            for v in o:
+                walk(v)
+
+    walk(obj)
+    return found
+
+
+def _json_fields(obj: Any) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(obj) if f.metadata.get("json", True)]
 
 
 def register_layer(cls: type[Layer]) -> type[Layer]:
@@ -218,7 +267,7 @@ def register_layer(cls: type[Layer]) -> type[Layer]:
 def to_dict(obj: Any) -> Any:
     """Plain JSON-able data for a plan object (layers carry their ``kind``)."""
     if dataclasses.is_dataclass(obj):
-        out = {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {f.name: to_dict(getattr(obj, f.name)) for f in _json_fields(obj)}
         if isinstance(obj, Layer):
             out = {"kind": obj.kind, "unit": obj.unit, **out}
         return out
@@ -290,7 +339,7 @@ def _build(tp: Any, data: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         kwargs = {}
-        for f in dataclasses.fields(tp):
+        for f in _json_fields(tp):
             if f.name in data:
                 kwargs[f.name] = _build(hints[f.name], data[f.name], f"{where}.{f.name}")
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

@@ -8,7 +8,9 @@ with :func:`codesign.cost.gemm_layer`, :func:`estimate_stream_layer`,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from codesign.boards import Board, load
@@ -141,6 +143,16 @@ def make_report(
             f"power is a lower bound: {', '.join(m.missing_power)} not known for {board.name}"
         )
     all_notes += list(notes)
+    resources = [
+        {
+            "resource": r.resource,
+            "used": r.used,
+            "available": r.available,
+            "unit": r.unit,
+            "fraction": r.fraction,
+        }
+        for r in util
+    ]
     return {
         "schema": SCHEMA,
         "modelled": True,
@@ -157,20 +169,128 @@ def make_report(
             "peak_power_w": m.peak_power_w,
             "inferences_per_s": m.inferences_per_s,
         },
-        "resources": [
-            {
-                "resource": r.resource,
-                "used": r.used,
-                "available": r.available,
-                "unit": r.unit,
-                "fraction": r.fraction,
-            }
-            for r in util
-        ],
+        "resources": resources,
+        "fit": fit_verdict(board, resources),
+        "advice": advice(layers, m.time_s),
         "power": power,
         "calibration": calibration_entries(),
-        "spatial": list(spatial),
+        "spatial": [_flag_plios(board, s) for s in spatial],
         "notes": all_notes,
+    }
+
+
+def build_context(
+    root: Path | None,
+    plan: Any,
+    options: dict[str, Any] | None = None,
+    tools: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What was compiled and how, for the report: the codesign and tool versions, the compile
+    options (given, or read back from the build's manifest.json), the graph's input and output
+    shapes, and the last ``simulate --reference`` result (report/simulation.json) if any.
+    ``root`` None: a build in memory (nothing to read back)."""
+    from codesign.version import __version__
+
+    manifest = _json_or(root / "manifest.json", {}) if root is not None else {}
+    # a damaged manifest or record only costs the report its options or simulation
+    simulation = _json_or(root / "report" / SIMULATION_FILE, None) if root is not None else None
+
+    def spec(t: Any) -> dict[str, Any]:
+        return {"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)}
+
+    return {
+        "codesign_version": __version__,
+        "tools": tools if tools is not None else manifest.get("tools", {}),
+        "options": options if options is not None else manifest.get("options", {}),
+        "inputs": [spec(t) for t in plan.inputs],
+        "outputs": [spec(t) for t in plan.outputs],
+        "simulation": simulation,
+    }
+
+
+def _json_or(path: Path, default: Any) -> Any:
+    """The JSON in ``path``, or ``default`` when it is missing or unreadable."""
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+#: Where ``codesign simulate --reference`` records its comparison inside BUILD/report/.
+SIMULATION_FILE = "simulation.json"
+
+
+def simulation_entry(results: Sequence[Any], ort_opt: str) -> dict[str, Any]:
+    """The simulation record the report shows: per output the errors and the verdict."""
+    return {
+        "reference": f"onnxruntime (graph optimisation {ort_opt})",
+        "passed": all(r.passed for r in results),
+        "outputs": [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "max_abs": r.max_abs,
+                "max_lsb": r.max_lsb,
+                "equal_fraction": r.equal_fraction,
+                "criterion": r.criterion,
+                "passed": r.passed,
+            }
+            for r in results
+        ],
+    }
+
+
+def fit_verdict(board: Board, resources: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Does the design fit ``board``? Resources whose capacity the board file leaves null are
+    listed as unchecked rather than counted as fitting."""
+    over = [r["resource"] for r in resources if r["fraction"] is not None and r["fraction"] > 1]
+    unchecked = [r["resource"] for r in resources if r["available"] is None]
+    if over:
+        text = f"does not fit {board.name}: {', '.join(over)} over capacity"
+    elif unchecked:
+        text = (
+            f"fits {board.name} on every checked resource; fit is unchecked for "
+            f"{', '.join(unchecked)} (capacity not known for {board.name})"
+        )
+    else:
+        text = f"fits {board.name} on every resource"
+    return {"fits": not over, "over": over, "unchecked": unchecked, "text": text}
+
+
+#: Share of the modelled time above which the report says the model is launch-bound.
+LAUNCH_BOUND_SHARE = 0.5
+
+
+def advice(layers: Sequence[LayerEstimate], total_s: float) -> list[str]:
+    """What would help, from where the modelled time goes (empty when nothing stands out).
+
+    The fixed launch cost (kernel launch and graph run, paid per GEMM run) is read from each
+    layer's critical path; when it is most of the time, more work per launch is what helps."""
+    if total_s <= 0:
+        return []
+    launch = sum(x.critical_path.get("launch", 0.0) for x in layers)
+    share = launch / total_s
+    if share < LAUNCH_BOUND_SHARE:
+        return []
+    runs = sum(1 for x in layers if x.critical_path.get("launch", 0.0) > 0)
+    return [
+        f"{share:.1%} of the modelled time is launch overhead ({runs} graph run(s) of "
+        f"{launch / max(runs, 1) * 1e3:.3f} ms fixed cost each): the model is too small to "
+        "keep the array busy; batch several inputs into one run (a larger M per GEMM), or fuse "
+        "the layers into one graph run so the launch is paid once"
+    ]
+
+
+def _flag_plios(board: Board, row: dict[str, Any]) -> dict[str, Any]:
+    """A spatial/temporal row with the board's PLIO limit and whether the row exceeds it."""
+    limit = board.plio_in_limit + board.plio_out_limit
+    return {
+        **row,
+        "plio_limit": limit,
+        "plio_over": row["plios"] > limit,
+        "plio_full": row["plios"] >= limit,
     }
 
 

@@ -1,7 +1,7 @@
 """The report of a build: its Plan run through the performance model, as the report dict.
 
 Every GEMM layer is modelled with the block, tile and dataflow the scheduler chose; its entry
-also carries the plan's own figures (K passes, padding, the tiling objective, the CP-SAT status)
+also carries the plan's own figures (K passes, padding, the modelled block cycles, the CP-SAT status)
 and the modelled gain of the chosen dataflow over Tempus's policy on the same block and tile.
 Chains of vector layers are modelled as one PL stream stage each (a fused vector unit makes
 one pass over the data); reshapes cost nothing and are left out. The
@@ -10,66 +10,26 @@ largest GEMM is also mapped with the spatial (ARIES/CHARM-style) baseline for co
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from codesign.boards import Board
-from codesign.cost import (
-    GemmWorkload,
-    LayerEstimate,
-    PlUsage,
-    TemporalConfig,
-    estimate_stream_layer,
-    estimate_temporal_gemm,
-    gemm_layer,
-)
+from codesign.cost import GemmWorkload, LayerEstimate, PlUsage, require_fit, summarize
 from codesign.cost.calibration import TEMPUS_PL_USAGE
-from codesign.ir.graph import TensorType
-from codesign.ir.plan import GemmLayer, Layer, Plan, VectorLayer
+from codesign.ir.plan import Layer, Plan
+from codesign.kinds import registry
+from codesign.kinds.registry import Cost
 from codesign.report.build import compare_spatial, make_report
 
 
-def _config(layer: GemmLayer) -> TemporalConfig:
-    s = layer.schedule
-    return TemporalConfig(
-        s.block.chains,
-        s.block.cascade,
-        s.tile.m,
-        s.tile.k,
-        s.tile.n,
-        dataflow=s.dataflow,
-        reuse_plan=s.reuse_plan,
-    )
+@dataclass(frozen=True)
+class CostContext:
+    """What a kind's cost entry needs: the board, the whole plan and the PL usage of the block."""
 
-
-def _gemm(
-    board: Board, layer: GemmLayer, pl: PlUsage
-) -> tuple[LayerEstimate, dict[str, Any], GemmWorkload]:
-    s = layer.schedule
-    work = GemmWorkload(s.M, s.K, s.N, layer.dtype)
-    cfg = _config(layer)
-    est = estimate_temporal_gemm(board, work, cfg, pl=pl)
-    tempus = (
-        est
-        if cfg.dataflow == "tempus"
-        else estimate_temporal_gemm(
-            board, work, replace(cfg, dataflow="tempus", reuse_plan=None), pl=pl
-        )
-    )
-    extra = {
-        "k_passes": s.k_passes,
-        "padded": [s.padded_M, s.padded_K, s.padded_N],
-        "padding_waste": 1 - (s.M * s.K * s.N) / (s.padded_M * s.padded_K * s.padded_N),
-        "cycles": est.cycles,
-        "block_cycles": s.block_cycles,
-        "core_memory_bytes": s.core_memory_bytes,
-        "plio_in": s.plio_in,
-        "plio_out": s.plio_out,
-        "solver": s.solver.status,
-        "solver_fallback": s.solver.fallback,
-        "gain_over_tempus": tempus.time_s / est.time_s,
-    }
-    return gemm_layer(layer.name, est), extra, work
+    board: Board
+    plan: Plan
+    pl: PlUsage
 
 
 def pl_usage(synthesized: dict[str, Any] | None) -> PlUsage:
@@ -100,14 +60,12 @@ def plan_report(
     layers: list[LayerEstimate] = []
     extra: dict[str, dict[str, Any]] = {}
     largest: GemmWorkload | None = None
-    for group in _stages(plan):
-        if isinstance(group[0], GemmLayer):
-            est, extra[group[0].name], work = _gemm(board, group[0], pl)
-            layers.append(est)
-            if largest is None or work.ops > largest.ops:
-                largest = work
-        else:
-            layers.append(_vector_stage(board, plan, group))
+    for cost in stage_costs(plan, board, pl):
+        layers.append(cost.estimate)
+        if cost.extra:
+            extra[cost.estimate.name] = dict(cost.extra)
+        if cost.workload is not None and (largest is None or cost.workload.ops > largest.ops):
+            largest = cost.workload
     notes = [
         "GEMM dataflow per layer: 'tempus' streams host-replicated tiles from DDR; 'reuse/<plan>' "
         "keeps panels on chip; gain_over_tempus is the modelled speed-up over Tempus's policy "
@@ -117,6 +75,7 @@ def plan_report(
         f"PL resources: {pl.source}"
         + (f" ({synthesized['note']})" if synthesized and synthesized.get("note") else ""),
     ]
+    notes.append(stage_summary(plan))
     notes += [
         f"solver fallback in {name!r}: {e['solver_fallback']}"
         for name, e in extra.items()
@@ -125,58 +84,101 @@ def plan_report(
     report = make_report(
         board,
         layers,
-        title=f"codesign report: {plan.model or 'model'} on {board.name}",
+        title=_title(plan, board),
         spatial=compare_spatial(board, largest) if largest else (),
         notes=notes,
     )
     for entry in report["layers"]:
         entry.update(extra.get(entry["name"], {}))
+    _mark_synthesis(report, plan, synthesized)
     return report
 
 
-def _stages(plan: Plan) -> list[list[Layer]]:
-    """The plan's layers as hardware stages: a GEMM alone; a chain of element-wise layers, each
-    consuming the previous one's output and nothing else of the chain, as one PL stream stage
-    (one pass over the data, as a fused vector unit runs it); reshapes dropped (free views)."""
+def estimate(plan: Plan, synthesized: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report data (``report/report.json``) of ``plan`` on its board, from the cost model;
+    FitError when the modelled resources exceed the board."""
+    from codesign.boards import load
+
+    return plan_report(plan, load(plan.board), synthesized)
+
+
+def _title(plan: Plan, board: Board) -> str:
+    return f"codesign report: {plan.model or 'model'} on {board.name}"
+
+
+def stage_costs(plan: Plan, board: Board, pl: PlUsage | None = None) -> list[Cost]:
+    """The cost of every hardware stage of ``plan``, in order, each from its kind's cost entry
+    (stages that cost nothing, such as views, are left out)."""
+    ctx = CostContext(board, plan, pl if pl is not None else TEMPUS_PL_USAGE)
+    costs = []
+    for stage in stages(plan):
+        cost = registry.coster(stage[0])(ctx, stage)
+        if cost is not None:
+            costs.append(cost)
+    return costs
+
+
+def check_fit(plan: Plan, board: Board, synthesized: dict[str, Any] | None = None) -> None:
+    """Raise :class:`~codesign.errors.FitError` when the plan's modelled resources exceed the
+    board (the same check and message as the report's)."""
+    m = summarize([c.estimate for c in stage_costs(plan, board, pl_usage(synthesized))])
+    require_fit(board, m.resources, _title(plan, board))
+
+
+def _mark_synthesis(report: dict[str, Any], plan: Plan, synthesized: dict[str, Any] | None) -> None:
+    """Say whether the PL figures include yosys synthesis of the build's RTL blocks: without it
+    (yosys not on PATH at compile, or --no-synth) those blocks' LUT/FF/BRAM are left out."""
+    from codesign.kinds.registry import rtl_specs_for
+
+    missing = synthesized is None and bool(rtl_specs_for(plan))
+    report["pl_synthesised"] = not missing
+    if missing:
+        report["notes"].insert(
+            1,
+            "PL figures NOT synthesised: yosys was not run at compile (not on PATH, or "
+            "--no-synth), so the build's RTL blocks are left out of the PL LUT/FF/BRAM/DSP rows, "
+            "which are understated; install yosys and compile again",
+        )
+        for r in report["resources"]:
+            if r["resource"].startswith("PL "):
+                r["synthesised"] = False
+
+
+def stage_summary(plan: Plan) -> str:
+    """How the plan's layers map onto the report's rows (compile counts plan layers): the
+    hardware stages of :func:`stages` by unit; views (unit "none") cost nothing and have no row."""
+    rows = [s for s in stages(plan) if s[0].unit != "none"]
+    by_unit: dict[str, int] = {}
+    for s in rows:
+        by_unit[s[0].unit] = by_unit.get(s[0].unit, 0) + 1
+    free = len(plan.layers) - sum(len(s) for s in rows)
+    parts = ", ".join(f"{n} on the {unit.upper()}" for unit, n in sorted(by_unit.items()))
+    return (
+        f"{len(plan.layers)} plan layers run as {len(rows)} hardware stages (the report's rows: "
+        f"{parts or 'none'}); a chain of element-wise layers is one fused stream stage"
+        + (f"; {free} view(s) cost nothing and have no row" if free else "")
+    )
+
+
+def stages(plan: Plan) -> list[list[Layer]]:
+    """The plan's layers as hardware stages: each layer alone, except that consecutive layers of
+    a kind that ``fuses`` (vector), each consuming the previous one's output and nothing else of
+    the chain, form one stream stage (one pass over the data, as a fused vector unit runs it)."""
     stages: list[list[Layer]] = []
+    # users per tensor, counted once for the whole plan (a scan per layer was quadratic)
+    users = Counter(t for layer in plan.layers for t in set(layer.inputs))
+    graph_outputs = {t.name for t in plan.outputs}
     for layer in plan.layers:
-        if isinstance(layer, GemmLayer):
+        prev = stages[-1] if stages else None
+        if (
+            prev
+            and registry.fuses(layer)
+            and prev[-1].kind == layer.kind
+            and prev[-1].outputs[0] in layer.inputs
+            and users[prev[-1].outputs[0]] == 1
+            and prev[-1].outputs[0] not in graph_outputs
+        ):
+            prev.append(layer)
+        else:
             stages.append([layer])
-        elif isinstance(layer, VectorLayer):
-            prev = stages[-1] if stages else None
-            if (
-                prev
-                and isinstance(prev[-1], VectorLayer)
-                and prev[-1].outputs[0] in layer.inputs
-                and _used_once(plan, prev[-1].outputs[0])
-            ):
-                prev.append(layer)
-            else:
-                stages.append([layer])
     return stages
-
-
-def _used_once(plan: Plan, tensor: str) -> bool:
-    users = sum(tensor in layer.inputs for layer in plan.layers)
-    return users == 1 and all(t.name != tensor for t in plan.outputs)
-
-
-def _vector_stage(board: Board, plan: Plan, group: list[Layer]) -> LayerEstimate:
-    """One PL stream stage: reads the chain's external inputs, writes its last outputs."""
-    internal = {t for layer in group[:-1] for t in layer.outputs}
-    inputs = {
-        t
-        for layer in group
-        for t in layer.inputs
-        if t and t not in plan.constants and t not in internal
-    }
-    bytes_in = sum(_nbytes(plan, t) for t in sorted(inputs))
-    bytes_out = sum(_nbytes(plan, t) for t in group[-1].outputs)
-    name = group[0].name if len(group) == 1 else f"{group[0].name}..{group[-1].name}"
-    kind = "vector:" + "+".join(layer.fn for layer in group)
-    return estimate_stream_layer(board, name, bytes_in, bytes_out, kind=kind)
-
-
-def _nbytes(plan: Plan, name: str) -> int:
-    t = plan.tensor(name)
-    return TensorType(tuple(t.shape), t.dtype).nbytes

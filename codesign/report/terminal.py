@@ -1,103 +1,162 @@
-"""Render the report dict (schema ``codesign.report/1``) as rich tables in the terminal."""
+"""Render the report dict (schema ``codesign.report/1``) as rich tables in the terminal.
+
+Every table is readable at 80 columns, the width rich falls back to when output goes to a file
+or a CI log: the default layer table has fewer columns (``wide=True`` shows them all), and every
+cell wraps or folds instead of being cut with an ellipsis.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+#: Columns of the layer table shown by default; ``--wide`` shows :data:`LAYER_COLUMNS`.
+DEFAULT_LAYER_COLUMNS = ("layer", "kind", "MxKxN", "dtype", "time ms", "bound", "GOPS")
+LAYER_COLUMNS = (
+    "layer",
+    "kind",
+    "MxKxN",
+    "dtype",
+    "block",
+    "tile",
+    "dataflow",
+    "iters",
+    "cycles",
+    "time ms",
+    "bound",
+    "GOPS",
+    "DDR MB",
+    "W",
+)
+#: Numeric columns, right-aligned; every other column is left-aligned.
+_RIGHT = {
+    "MxKxN",
+    "tile",
+    "iters",
+    "transactions",
+    "beats/cycle",
+    "time s",
+    "LUT",
+    "FF",
+    "DSP",
+    "BRAM36",
+    "cycles",
+    "time ms",
+    "GOPS",
+    "DDR MB",
+    "W",
+    "used",
+    "available",
+    "%",
+    "measured",
+    "modelled",
+    "error",
+    "max |err|",
+    "mean |err|",
+    "max LSB",
+    "equal",
+    "tiles",
+    "MHz",
+    "memory tiles",
+}
+
+
+def make_table(title: str | None, columns: Sequence[str], **kwargs: Any) -> Table:
+    """A table whose cells wrap at word boundaries and fold long words, never ending in "…"."""
+    t = Table(title=title, **kwargs)
+    for col in columns:
+        t.add_column(col, justify="right" if col in _RIGHT else "left", overflow="fold")
+    return t
 
 
 def _f(v: float | None, d: int = 2) -> str:
     return "-" if v is None else f"{v:,.{d}f}"
 
 
-def render_terminal(report: dict[str, Any], console: Console | None = None) -> None:
-    """Print the layers, totals, utilisation, power and calibration tables (all modelled)."""
+def _layer_cells(x: dict[str, Any]) -> dict[str, str]:
+    mkn = "x".join(str(x[k]) for k in ("M", "K", "N")) if x.get("M") is not None else ""
+    return {
+        "layer": x["name"],
+        "kind": x["kind"],
+        "MxKxN": mkn,
+        "dtype": x.get("dtype") or "",
+        "block": "x".join(map(str, x["block"])) if x.get("block") else "",
+        "tile": "x".join(map(str, x["tile"])) if x.get("tile") else "",
+        "dataflow": x.get("dataflow") or "",
+        "iters": str(x["iterations"]) if x.get("iterations") is not None else "",
+        "cycles": f"{x['cycles']:,}" if x.get("cycles") is not None else "",
+        "time ms": _f(x["time_s"] * 1e3, 3),
+        "bound": x["bound"],
+        "GOPS": _f(x["gops"], 1),
+        "DDR MB": _f(x["ddr_bytes"] / 2**20),
+        "W": _f(x["power_w"]),
+    }
+
+
+def render_terminal(
+    report: dict[str, Any], console: Console | None = None, *, wide: bool = False
+) -> None:
+    """Print the layers, totals, utilisation, power and calibration tables (all modelled).
+
+    ``wide``: every layer column (block, tile, dataflow, iterations, cycles, DDR, power);
+    by default the table keeps the columns that fit in 80 terminal columns.
+    """
     con = console or Console()
     con.print(f"[bold]{report['title']}[/bold]  (every figure is modelled)")
-    t = Table(title="layers (modelled)")
-    for col in (
-        "layer",
-        "kind",
-        "MxKxN",
-        "dtype",
-        "block",
-        "tile",
-        "dataflow",
-        "iters",
-        "cycles",
-        "time ms",
-        "bound",
-        "GOPS",
-        "DDR MB",
-        "W",
-    ):
-        t.add_column(
-            col,
-            justify="left" if col in ("layer", "kind", "dtype", "dataflow", "bound") else "right",
-        )
+    cols = LAYER_COLUMNS if wide else DEFAULT_LAYER_COLUMNS
+    t = make_table("layers (modelled)", cols)
     for x in report["layers"]:
-        mkn = "x".join(str(x[k]) for k in ("M", "K", "N")) if x.get("M") is not None else ""
-        t.add_row(
-            x["name"],
-            x["kind"],
-            mkn,
-            x.get("dtype") or "",
-            "x".join(map(str, x["block"])) if x.get("block") else "",
-            "x".join(map(str, x["tile"])) if x.get("tile") else "",
-            x.get("dataflow") or "",
-            str(x["iterations"]) if x.get("iterations") is not None else "",
-            f"{x['cycles']:,}" if x.get("cycles") is not None else "",
-            _f(x["time_s"] * 1e3, 3),
-            x["bound"],
-            _f(x["gops"], 1),
-            _f(x["ddr_bytes"] / 2**20),
-            _f(x["power_w"]),
-        )
+        cells = _layer_cells(x)
+        t.add_row(*(cells[c] for c in cols))
     tot = report["totals"]
-    t.add_row(
-        "total",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        _f(tot["time_s"] * 1e3, 3),
-        "",
-        _f(tot["gops"], 1),
-        _f(tot["ddr_bytes"] / 2**20),
-        _f(tot["avg_power_w"]),
-    )
+    total = {
+        "layer": "total",
+        "time ms": _f(tot["time_s"] * 1e3, 3),
+        "GOPS": _f(tot["gops"], 1),
+        "DDR MB": _f(tot["ddr_bytes"] / 2**20),
+        "W": _f(tot["avg_power_w"]),
+    }
+    t.add_row(*(total.get(c, "") for c in cols))
     con.print(t)
-    u = Table(title=f"utilisation against {report['board']['name']}")
-    for col in ("resource", "used", "available", "%"):
-        u.add_column(col, justify="left" if col == "resource" else "right")
+    if not wide:
+        con.print("[dim](block, tile, dataflow, cycles, DDR and power per layer: --wide)[/dim]")
+    u = make_table(
+        f"utilisation against {report['board']['name']}", ("resource", "used", "available", "%")
+    )
     for r in report["resources"]:
         frac = r.get("fraction")
         pct = "-" if frac is None else f"{frac:.0%}"
         if frac is not None and frac > 1:
             pct = f"[red]{pct}[/red]"
         u.add_row(
-            r["resource"],
+            r["resource"] + (" (not synthesised)" if r.get("synthesised") is False else ""),
             f"{r['used']:,}",
-            "-" if r["available"] is None else f"{r['available']:,}",
+            "unknown" if r["available"] is None else f"{r['available']:,}",
             pct,
         )
     con.print(u)
+    fit = report.get("fit")
+    if fit:
+        colour = "green" if fit["fits"] and not fit["unchecked"] else "yellow"
+        if not fit["fits"]:
+            colour = "red"
+        con.print(f"[{colour}]fit:[/{colour}] {fit['text']}")
     p = report["power"]
-    pt = Table(title="power W (modelled" + (", lower bound" if not p["complete"] else "") + ")")
-    for k in p["components"]:
-        pt.add_column(k, justify="right")
-    pt.add_column("total", justify="right")
-    pt.add_row(*[_f(v, 3) for v in p["components"].values()], _f(p["total_w"]))
+    pt = make_table(
+        "power W (modelled" + (", lower bound" if not p["complete"] else "") + ")",
+        ("component", "W"),
+    )
+    for k, v in p["components"].items():
+        pt.add_row(k, _f(v, 3))
+    pt.add_row("total", _f(p["total_w"]))
     con.print(pt)
-    c = Table(title="calibration (model vs published measurements)")
-    for col in ("point", "quantity", "measured", "modelled", "error", "status"):
-        c.add_column(col, justify="left" if col in ("point", "quantity", "status") else "right")
+    c = make_table(
+        "calibration (model vs published measurements)",
+        ("point", "quantity", "measured", "modelled", "error", "status"),
+    )
     for r in report["calibration"]:
         status = {True: "within", False: "[red]OUTSIDE[/red]", None: "hold-out"}[r["ok"]]
         c.add_row(
@@ -109,5 +168,7 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
             status,
         )
     con.print(c)
+    for a in report.get("advice", []):
+        con.print(f"[bold yellow]advice:[/bold yellow] {a}")
     for n in report["notes"]:
         con.print(f"- {n}")

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codesign.ir.plan import Plan, VectorLayer
+from codesign.ir.plan import Plan
+from codesign.kinds import registry
 
 FLOAT_RTOL = 2.0**-6
 FLOAT_ATOL = 1e-6
@@ -40,16 +41,11 @@ class OutputComparison:
 
 
 def _output_scale(plan: Plan, name: str, constants: dict[str, np.ndarray]) -> float | None:
+    """The quantisation step of graph output ``name``, as the kind of the layer producing it says
+    (its ``output_scale`` entry in :mod:`codesign.kinds`), or None."""
     for layer in plan.layers:
-        if name in layer.outputs and isinstance(layer, VectorLayer) and layer.fn == "dequantize":
-            scale = constants.get(layer.inputs[1])
-            src = plan.tensor(layer.inputs[0]).dtype
-            if (
-                scale is not None
-                and scale.size == 1
-                and src in ("int8", "uint8", "int16", "uint16")
-            ):
-                return float(scale.reshape(-1)[0])
+        if name in layer.outputs:
+            return registry.output_scale(layer)(plan, layer, name, constants)
     return None
 
 

@@ -1,5 +1,6 @@
-"""Each rewrite rule on a tiny KernelGraph: the expected ops after, and the same numbers
-before and after (qonnx-style equivalence), evaluated by a small interpreter."""
+"""The whole pipeline (to_hardware) on tiny KernelGraphs: the expected ops after, and the same
+numbers before and after (qonnx-style equivalence), evaluated by a small interpreter. Each rule
+on its own: test_quant.py, test_epilogue.py, test_float.py, test_primitives.py, test_fold.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import pytest
 
 from codesign.ir.graph import (
     DequantizeLinear,
-    Gemm,
     KernelGraph,
     MatMul,
     MatMulInteger,
@@ -17,77 +17,16 @@ from codesign.ir.graph import (
     Vector,
 )
 from codesign.passes.pipeline import to_hardware
-from codesign.sim import numerics, vector
+from tests.passes.interp import interpret, kinds
 
 
-def interpret(kg: KernelGraph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Evaluate primitive and hardware ops directly (whole-matrix, no schedule)."""
-    env = {**kg.constants, **inputs}
-    for op in kg.ops:
-        xs = [env[i] for i in op.inputs if i]
-        if isinstance(op, QuantizeLinear):
-            out = (numerics.quantize_linear(*xs, op.dtype, op.axis),)
-        elif isinstance(op, DequantizeLinear):
-            out = (numerics.dequantize_linear(*xs, op.axis),)
-        elif isinstance(op, MatMul):
-            out = ((xs[0].astype(np.float64) @ xs[1].astype(np.float64)).astype(np.float32),)
-        elif isinstance(op, MatMulInteger):
-            a, b, za, zb = xs
-            out = (
-                numerics.int_matmul(a.astype(np.int64) - za, b.astype(np.int64) - zb).astype(
-                    np.int32
-                ),
-            )
-        elif isinstance(op, Vector):
-            out = vector.apply(op.fn, xs, dict(op.attrs))
-        elif isinstance(op, Gemm):
-            w = kg.const(op.weight)
-            if op.dtype == "bf16":
-                out = (
-                    numerics.reference_gemm_bf16(
-                        xs[0],
-                        w,
-                        w.shape[0],
-                        bias=kg.const(op.bias) if op.bias else None,
-                        relu=op.relu,
-                    ),
-                )
-            else:
-                r = op.requant
-                out = (
-                    numerics.reference_gemm_int(
-                        xs[0],
-                        w,
-                        op.dtype,
-                        bias=kg.const(op.bias) if op.bias else None,
-                        a_zero_point=xs[1] if len(xs) > 1 else None,
-                        colsum=kg.const(op.colsum) if op.colsum else None,
-                        acc_shift=op.acc_shift,
-                        relu=op.relu,
-                        requant=None
-                        if r is None
-                        else (
-                            kg.const(r.multiplier),
-                            kg.const(r.shift),
-                            r.zero_point,
-                            r.dtype,
-                            r.rounding,
-                        ),
-                    ),
-                )
-        else:
-            out = (xs[0].reshape(op.shape),)
-        env.update(zip(op.outputs, out, strict=True))
-    return {t: env[t] for t in kg.outputs}
-
-
-def _graph(M=5, K=24, N=12, *, bias=True, relu=True, requant=True, per_channel=False, seed=0):
+def _graph(M=5, K=24, N=12, *, bias=True, relu=True, requant=True, per_channel=False, zx=4, seed=0):
     rng = np.random.default_rng(seed)
     kg = KernelGraph(inputs=["x"], outputs=["out"])
     kg.types["x"] = TensorType((M, K), "float32")
     c = kg.add_const
     c("sx", np.float32(0.05))
-    c("zx", np.int8(4))
+    c("zx", np.int8(zx))
     c("W", rng.integers(-127, 128, (K, N)).astype(np.int8))
     c("sw", rng.uniform(0.005, 0.02, N).astype(np.float32) if per_channel else np.float32(0.01))
     c("zw", np.zeros(N, np.int8) if per_channel else np.int8(0))
@@ -130,23 +69,19 @@ def _graph(M=5, K=24, N=12, *, bias=True, relu=True, requant=True, per_channel=F
     return kg
 
 
-def _kinds(kg: KernelGraph) -> list[str]:
-    return [op.kind if not isinstance(op, Vector) else op.fn for op in kg.ops]
-
-
+@pytest.mark.parametrize("zx", [0, 4])
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("bias, relu", [(True, True), (True, False), (False, True), (False, False)])
-def test_qdq_matmul_folds_into_requantised_int8_gemm(per_channel, bias, relu) -> None:
-    kg = _graph(M=128, bias=bias, relu=relu, per_channel=per_channel)
+def test_qdq_matmul_folds_into_requantised_int8_gemm(per_channel, bias, relu, zx) -> None:
+    kg = _graph(M=128, bias=bias, relu=relu, per_channel=per_channel, zx=zx)
     x = {"x": np.random.default_rng(1).normal(size=(128, 24)).astype(np.float32)}
     before = interpret(kg, x)["out"]
     to_hardware(kg)
-    assert _kinds(kg) == ["quantize", "gemm", "dequantize"]
+    assert kinds(kg) == ["quantize", "gemm", "dequantize"]
     gemm = kg.ops[1]
     assert gemm.dtype == "int8" and gemm.requant is not None and gemm.relu == relu
-    assert (gemm.bias is not None) == (
-        bias or True
-    )  # the activation zero point 4 lands in the bias
+    # a bias comes from the Add or from the activation zero point (-zx * column sums)
+    assert (gemm.bias is not None) == (bias or zx != 0)
     after = interpret(kg, x)["out"]
     lsb = np.rint(np.abs(after - before) / 0.04)
     assert lsb.max() <= 1 and (lsb == 0).mean() >= 0.99
@@ -157,7 +92,7 @@ def test_float_tail_stays_float_but_gemm_is_integer() -> None:
     x = {"x": np.random.default_rng(2).normal(size=(5, 24)).astype(np.float32)}
     before = interpret(kg, x)["out"]
     to_hardware(kg)
-    assert _kinds(kg) == ["quantize", "gemm", "dequantize"]  # both adds fold into the bias
+    assert kinds(kg) == ["quantize", "gemm", "dequantize"]  # both adds fold into the bias
     assert kg.ops[1].requant is None
     after = interpret(kg, x)["out"]
     # a float bias folded into the int32 accumulator is rounded to its scale sx*sw
@@ -179,7 +114,7 @@ def test_matmul_integer_with_runtime_zero_point() -> None:
     }
     before = interpret(kg, x)["y"]
     to_hardware(kg)
-    assert _kinds(kg) == ["gemm"] and kg.ops[0].inputs == ("a", "za") and kg.ops[0].colsum
+    assert kinds(kg) == ["gemm"] and kg.ops[0].inputs == ("a", "za") and kg.ops[0].colsum
     np.testing.assert_array_equal(interpret(kg, x)["y"], before)
 
 
@@ -202,7 +137,5 @@ def test_float_matmul_becomes_bf16_gemm_with_bias_and_relu() -> None:
     x = {"x": rng.normal(size=(4, 8)).astype(np.float32)}
     before = interpret(kg, x)["y"]
     to_hardware(kg)
-    assert (
-        _kinds(kg) == ["gemm"] and kg.ops[0].dtype == "bf16" and kg.ops[0].relu and kg.ops[0].bias
-    )
+    assert kinds(kg) == ["gemm"] and kg.ops[0].dtype == "bf16" and kg.ops[0].relu and kg.ops[0].bias
     np.testing.assert_allclose(interpret(kg, x)["y"], before, atol=0.05 * np.abs(before).max())

@@ -99,7 +99,13 @@ def test_html_is_self_contained_and_escaped(report):
     for plot in ('id="roofline"', 'id="breakdown"', 'id="utilisation"'):
         assert plot in page
     assert "qkv &lt;proj&gt;" in page and "<proj>" not in page
-    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    namespaces = (
+        'xmlns="http://www.w3.org/2000/svg"',
+        'xmlns:xlink="http://www.w3.org/1999/xlink"',
+    )
+    for ns in namespaces:
+        page = page.replace(ns, "")
+    assert "http://" not in page
     assert "https://" not in page and "<script src" not in page
     assert "modelled" in page
 
@@ -135,10 +141,50 @@ def test_plots_render_in_headless_chromium(report, tmp_path):
         "--disable-sync",
         f"--user-data-dir={tmp_path / 'profile'}",
         "--virtual-time-budget=5000",
+        "--window-size=1400,3000",
         "--dump-dom",
         html.as_uri(),
     ]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
-    assert 'data-plots-rendered="3"' in dom  # set by the page's load handler after layout
-    assert dom.count("<circle") >= 3 and "layer-point" in dom
-    assert "util-bar" in dom and "bar-steady" in dom
+    # set by the page's load handler after layout: 3 plots with axes, both axis labels and marks
+    assert 'data-plots-rendered="3"' in dom
+    # at 1400 px no element is wider than its box or the page (the layer table used to be)
+    assert 'data-overflowing="0"' in dom, dom[dom.index("data-overflowing-list") :][:300]
+    for gid in ('id="axes', 'id="x-label"', 'id="y-label"'):
+        assert dom.count(gid) >= 3, gid
+
+
+def test_plots_are_matplotlib_svg_and_deterministic(report):
+    from codesign.report import plots
+
+    first = render_html(report)
+    assert first == render_html(report)  # no date, fixed hash salt
+    assert "<metadata" not in first and "Matplotlib" not in first
+    for draw in (plots.roofline, plots.breakdown, plots.utilisation):
+        svg = draw(report)
+        assert svg.startswith("<svg ") and 'class="plot"' in svg
+        assert 'id="x-label"' in svg and 'id="y-label"' in svg
+
+
+def test_bound_colours_are_distinct():
+    from codesign.report.plots import BOUND_COLOURS
+
+    def rgb(c: str) -> tuple[int, ...]:
+        return tuple(int(c[i : i + 2], 16) for i in (1, 3, 5))
+
+    cols = [rgb(c) for c in BOUND_COLOURS.values()]
+    for i, a in enumerate(cols):
+        for b in cols[i + 1 :]:
+            assert sum(abs(x - y) for x, y in zip(a, b, strict=True)) > 80, (
+                a,
+                b,
+            )  # RGB Manhattan distance
+    greys = [c for c in cols if max(c) - min(c) < 30]
+    assert len(greys) <= 1
+
+
+def test_html_shows_fit_advice_and_spatial_plio_limit(report):
+    page = render_html(report)
+    assert 'id="fit"' in page and report["fit"]["text"] in page
+    assert all(s["plio_limit"] for s in report["spatial"])
+    assert "(board limit)" in page

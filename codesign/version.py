@@ -1,0 +1,3 @@
+"""The version of codesign (one definition; pyproject reads the same number)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,40 @@
+"""Issue 11 item 6: a 200,000-node Relu chain compiles (it took about 2.5 h when compile time grew
+with the square of the node count). Bounded by a generous timeout, not asserted on wall time;
+tests/passes/test_pipeline.py counts the passes' work at two sizes instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from codesign.codegen.build import CompileOptions, compile_model
+
+NODES = 200_000
+
+
+def _relu_chain(path: Path, n: int) -> Path:
+    names = ["x", *(f"t{i}" for i in range(n - 1)), "y"]
+    nodes = [helper.make_node("Relu", [names[i]], [names[i + 1]]) for i in range(n)]
+    graph = helper.make_graph(
+        nodes,
+        "relu_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # linear: about 2 min on a loaded 2-core machine; quadratic: hours
+def test_200k_node_relu_chain_compiles(tmp_path: Path) -> None:
+    model = _relu_chain(tmp_path / "chain.onnx", NODES)
+    plan = compile_model(model, tmp_path / "build", CompileOptions(synth=False))
+    assert len(plan.layers) == NODES
+    assert plan.layers[0].inputs == ("x",) and plan.layers[-1].outputs == ("y",)
+    assert (tmp_path / "build" / "manifest.json").is_file()
