@@ -17,6 +17,7 @@ from rich.console import Console
 
 from codesign import __version__
 from codesign.boards import DEFAULT_BOARD
+from codesign.cli_check import check
 from codesign.cli_estimate import estimate
 from codesign.errors import CodesignError, FidelityError, OptionError
 from codesign.rtl.cli import verify
@@ -352,6 +353,7 @@ def _show(v) -> str:
 
 
 main_group.add_command(estimate)
+main_group.add_command(check)  # codesign check BUILD (codesign/cli_check.py)
 main_group.add_command(verify)
 
 

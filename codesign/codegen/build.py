@@ -38,6 +38,7 @@ from codesign.boards import Board
 from codesign.boards import load as load_board
 from codesign.codegen.datafiles import write_data
 from codesign.codegen.rtl_blocks import synthesized_pl, write_emitted_files, write_rtl
+from codesign.codegen.vitis import write_vitis
 from codesign.errors import BuildError, OptionError
 from codesign.frontend import MAX_MODEL_BYTES, ShapeOverride
 from codesign.ir.plan import Block, Plan, to_json
@@ -270,6 +271,7 @@ def _write_build(
     (root / "model.onnx").write_bytes(reference)
     write_rtl(root, plan, options.synth)
     write_emitted_files(root, plan)
+    write_vitis(root, plan)
     write_report(root, plan, report, options_entry(options))
     _write_manifest(root, plan, board, options, hashlib.sha256(reference).hexdigest(), hashes)
 

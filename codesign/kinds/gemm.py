@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from codesign import progress
+from codesign.aie.emit import emit_files as emit_aie_files
 from codesign.boards import load as load_board
 from codesign.cost import GemmWorkload, TemporalConfig, estimate_temporal_gemm, gemm_layer
 from codesign.errors import FitError
@@ -364,7 +365,8 @@ def emit(plan: Plan, layers: list[GemmLayer]) -> Emitted:
             depth=_pow2_at_least(beats, MIN_DEPTH),
         )
     )
-    return Emitted(blocks=tuple(specs))
+    # the AIE-ML kernels, dispatch kernels, ADF graph and aie.cfg (codesign.aie.emit)
+    return Emitted(blocks=tuple(specs), files=emit_aie_files(plan))
 
 
 KIND = register(

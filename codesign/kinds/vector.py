@@ -2,8 +2,8 @@
 dequantize, dynamic_quantize; the one table is :data:`codesign.sim.vector.FUNCTIONS`).
 
 KernelGraph op :class:`~codesign.ir.graph.Vector`, plan layer :class:`~codesign.ir.plan.VectorLayer`.
-A chain of vector layers is modelled as one PL stream stage (``fuses``). No RTL block of its own
-yet (the vector unit's RTL is an issue to come).
+A chain of vector layers is modelled as one PL stream stage (``fuses``). Each layer's PL vector
+unit is emitted as Vitis HLS C++ (:func:`emit`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from codesign.cost import estimate_stream_layer
 from codesign.ir.graph import TensorType, Vector
 from codesign.ir.plan import Plan, VectorLayer
-from codesign.kinds.registry import Cost, LayerMemory, OpKind, no_emission, register
+from codesign.kinds.registry import Cost, Emitted, LayerMemory, OpKind, register
 from codesign.sim import numerics, vector
 
 if TYPE_CHECKING:
@@ -129,6 +129,14 @@ def output_scale(
     return None
 
 
+def emit(plan: Plan, layers: list[VectorLayer]) -> Emitted:
+    """The PL vector unit of each layer (``hls/l<i>_<name>.h``, Vitis HLS C++ with the
+    arithmetic of :mod:`codesign.sim.numerics`; see :mod:`codesign.hls.pl`)."""
+    from codesign.hls import pl
+
+    return Emitted(files=tuple(pl.layer_files(plan, VectorLayer)))
+
+
 KIND = register(
     OpKind(
         name="vector",
@@ -139,7 +147,7 @@ KIND = register(
         check=check,
         cost=cost,
         memory=memory,
-        emit=no_emission,
+        emit=emit,
         output_scale=output_scale,
         fuses=True,
     )

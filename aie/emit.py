@@ -1,0 +1,416 @@
+"""AIE-ML code generation: the GEMM kernels, the block's dispatch kernels, the ADF graph and
+aie.cfg, rendered from the Jinja2 templates in ``aie/templates/`` with the plan's GEMM layers.
+
+Called by the GEMM kind's emitter (:func:`codesign.kinds.gemm.emit`); the text depends only on
+the plan, so builds stay byte-identical. The same contexts drive the x86 harness of
+``codesign check`` (:mod:`codesign.aie.check`).
+
+Conventions shared by the kernels, the graph and the harness (the PL tiler's contract):
+
+- an A tile (m x k) is stored in native blocks ``[m/M][k/K]``, each M x K row-major;
+- a B tile is the core's slice of the ``tempus.b/1`` stream (blocks ``[k/K][n/N]`` of K x N);
+- a C tile (m x n) leaves the last core in native blocks ``[m/M][n/N]``, each M x N row-major;
+- the epilogue array (int32 words, a run-time parameter of the last core) holds, for the tile's
+  n columns: bias (fp32 bits for bf16; for acc64 the low part ``bias & (2**31 - 1)`` and then
+  the high part ``bias >> 31``), colsum, multiplier, shift, each section present when the layer
+  has it (multiplier and shift one word when per-tensor).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from codesign.boards import load as load_board
+from codesign.ir.plan import GemmLayer, Plan
+
+#: AIE API accumulator tag of each GEMM dtype (AM020: int8 -> acc32, int16 -> acc64, bf16 -> fp32)
+ACC_TAG = {"int8": "acc32", "int16": "acc64", "bf16": "accfloat"}
+#: C++ element types of the dtypes a kernel reads or writes
+CTYPE = {
+    "int8": "int8",
+    "uint8": "uint8",
+    "int16": "int16",
+    "uint16": "uint16",
+    "int32": "int32",
+    "bf16": "bfloat16",
+    "float32": "float",
+}
+CSIZE = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "bfloat16": 2, "float": 4}
+#: AIE API rounding_mode names of codesign's SRS modes (codesign.sim.numerics.ROUNDING_MODES)
+ROUNDING_API = {
+    "floor": "floor",
+    "ceil": "ceil",
+    "pos_inf": "positive_inf",
+    "neg_inf": "negative_inf",
+    "sym_inf": "symmetric_inf",
+    "sym_zero": "symmetric_zero",
+    "conv_even": "conv_even",
+    "conv_odd": "conv_odd",
+}
+
+
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("codesign.aie", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # C++ text; names from the model go through comment_safe
+    )
+
+
+def comment_safe(text: str) -> str:
+    """A model-given name made safe inside a ``//`` comment (no line breaks, printable ASCII)."""
+    return re.sub(r"[^\x20-\x7e]", "?", str(text))
+
+
+def positions(cascade: int) -> tuple[str, ...]:
+    """Kernel positions along a cascade chain of ``cascade`` cores."""
+    if cascade == 1:
+        return ("only",)
+    if cascade == 2:
+        return ("first", "last")
+    return ("first", "middle", "last")
+
+
+@dataclass(frozen=True)
+class EpilogueLayout:
+    """Offsets (int32 words) of the sections of one tile's epilogue array."""
+
+    bias: int | None
+    bias_hi: int | None
+    colsum: int | None
+    mult: int | None
+    shift: int | None
+    per_channel: bool
+    words: int
+
+
+def epilogue_layout(g: GemmLayer) -> EpilogueLayout:
+    """The epilogue array layout of layer ``g`` (see the module docstring)."""
+    n = g.schedule.tile.n
+    off = 0
+    bias = bias_hi = colsum = mult = shift = None
+    if g.bias is not None:
+        bias, off = off, off + n
+        if ACC_TAG[g.dtype] == "acc64":  # an int64 bias as hi * 2**31 + lo, lo in [0, 2**31)
+            bias_hi, off = off, off + n
+    if g.colsum is not None and len(g.inputs) > 1:
+        colsum, off = off, off + n
+    per_channel = False
+    if g.requant is not None:
+        per_channel = any(tuple(f.shape) != (1,) for f in (g.requant.multiplier, g.requant.shift))
+        width = n if per_channel else 1
+        mult, off = off, off + width
+        shift, off = off, off + width
+    return EpilogueLayout(bias, bias_hi, colsum, mult, shift, per_channel, max(off, 1))
+
+
+def gemm_layers(plan: Plan) -> list[GemmLayer]:
+    """The plan's GEMM layers in execution order (their index names their kernel)."""
+    return [layer for layer in plan.layers if isinstance(layer, GemmLayer)]
+
+
+def output_ctype(g: GemmLayer) -> str:
+    if g.dtype == "bf16":
+        return "float"
+    return CTYPE[g.requant.dtype] if g.requant is not None else "int32"
+
+
+def layer_context(plan: Plan, g: GemmLayer, index: int) -> dict[str, Any]:
+    """Template values of GEMM layer ``g`` (the ``index``-th GEMM of the plan)."""
+    s = g.schedule
+    nm, nk, nn = s.native
+    a_dtype = plan.tensor(g.inputs[0]).dtype
+    ep = epilogue_layout(g)
+    doc = []
+    if g.dtype == "bf16":
+        doc = ["fp32 bias add" if g.bias else "", "ReLU" if g.relu else ""]
+    else:
+        doc = [
+            "bias add in the accumulator" if g.bias else "",
+            "- za * colsum" if ep.colsum is not None else "",
+            f"SRS by {g.acc_shift} (conv_even, saturating to int32)",
+            "ReLU" if g.relu else "",
+            f"requantise to {g.requant.dtype} ({g.requant.rounding})" if g.requant else "",
+        ]
+    return {
+        "layer": comment_safe(g.name),
+        "model": comment_safe(plan.model or "the model"),
+        "index": index,
+        "fn": f"gemm{index}",
+        "header": f"gemm{index}.h",
+        "dtype": g.dtype,
+        "g": {"M": s.M, "K": s.K, "N": s.N},
+        "chains": s.block.chains,
+        "cascade": s.block.cascade,
+        "m": s.tile.m,
+        "k": s.tile.k,
+        "n": s.tile.n,
+        "nm": nm,
+        "nk": nk,
+        "nn": nn,
+        "k_passes": s.k_passes,
+        "ta": "bfloat16" if g.dtype == "bf16" else CTYPE[a_dtype],
+        "tb": "bfloat16" if g.dtype == "bf16" else CTYPE[g.weight.dtype],
+        "tag": ACC_TAG[g.dtype],
+        "tout": output_ctype(g),
+        "bias": g.bias is not None,
+        "colsum": ep.colsum is not None,
+        "relu": g.relu,
+        "acc_shift": g.acc_shift,
+        "requant": g.requant is not None,
+        "per_channel": ep.per_channel,
+        "zero_point": g.requant.zero_point if g.requant else 0,
+        "rounding_api": ROUNDING_API[g.requant.rounding] if g.requant else "conv_even",
+        "off": {
+            "bias": ep.bias,
+            "bias_hi": ep.bias_hi,
+            "colsum": ep.colsum,
+            "mult": ep.mult,
+            "shift": ep.shift,
+        },
+        "epi_words": ep.words,
+        "epilogue_doc": ", ".join(d for d in doc if d) or "none",
+        "positions": positions(s.block.cascade),
+    }
+
+
+def _port_lists(pos: str, carry: bool) -> tuple[list[str], list[str]]:
+    """The dispatch kernel's input and output ports in ADF order (in[i], out[i])."""
+    last = pos in ("last", "only")
+    ins = ["a", "b"]
+    if pos in ("middle", "last"):
+        ins.append("cin")
+    if carry and pos in ("first", "only"):
+        ins.append("carry_in")
+    if last:
+        ins.append("epi")
+    ins += ["layer", "pass"]
+    if last:
+        ins += ["passes", "za"]
+    outs = ["cout"] if pos in ("first", "middle") else ["c"] + (["carry_out"] if carry else [])
+    return ins, outs
+
+
+def graph_context(plan: Plan) -> dict[str, Any]:
+    """Template values of the block's dispatch kernels, graph and aie.cfg; also what the
+    graph-vs-plan test and the harness read (cores, PLIOs, buffers, connections)."""
+    layers = gemm_layers(plan)
+    board = load_board(plan.board)
+    contexts = [layer_context(plan, g, i) for i, g in enumerate(layers)]
+    C, L = plan.block.chains, plan.block.cascade
+    pos = positions(L)
+    groups = []
+    for tag in sorted({c["tag"] for c in contexts}):
+        members = [c for c in contexts if c["tag"] == tag]
+        groups.append(
+            {
+                "tag": tag,
+                "kernel_prefix": f"core_{tag}",
+                "layers": members,
+                "carry": any(c["dtype"] == "bf16" and c["k_passes"] > 1 for c in members)
+                or tag == "accfloat",
+            }
+        )
+
+    def size(ctx: dict[str, Any], what: str) -> int:
+        if what == "a":
+            return ctx["m"] * ctx["k"] * CSIZE[ctx["ta"]]
+        if what == "b":
+            return ctx["k"] * ctx["n"] * CSIZE[ctx["tb"]]
+        if what == "c":
+            return ctx["m"] * ctx["n"] * CSIZE[ctx["tout"]]
+        return ctx["m"] * ctx["n"] * 4  # carry: fp32 sums
+
+    a_bytes = max((size(c, "a") for c in contexts), default=0)
+    b_bytes = max((size(c, "b") for c in contexts), default=0)
+    c_bytes = max((size(c, "c") for c in contexts), default=0)
+    carry_bytes = max((size(c, "carry") for c in contexts), default=0)
+    epi_words = max((c["epi_words"] for c in contexts), default=1)
+    # memory-tile buffers of the reuse dataflows (codesign.cost.dataflow): A tiles held for
+    # a_panel / a_resident, B tiles held for b_resident; one graph serves every layer, so the
+    # graph has the buffers any layer's plan uses
+    plans = {g.schedule.reuse_plan for g in layers if g.schedule.dataflow != "tempus"}
+    reuse_a = bool(plans & {"a_panel", "a_resident"})
+    reuse_b = "b_resident" in plans
+
+    cores, plios, buffers, rtps, conns, dims = [], [], [], [], [], []
+    for l_ in range(L):
+        plios.append({"kind": "input", "var": f"a_in_{l_}", "name": f"a_{l_}"})
+    for c in range(C):
+        for l_ in range(L):
+            plios.append({"kind": "input", "var": f"b_in_{c}_{l_}", "name": f"b_{c}_{l_}"})
+    for c in range(C):
+        plios.append({"kind": "output", "var": f"c_out_{c}", "name": f"c_{c}"})
+    for gi, grp in enumerate(groups):
+        gp = f"g{gi}_" if len(groups) > 1 else ""
+        if reuse_a:
+            for l_ in range(L):
+                var = f"{gp}a_reuse_{l_}"
+                buffers.append(
+                    {
+                        "var": var,
+                        "doc": f"memory tile: A tiles of cascade position {l_}, reused by every chain and N tile",
+                        "bytes": a_bytes,
+                        "inputs": 1,
+                        "outputs": C,
+                    }
+                )
+                conns.append({"kind": "", "src": f"a_in_{l_}.out[0]", "dst": f"{var}.in[0]"})
+        for c in range(C):
+            if grp["carry"]:
+                var = f"{gp}carry_{c}"
+                buffers.append(
+                    {
+                        "var": var,
+                        "doc": f"memory tile: chain {c}'s fp32 sums carried from its last core to its first between K passes",
+                        "bytes": carry_bytes,
+                        "inputs": 1,
+                        "outputs": 1,
+                    }
+                )
+            for l_ in range(L):
+                p = (
+                    pos[0]
+                    if L == 1
+                    else ("first" if l_ == 0 else "last" if l_ == L - 1 else "middle")
+                )
+                var = f"{gp}core_{c}_{l_}"
+                cores.append(
+                    {
+                        "var": var,
+                        "fn": f"{grp['kernel_prefix']}_{p}",
+                        "group": f"_{grp['tag']}",
+                        "chain": c,
+                        "position": l_,
+                    }
+                )
+                ins, outs = _port_lists(p, grp["carry"])
+                src_a = f"{gp}a_reuse_{l_}.out[{c}]" if reuse_a else f"a_in_{l_}.out[0]"
+                conns.append({"kind": "", "src": src_a, "dst": f"{var}.in[{ins.index('a')}]"})
+                src_b = f"b_in_{c}_{l_}.out[0]"
+                if reuse_b:
+                    bvar = f"{gp}b_resident_{c}_{l_}"
+                    buffers.append(
+                        {
+                            "var": bvar,
+                            "doc": f"memory tile: core ({c}, {l_})'s B tiles, resident across M tiles",
+                            "bytes": b_bytes,
+                            "inputs": 1,
+                            "outputs": 1,
+                        }
+                    )
+                    conns.append({"kind": "", "src": src_b, "dst": f"{bvar}.in[0]"})
+                    src_b = f"{bvar}.out[0]"
+                conns.append({"kind": "", "src": src_b, "dst": f"{var}.in[{ins.index('b')}]"})
+                dims.append({"port": f"{var}.in[{ins.index('a')}]", "size": a_bytes})
+                dims.append({"port": f"{var}.in[{ins.index('b')}]", "size": b_bytes})
+                if "cin" in ins:
+                    prev = f"{gp}core_{c}_{l_ - 1}"
+                    conns.append(
+                        {
+                            "kind": "cascade",
+                            "src": f"{prev}.out[0]",
+                            "dst": f"{var}.in[{ins.index('cin')}]",
+                        }
+                    )
+                if "carry_in" in ins:
+                    conns.append(
+                        {
+                            "kind": "",
+                            "src": f"{gp}carry_{c}.out[0]",
+                            "dst": f"{var}.in[{ins.index('carry_in')}]",
+                        }
+                    )
+                    dims.append({"port": f"{var}.in[{ins.index('carry_in')}]", "size": carry_bytes})
+                if "c" in outs:
+                    conns.append(
+                        {
+                            "kind": "",
+                            "src": f"{var}.out[{outs.index('c')}]",
+                            "dst": f"c_out_{c}.in[0]",
+                        }
+                    )
+                    dims.append({"port": f"{var}.out[{outs.index('c')}]", "size": c_bytes})
+                if "carry_out" in outs:
+                    conns.append(
+                        {
+                            "kind": "",
+                            "src": f"{var}.out[{outs.index('carry_out')}]",
+                            "dst": f"{gp}carry_{c}.in[0]",
+                        }
+                    )
+                    dims.append(
+                        {"port": f"{var}.out[{outs.index('carry_out')}]", "size": carry_bytes}
+                    )
+                for r in ("epi", "layer", "pass", "passes", "za"):
+                    if r in ins:
+                        rv = f"{var}_{r}"
+                        rtps.append({"var": rv})
+                        conns.append(
+                            {"kind": "parameter", "src": rv, "dst": f"{var}.in[{ins.index(r)}]"}
+                        )
+    beat_bits = max(board.plio.widths_bits)
+    return {
+        "model": comment_safe(plan.model or "the model"),
+        "board": plan.board,
+        "platform": f"xilinx_{plan.board}_base",
+        "chains": C,
+        "cascade": L,
+        "positions": pos,
+        "groups": groups,
+        "layers": contexts,
+        "plio_in": L + C * L,
+        "plio_out": C,
+        "plio_bits": beat_bits,
+        "plio_mhz": board.pl.default_clock_mhz,
+        # the AIE compiler may share a core between kernels whose ratios sum to <= 1; a block core
+        # runs one kernel, so it asks for the whole core
+        "runtime_ratio": "1.0",
+        "placement_note": "The plan fixes no core placement, so no location constraint is given: "
+        "each cascade makes its chain a row of neighbours, which the AIE compiler places.",
+        "cores": cores,
+        "plios": plios,
+        "buffers": buffers,
+        "rtps": rtps,
+        "connections": conns,
+        "dims": dims,
+        "a_bytes": a_bytes,
+        "b_bytes": b_bytes,
+        "c_bytes": c_bytes,
+        "carry_bytes": carry_bytes,
+        "epi_words": epi_words,
+    }
+
+
+def render(template: str, **ctx: Any) -> bytes:
+    """Render one template of ``aie/templates`` to bytes."""
+    return _env().get_template(template).render(**ctx).encode()
+
+
+def emit_files(plan: Plan) -> tuple[tuple[str, bytes], ...]:
+    """Every AIE file of the plan's build, as (path relative to the build, bytes)."""
+    layers = gemm_layers(plan)
+    if not layers:
+        return ()
+    gctx = graph_context(plan)
+    files: list[tuple[str, bytes]] = []
+    for ctx in gctx["layers"]:
+        files.append((f"aie/kernels/{ctx['fn']}.cc", render("gemm_kernel.cc.j2", **ctx)))
+        files.append((f"aie/kernels/{ctx['fn']}.h", render("gemm_kernel.h.j2", **ctx)))
+    files.append(("aie/kernels/dispatch.h", render("dispatch.h.j2", **gctx)))
+    for grp in gctx["groups"]:
+        ctx = {**gctx, **grp, "group": grp["tag"], "all_bf16": grp["tag"] == "accfloat"}
+        files.append((f"aie/kernels/dispatch_{grp['tag']}.cc", render("dispatch.cc.j2", **ctx)))
+    files.append(("aie/graph.h", render("graph.h.j2", **gctx)))
+    files.append(("aie/graph.cpp", render("graph.cpp.j2", **gctx)))
+    files.append(("aie.cfg", render("aie_cfg.j2", **gctx)))
+    return tuple(files)

@@ -1,0 +1,385 @@
+"""Check a build's PL code on x86 against the simulator, bit for bit (``check_hls``).
+
+The build's HLS files (``build/hls/``) are compiled with g++ (``-std=c++20 -Wall -Werror``)
+against the x86 headers of :mod:`codesign.hls` (``hls/include``: ``hls::stream``, ``ap_int``);
+the kernel translation unit ``codesign_pl.cpp`` is compiled on its own, and a generated harness
+runs each PL function on files:
+
+- each GEMM layer's A tiler/replicator on the simulator's input tensor, compared with the A tiles
+  the simulator multiplies (``codesign.kinds.gemm.execute``), replayed per N tile;
+- its B mover on the packed ``tempus.b/1`` weight, compared with the tiles of
+  :func:`codesign.ir.layouts.unpack_b`, replayed per M tile;
+- its weight tiler on the row-major weight, compared with the build's packed weight file;
+- its C untiler on the simulator's output cut into chain tiles, compared with that output;
+- each PL vector unit on the simulator's inputs of the layer, compared with its outputs.
+
+- the sequencer (the kernel the host launches) for one whole inference, with the AIE block
+  replaced by the C tiles of the simulator's GEMM outputs: starting from an arena that holds
+  only the data files and the inputs, every tensor it writes must equal the simulator's, and the
+  A, B and ``rtp`` streams it sends must be every GEMM layer's, in layer order.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from codesign.codegen.check import CheckResult
+from codesign.hls import pl
+from codesign.ir.data import decode, stored_bytes
+from codesign.ir.layouts import unpack_b
+from codesign.ir.plan import GemmLayer, Plan, VectorLayer
+
+#: what the PL checks run: g++ flags of the kernels (no warning passes)
+CXXFLAGS = ("-std=c++20", "-Wall", "-Werror", "-O1")
+PART = "pl"
+
+
+def include_dir() -> Path:
+    """The x86 header set (``ap_int.h``, ``hls_stream.h``) shipped with codesign."""
+    return Path(str(resources.files("codesign.hls") / "include"))
+
+
+def _gxx() -> str:
+    gxx = shutil.which("g++")
+    if gxx is None:
+        raise FileNotFoundError("g++ not found on PATH: the PL check compiles the kernels with it")
+    return gxx
+
+
+def compile_cpp(src: Path, out: Path, hls_dir: Path, obj_only: bool = False) -> str | None:
+    """Compile ``src`` with the kernel flags; return None on success, else g++'s first lines."""
+    cmd = [_gxx(), *CXXFLAGS, "-I", str(include_dir()), "-I", str(hls_dir)]
+    cmd += ["-c", str(src), "-o", str(out)] if obj_only else [str(src), "-o", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if r.returncode:
+        return " ".join(r.stderr.strip().splitlines()[:3]) or f"g++ exited {r.returncode}"
+    return None
+
+
+def _arena_bytes(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> bytearray:
+    """The arena after the inference: every data file and every tensor at its region."""
+    regions, size = pl.arena(plan)
+    arena = bytearray(size)
+    for f in pl.data_files(plan):
+        blob = plan.data.get(f.sha256)
+        if blob is None:
+            blob = (build / f.path).read_bytes()
+        r = regions[f.path]
+        arena[r.offset : r.offset + len(blob)] = blob
+    for t in plan.tensors:
+        if t.name in tensors and t.name in regions:
+            r = regions[t.name]
+            arena[r.offset : r.offset + r.nbytes] = stored_bytes(tensors[t.name], t.dtype)
+    return arena
+
+
+def _beats(tiles: np.ndarray, bits: int) -> bytes:
+    """Tiles [count, elements] of stored-bytes rows packed into beats, each tile zero-padded."""
+    beat = bits // 8
+    rows = tiles.reshape(tiles.shape[0], -1)
+    pad = (-rows.shape[1]) % beat
+    return np.pad(rows, ((0, 0), (0, pad))).tobytes()
+
+
+def _as_bytes(x: np.ndarray, dtype: str) -> np.ndarray:
+    """An array's stored bytes, shaped [..., bytes per element] flattened on the last axis."""
+    raw = np.frombuffer(stored_bytes(x, dtype), dtype=np.uint8)
+    return raw.reshape(*x.shape[:-1], -1) if x.ndim else raw
+
+
+def expected_a(plan: Plan, g: GemmLayer, a: np.ndarray) -> dict[str, bytes]:
+    """The A streams of layer ``g`` for input ``a``, from the simulator's tile order."""
+    from codesign.sim import numerics
+
+    s, bits = g.schedule, pl.beat_bits(plan)
+    L, m, k = s.block.cascade, s.tile.m, s.tile.k
+    dtype = "bf16" if g.dtype == "bf16" else plan.tensor(g.inputs[0]).dtype
+    src = numerics.to_bf16(a.reshape(s.M, s.K)) if g.dtype == "bf16" else a.reshape(s.M, s.K)
+    A = np.zeros((s.padded_M, s.padded_K), dtype=src.dtype)
+    A[: s.M, : s.K] = src
+    At = A.reshape(s.m_tiles, m, s.k_passes, L, k).transpose(0, 2, 3, 1, 4)  # [i, p, l, m, k]
+    out = {}
+    for l in range(L):  # noqa: E741
+        tiles = np.stack(
+            [
+                _as_bytes(At[i, p, l], dtype).reshape(-1)
+                for i in range(s.m_tiles)
+                for _ in range(s.n_tiles)
+                for p in range(s.k_passes)
+            ]
+        )
+        out[pl.a_name(l)] = _beats(tiles, bits)
+    return out
+
+
+def expected_b(plan: Plan, g: GemmLayer, packed: np.ndarray) -> dict[str, bytes]:
+    """The B streams of layer ``g`` from its packed weight (tiles of unpack_b, per M tile)."""
+    s, bits = g.schedule, pl.beat_bits(plan)
+    B = unpack_b(packed, s)  # [n_tile, k_pass, chain, core, k, n] (k x n row-major per core)
+    _, mk, mn = s.native
+    out = {}
+    for c in range(s.block.chains):
+        for l in range(s.block.cascade):  # noqa: E741
+            tiles = []
+            for _ in range(s.m_tiles):
+                for j in range(s.n_tiles):
+                    for p in range(s.k_passes):
+                        t = B[j, p, c, l]  # back to native blocks: the stream's own order
+                        blocks = t.reshape(s.tile.k // mk, mk, s.tile.n // mn, mn)
+                        blocks = blocks.transpose(0, 2, 1, 3).reshape(-1)
+                        tiles.append(_as_bytes(blocks, g.weight.dtype).reshape(-1))
+            out[pl.b_name(c, l)] = _beats(np.stack(tiles), bits)
+    return out
+
+
+def c_streams(plan: Plan, g: GemmLayer, y: np.ndarray) -> dict[str, bytes]:
+    """The C streams that produce output ``y`` of layer ``g`` (padding as zeros)."""
+    s, bits = g.schedule, pl.beat_bits(plan)
+    dtype = plan.tensor(g.outputs[0]).dtype
+    Y = np.zeros((s.padded_M, s.padded_N), dtype=y.dtype)
+    Y[: s.M, : s.N] = y.reshape(s.M, s.N)
+    C, m, n = s.block.chains, s.tile.m, s.tile.n
+    Yt = Y.reshape(s.m_tiles, m, s.n_tiles, C, n).transpose(3, 0, 2, 1, 4)  # [c, i, j, m, n]
+    out = {}
+    for c in range(C):
+        tiles = np.stack(
+            [
+                _as_bytes(Yt[c, i, j], dtype).reshape(-1)
+                for i in range(s.m_tiles)
+                for j in range(s.n_tiles)
+            ]
+        )
+        out[pl.c_name(c)] = _beats(tiles, bits)
+    return out
+
+
+def _harness(plan: Plan, hls_dir: Path) -> str:
+    headers = sorted(p.name for p in hls_dir.glob("l*_*.h"))
+    gemms, vectors = [], []
+    for i, layer in enumerate(plan.layers):
+        if isinstance(layer, GemmLayer):
+            gemms.append(pl.gemm_context(plan, i, layer))
+        elif isinstance(layer, VectorLayer):
+            vectors.append(pl.ident(i, layer.name))
+    return pl.render("harness.cpp.j2", headers=headers, gemms=gemms, vectors=vectors).decode()
+
+
+def _run(exe: Path, *args: object) -> str | None:
+    r = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, check=False)
+    return None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}")
+
+
+def _compare(got: bytes, want: bytes) -> str:
+    """'' when equal, else where the first difference is."""
+    if got == want:
+        return ""
+    if len(got) != len(want):
+        return f"{len(got)} bytes, expected {len(want)}"
+    first = next(i for i, (x, y) in enumerate(zip(got, want, strict=True)) if x != y)
+    return f"first difference at byte {first}"
+
+
+def check_hls(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> list[CheckResult]:
+    """Compile the build's HLS kernels with g++ and run each PL function on the simulator's
+    tensors (``tensors``: every tensor of :meth:`codesign.sim.functional.Simulator.run_all`);
+    one row per (layer, function), ``matched`` only when every byte equals the simulator's.
+
+    A build without ``hls/`` files gives one row that says so (not compiled). Raises
+    FileNotFoundError when g++ is not installed.
+    """
+    build = Path(build)
+    hls_dir = build / "hls"
+    kernel = hls_dir / "codesign_pl.cpp"
+    if not kernel.is_file():
+        return [CheckResult("(build)", PART, False, False, f"{kernel}: no PL kernel in the build")]
+    rows: list[CheckResult] = []
+    with tempfile.TemporaryDirectory(prefix="codesign-hls-") as tmp:
+        work = Path(tmp)
+        err = compile_cpp(kernel, work / "codesign_pl.o", hls_dir, obj_only=True)
+        if err is None:
+            rows.append(_check_sequencer(work, plan, tensors, build, hls_dir))
+        else:
+            rows.append(CheckResult("(sequencer)", f"{PART}:sequencer", False, False, err))
+        (work / "harness.cpp").write_text(_harness(plan, hls_dir))
+        exe = work / "harness"
+        err = compile_cpp(work / "harness.cpp", exe, hls_dir)
+        if err is not None:
+            for layer in plan.layers:
+                if isinstance(layer, GemmLayer | VectorLayer):
+                    rows.append(CheckResult(layer.name, PART, False, False, err))
+            return rows
+        arena = _arena_bytes(build, plan, tensors)
+        regions, _ = pl.arena(plan)
+        for i, layer in enumerate(plan.layers):
+            p = pl.ident(i, layer.name)
+            if isinstance(layer, VectorLayer):
+                rows.append(_check_vector(exe, work, layer, p, arena, regions))
+            elif isinstance(layer, GemmLayer):
+                rows += _check_gemm(exe, work, plan, layer, p, arena, regions, tensors)
+    return rows
+
+
+def _check_sequencer(
+    work: Path, plan: Plan, tensors: dict[str, np.ndarray], build: Path, hls_dir: Path
+) -> CheckResult:
+    """Run the whole kernel once on x86 (see the module docstring)."""
+    part = f"{PART}:sequencer"
+    a, b, c = pl.stream_names(plan)
+    src = work / "seq_harness.cpp"
+    src.write_bytes(pl.render("seq_harness.cpp.j2", a_streams=a, b_streams=b, c_streams=c))
+    exe = work / "seq_harness"
+    err = compile_cpp(src, exe, hls_dir)
+    if err is not None:
+        return CheckResult("(sequencer)", part, False, False, err)
+    regions, size = pl.arena(plan)
+    full = _arena_bytes(build, plan, tensors)
+    start = bytearray(size)  # the data files and the inputs only, as the host fills it
+    keep = [regions[f.path] for f in pl.data_files(plan)]
+    keep += [regions[t.name] for t in plan.inputs]
+    for r in keep:
+        start[r.offset : r.offset + r.nbytes] = full[r.offset : r.offset + r.nbytes]
+    want: dict[str, bytes] = {n: b"" for n in a + b + c + ["rtp"]}
+    for i, g in enumerate(plan.layers):
+        if not isinstance(g, GemmLayer):
+            continue
+        for name, data in expected_a(plan, g, tensors[g.inputs[0]]).items():
+            want[name] += data
+        wr = regions[g.weight.path]
+        packed = decode(bytes(full[wr.offset : wr.offset + wr.nbytes]), g.weight)
+        for name, data in expected_b(plan, g, packed).items():
+            want[name] += data
+        for name, data in c_streams(plan, g, tensors[g.outputs[0]]).items():
+            want[name] += data
+        s = g.schedule
+        zp = int(np.asarray(tensors[g.inputs[1]]).reshape(-1)[0]) if len(g.inputs) > 1 else 0
+        words = [i, s.m_tiles, s.n_tiles, s.k_passes, s.tile.m, s.tile.k, s.tile.n, zp]
+        want["rtp"] += np.array(words, dtype=np.int64).astype("<u4").tobytes()
+    out_dir = work / "sequencer"
+    out_dir.mkdir()
+    for name in c:
+        (out_dir / f"{name}.bin").write_bytes(want[name])
+    path = work / "sequencer.arena"
+    path.write_bytes(start)
+    err = _run(exe, path, out_dir)
+    if err is not None:
+        return CheckResult("(sequencer)", part, True, False, err)
+    got = path.read_bytes()
+    details = []
+    for t in plan.tensors:
+        r = regions[t.name]
+        if d := _compare(
+            got[r.offset : r.offset + r.nbytes], bytes(full[r.offset : r.offset + r.nbytes])
+        ):
+            details.append(f"tensor {t.name}: {d}")
+    for name in a + b + ["rtp"]:
+        if d := _compare((out_dir / f"{name}.bin").read_bytes(), want[name]):
+            details.append(f"stream {name}: {d}")
+    return CheckResult("(sequencer)", part, True, not details, "; ".join(details[:4]))
+
+
+def _check_vector(
+    exe: Path,
+    work: Path,
+    layer: VectorLayer,
+    p: str,
+    arena: bytearray,
+    regions: dict[str, pl.Region],
+) -> CheckResult:
+    path = work / f"{p}.arena"
+    before = bytearray(arena)
+    for o in layer.outputs:  # the unit must write its outputs: start them as garbage
+        r = regions[o]
+        before[r.offset : r.offset + r.nbytes] = b"\xa5" * r.nbytes
+    path.write_bytes(before)
+    err = _run(exe, "vector", p, path)
+    if err:
+        return CheckResult(layer.name, f"{PART}:vector:{layer.fn}", True, False, err)
+    after = path.read_bytes()
+    details = []
+    for o in layer.outputs:
+        r = regions[o]
+        d = _compare(
+            after[r.offset : r.offset + r.nbytes], bytes(arena[r.offset : r.offset + r.nbytes])
+        )
+        if d:
+            details.append(f"{o}: {d}")
+    return CheckResult(
+        layer.name, f"{PART}:vector:{layer.fn}", True, not details, "; ".join(details)
+    )
+
+
+def _check_gemm(
+    exe: Path,
+    work: Path,
+    plan: Plan,
+    g: GemmLayer,
+    p: str,
+    arena: bytearray,
+    regions: dict[str, pl.Region],
+    tensors: dict[str, np.ndarray],
+) -> list[CheckResult]:
+    rows = []
+    path = work / f"{p}.arena"
+    path.write_bytes(arena)
+    out_dir = work / p
+    out_dir.mkdir()
+
+    def streams(op: str, want: dict[str, bytes]) -> CheckResult:
+        err = _run(exe, op, p, path, out_dir)
+        if err:
+            return CheckResult(g.name, f"{PART}:{op}", True, False, err)
+        details = [
+            f"{name}: {d}"
+            for name, data in want.items()
+            if (d := _compare((out_dir / f"{name}.bin").read_bytes(), data))
+        ]
+        return CheckResult(g.name, f"{PART}:{op}", True, not details, "; ".join(details))
+
+    rows.append(streams("tile_a", expected_a(plan, g, tensors[g.inputs[0]])))
+    wr = regions[g.weight.path]
+    packed_bytes = bytes(arena[wr.offset : wr.offset + wr.nbytes])
+    packed = decode(packed_bytes, g.weight)
+    rows.append(streams("feed_b", expected_b(plan, g, packed)))
+    # the weight tiler: the row-major weight (the exact inverse of the packing) -> tempus.b/1
+    s = g.schedule
+    full = unpack_b(packed, s).transpose(1, 3, 4, 0, 2, 5).reshape(s.padded_K, s.padded_N)
+    rowmajor = work / f"{p}.w"
+    rowmajor.write_bytes(stored_bytes(np.ascontiguousarray(full[: s.K, : s.N]), g.weight.dtype))
+    out = work / f"{p}.packed"
+    err = _run(exe, "pack_b", p, rowmajor, out)
+    rows.append(
+        CheckResult(
+            g.name,
+            f"{PART}:pack_b",
+            True,
+            err is None and out.read_bytes() == packed_bytes,
+            err or _compare(out.read_bytes(), packed_bytes),
+        )
+    )
+    # the C untiler: the simulator's output as chain tiles -> row-major, over a garbage region
+    y = tensors[g.outputs[0]]
+    for name, data in c_streams(plan, g, y).items():
+        (out_dir / f"{name}.bin").write_bytes(data)
+    yr = regions[g.outputs[0]]
+    garbage = bytearray(arena)
+    garbage[yr.offset : yr.offset + yr.nbytes] = b"\xa5" * yr.nbytes
+    path.write_bytes(garbage)
+    err = _run(exe, "untile_c", p, path, out_dir)
+    got = path.read_bytes()[yr.offset : yr.offset + yr.nbytes]
+    want = bytes(arena[yr.offset : yr.offset + yr.nbytes])
+    rows.append(
+        CheckResult(
+            g.name,
+            f"{PART}:untile_c",
+            True,
+            err is None and got == want,
+            err or _compare(got, want),
+        )
+    )
+    return rows

@@ -1,0 +1,406 @@
+"""The PL side of a build, as data: stream names, the DDR arena, and the text of the HLS files.
+
+Everything here is a pure function of the Plan (and the board's PLIO width), so the files are
+byte-deterministic. The contracts (documented in docs/pl_streams.md):
+
+- **Stream names.** Cascade position ``l`` of the block reads its A tiles from PLIO ``a_{l}``;
+  core (chain ``c``, position ``l``) reads its B tiles from ``b_{c}_{l}``; the end of chain ``c``
+  writes its C tiles to ``c_{c}``. :func:`a_name`, :func:`b_name`, :func:`c_name` are the one
+  definition; the AIE graph and system.cfg use the same names.
+- **Beats.** Every PL<->AIE stream carries ``beat_bits``-bit beats (the board's widest PLIO);
+  elements are packed little-endian from bit 0; each tile starts on a fresh beat and its last
+  beat is zero-padded.
+- **Stream order.** For a GEMM, graph iterations walk (M tile i, N tile j), N fastest; each
+  iteration runs the K passes p. ``a_{l}`` carries, per (i, j, p), the m x k tile of A at rows
+  i*m.., columns (p*L + l)*k.. (row-major, zero outside A): the simulator's A tile of core l,
+  replayed for every N tile (the replication Tempus does on the host). ``b_{c}_{l}`` carries, per
+  (i, j, p), the k x n tile (n_tile j, pass p, chain c, core l) of the ``tempus.b/1`` stream
+  (native blocks), replayed for every M tile. ``c_{c}`` carries per (i, j) the m x n output tile of
+  chain c (row-major, padding included).
+- **Arena.** The PL kernels address one DDR buffer: every plan data file, then every activation
+  tensor, each at a 64-byte-aligned offset in plan order (a reshape's output shares its input's
+  bytes). Data files hold their stored bytes (:func:`codesign.ir.data.stored_bytes`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import jinja2
+
+from codesign.boards import load as load_board
+from codesign.errors import CodesignError
+from codesign.ir.data import itemsize
+from codesign.ir.plan import DataFile, GemmLayer, Plan, ReshapeLayer, VectorLayer
+from codesign.kinds.registry import Emitted
+
+#: alignment of every arena region (bytes): one 512-bit AXI beat
+ARENA_ALIGN = 64
+
+#: C++ storage type of each dtype in the arena and in the vector units (bf16 is stored as its
+#: upper 16 bits and computed as float, as codesign.sim.numerics.to_bf16 does)
+_CTYPES = {
+    "int4": "ap_int<8>",
+    "uint4": "ap_uint<8>",
+    "int8": "ap_int<8>",
+    "uint8": "ap_uint<8>",
+    "int16": "ap_int<16>",
+    "uint16": "ap_uint<16>",
+    "int32": "ap_int<32>",
+    "int64": "ap_int<64>",
+    "float32": "float",
+    "bf16": "float",
+}
+_FLOATS = ("float32", "bf16")
+
+
+class PLCodegenError(CodesignError):
+    """A plan layer the PL code generator cannot express (names the layer, says what it needs)."""
+
+
+def a_name(l: int) -> str:  # noqa: E741 - l is the cascade position, as in the docs
+    """PLIO name of the A stream of cascade position ``l``."""
+    return f"a_{l}"
+
+
+def b_name(c: int, l: int) -> str:  # noqa: E741
+    """PLIO name of the B stream of core (chain ``c``, cascade position ``l``)."""
+    return f"b_{c}_{l}"
+
+
+def c_name(c: int) -> str:
+    """PLIO name of the C stream leaving chain ``c``."""
+    return f"c_{c}"
+
+
+def stream_names(plan: Plan) -> tuple[list[str], list[str], list[str]]:
+    """The (A, B, C) PLIO names of the plan's block, in port order."""
+    L, C = plan.block.cascade, plan.block.chains
+    return (
+        [a_name(pos) for pos in range(L)],
+        [b_name(c, pos) for c in range(C) for pos in range(L)],
+        [c_name(c) for c in range(C)],
+    )
+
+
+def beat_bits(plan: Plan) -> int:
+    """Width of a PL<->AIE stream beat: the board's widest PLIO (as the RTL blocks use)."""
+    return max(load_board(plan.board).plio.widths_bits)
+
+
+def ident(index: int, name: str) -> str:
+    """A C++ identifier for layer ``index`` called ``name`` (unique by the index)."""
+    return f"l{index}_" + re.sub(r"[^A-Za-z0-9_]", "_", name)[:40]
+
+
+def ctype(dtype: str, where: str) -> str:
+    try:
+        return _CTYPES[dtype]
+    except KeyError:
+        raise PLCodegenError(
+            f"{where}: dtype must be one of {', '.join(_CTYPES)} for the PL, not {dtype!r}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Region:
+    """One tensor or data file in the arena: byte offset, bytes, dtype and element count."""
+
+    offset: int
+    nbytes: int
+    dtype: str
+    count: int
+
+
+def _align(x: int) -> int:
+    return -(-x // ARENA_ALIGN) * ARENA_ALIGN
+
+
+def data_files(plan: Plan) -> list[DataFile]:
+    """Every data file the plan refers to, each once, in plan order."""
+    seen: dict[str, DataFile] = {}
+    for f in plan.constants.values():
+        seen.setdefault(f.path, f)
+    for g in plan.layers:
+        if isinstance(g, GemmLayer):
+            fs = [g.weight, g.bias, g.colsum]
+            if g.requant is not None:
+                fs += [g.requant.multiplier, g.requant.shift]
+            for f in fs:
+                if f is not None:
+                    seen.setdefault(f.path, f)
+    return list(seen.values())
+
+
+def arena(plan: Plan) -> tuple[dict[str, Region], int]:
+    """The arena layout: regions by data-file path and by tensor name, and the total bytes.
+
+    Linear in the plan's size; the last plan's layout is kept (by identity), since every
+    layer's file asks for it."""
+    view = _view(plan)
+    return view[0], view[1]
+
+
+_LAST: list = []
+
+
+def _view(plan: Plan) -> tuple[dict[str, Region], int, dict[str, tuple[int, ...]]]:
+    """(regions, arena bytes, shape of every tensor and constant by name) of ``plan``."""
+    if _LAST and _LAST[0] is plan:
+        return _LAST[1]
+    weights = {g.weight.path: g.schedule for g in plan.gemms() if g.weight is not None}
+    regions: dict[str, Region] = {}
+    at = 0
+    for f in data_files(plan):
+        if f.layout == "row-major":
+            count = math.prod(f.shape)
+        elif f.path in weights:
+            count = weights[f.path].padded_K * weights[f.path].padded_N
+        else:
+            raise PLCodegenError(f"{f.path}: layout {f.layout} belongs to no GEMM of the plan")
+        n = count * itemsize(f.dtype)
+        regions[f.path] = Region(at, n, f.dtype, count)
+        at = _align(at + n)
+    for name, f in plan.constants.items():
+        regions[name] = regions[f.path]
+    alias = {r.outputs[0]: r.inputs[0] for r in plan.layers if isinstance(r, ReshapeLayer)}
+    for t in plan.tensors:
+        if t.name in regions:
+            continue
+        if t.name in alias and alias[t.name] in regions:
+            regions[t.name] = regions[alias[t.name]]
+            continue
+        count = math.prod(t.shape)
+        n = count * itemsize(t.dtype)
+        regions[t.name] = Region(at, n, t.dtype, count)
+        at = _align(at + n)
+    shapes = {name: tuple(f.shape) for name, f in plan.constants.items()}
+    shapes.update({t.name: tuple(t.shape) for t in plan.tensors})
+    result = (regions, max(at, ARENA_ALIGN), shapes)
+    _LAST[:] = [plan, result]
+    return result
+
+
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("codesign.hls", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # C++ text; every name in it is an identifier made by ident()
+    )
+
+
+def render(template: str, **ctx: object) -> bytes:
+    return _env().get_template(template).render(**ctx).encode()
+
+
+# --- GEMM layers --------------------------------------------------------------------------------
+
+
+def gemm_context(plan: Plan, index: int, g: GemmLayer) -> dict:
+    """What the GEMM template needs for layer ``g`` (plan layer number ``index``)."""
+    regions, _ = arena(plan)
+    s = g.schedule
+    a = regions[g.inputs[0]]
+    y = regions[g.outputs[0]]
+    w = regions[g.weight.path]
+    bits = beat_bits(plan)
+    a_bytes = 2 if g.dtype == "bf16" else itemsize(a.dtype)
+    w_bytes = itemsize(g.weight.dtype)
+    y_bytes = itemsize(y.dtype)
+    for nbytes, what in ((a_bytes, "A"), (w_bytes, "B"), (y_bytes, "C")):
+        if (bits // 8) % nbytes:
+            raise PLCodegenError(f"layer {g.name!r}: {what} elements do not divide a stream beat")
+    _, streams_b, streams_c = stream_names(plan)
+    return {
+        "p": ident(index, g.name),
+        "name": g.name,
+        "s": s,
+        "L": s.block.cascade,
+        "C": s.block.chains,
+        "bits": bits,
+        "a": a,
+        "a_bytes": a_bytes,
+        "a_bf16": g.dtype == "bf16" and a.dtype != "bf16",
+        "a_src_bytes": itemsize(a.dtype),
+        "w": w,
+        "w_bytes": w_bytes,
+        "y": y,
+        "y_bytes": y_bytes,
+        "a_streams": [a_name(pos) for pos in range(s.block.cascade)],
+        "b_streams": streams_b,
+        "c_streams": streams_c,
+        "a_beats": -(-s.tile.m * s.tile.k * a_bytes * 8 // bits),
+        "b_beats": -(-s.tile.k * s.tile.n * w_bytes * 8 // bits),
+        "c_beats": -(-s.tile.m * s.tile.n * y_bytes * 8 // bits),
+    }
+
+
+# --- vector layers ------------------------------------------------------------------------------
+
+
+def _strides_over(out: tuple[int, ...], shape: tuple[int, ...], axis: int | None) -> list[int]:
+    """Element strides of an input of ``shape`` read at each output coordinate (0 where it
+    broadcasts). With ``axis`` a 1-D input runs along that output axis (per-axis parameters)."""
+    r = len(out)
+    if math.prod(shape) == 1:
+        return [0] * r
+    if axis is not None and len(shape) == 1:
+        st = [0] * r
+        st[axis % r] = 1
+        return st
+    shape = (1,) * (r - len(shape)) + tuple(shape)
+    st, acc = [0] * r, 1
+    for d in reversed(range(r)):
+        st[d] = 0 if shape[d] == 1 and out[d] != 1 else acc
+        acc *= shape[d]
+    return st
+
+
+def vector_context(plan: Plan, index: int, v: VectorLayer) -> dict:
+    """What the vector template needs for layer ``v`` (plan layer number ``index``)."""
+    regions, _ = arena(plan)
+    attrs = dict(v.attrs)
+    where = f"layer {v.name!r}"
+    ins = [n for n in v.inputs if n]
+    shapes = _view(plan)[2]
+    dims = list(shapes[v.outputs[0]]) or [1]
+    axis = attrs.get("axis") if v.fn in ("quantize", "dequantize") else None
+    inputs = []
+    for k, name in enumerate(ins):
+        shape = shapes[name]
+        r = regions[name]
+        strides = _strides_over(tuple(dims), shape, axis)
+        inputs.append(
+            {
+                "k": k,
+                "region": r,
+                "dtype": r.dtype,
+                "ctype": ctype(r.dtype, where),
+                "float": r.dtype in _FLOATS,
+                "size": itemsize(r.dtype),
+                "strides": strides,
+            }
+        )
+    outputs = []
+    for name in v.outputs:
+        r = regions[name]
+        outputs.append(
+            {
+                "region": r,
+                "dtype": r.dtype,
+                "ctype": ctype(r.dtype, where),
+                "float": r.dtype in _FLOATS,
+                "size": itemsize(r.dtype),
+            }
+        )
+    lo = hi = 0
+    if v.fn == "quantize":
+        from codesign.sim.numerics import int_range
+
+        lo, hi = int_range(str(attrs["dtype"]))
+    cast_to = str(attrs.get("to", ""))
+    if v.fn == "cast" and cast_to not in _CTYPES:
+        raise PLCodegenError(f"{where}: cast to {cast_to!r} has no PL form")
+    return {
+        "p": ident(index, v.name),
+        "name": v.name,
+        "fn": v.fn,
+        "dims": dims,
+        "count": math.prod(dims),
+        "inputs": inputs,
+        "outputs": outputs,
+        "lo": lo,
+        "hi": hi,
+        "cast_to": cast_to,
+    }
+
+
+# --- the files ----------------------------------------------------------------------------------
+
+
+def common_header(plan: Plan) -> bytes:
+    """hls/pl_common.h: beat type, arena element access, bf16 rounding."""
+    return render("pl_common.h.j2", bits=beat_bits(plan))
+
+
+def gemm_file(plan: Plan, index: int, g: GemmLayer) -> tuple[str, bytes]:
+    ctx = gemm_context(plan, index, g)
+    return f"hls/{ctx['p']}.h", render("gemm_layer.h.j2", **ctx)
+
+
+def vector_file(plan: Plan, index: int, v: VectorLayer) -> tuple[str, bytes]:
+    ctx = vector_context(plan, index, v)
+    return f"hls/{ctx['p']}.h", render("vector_layer.h.j2", **ctx)
+
+
+def layer_files(plan: Plan, kind: type) -> list[tuple[str, bytes]]:
+    """The per-layer HLS files of every layer of type ``kind`` (GemmLayer or VectorLayer)."""
+    make = gemm_file if kind is GemmLayer else vector_file
+    return [make(plan, i, layer) for i, layer in enumerate(plan.layers) if isinstance(layer, kind)]
+
+
+def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[str, bytes]:
+    """hls/codesign_pl.cpp: the one PL kernel the host launches per inference.
+
+    GEMM layers stream through the block; a layer whose kind emitted ``hls/<ident>.h`` (the
+    vector units; paths in ``emitted``) runs its ``<ident>_run(arena)``; views (unit "none")
+    need nothing. Any other layer has no PL code yet: its step is an ``#error`` naming it, so
+    the kernel refuses to compile (in ``codesign check`` and in v++) instead of skipping it."""
+    streams_a, streams_b, streams_c = stream_names(plan)
+    regions, _ = arena(plan)
+    steps = []
+    for i, layer in enumerate(plan.layers):
+        p = ident(i, layer.name)
+        if isinstance(layer, GemmLayer):
+            s = layer.schedule
+            steps.append(
+                {
+                    "kind": "gemm",
+                    "p": p,
+                    "name": layer.name,
+                    "rtp": [i, s.m_tiles, s.n_tiles, s.k_passes, s.tile.m, s.tile.k, s.tile.n],
+                    # a run-time activation zero point (dynamic quantisation) is read from the
+                    # arena when the layer runs and sent as the 8th word (0 without one)
+                    "zp": regions[layer.inputs[1]] if len(layer.inputs) > 1 else None,
+                }
+            )
+        elif f"hls/{p}.h" in emitted:
+            steps.append({"kind": "unit", "p": p, "name": layer.name})
+        elif layer.unit != "none":
+            steps.append(
+                {
+                    "kind": "missing",
+                    "p": p,
+                    "name": re.sub(r"[^A-Za-z0-9_.-]", "_", layer.name),
+                    "layer_kind": layer.kind,
+                }
+            )
+    _, size = arena(plan)
+    return "hls/codesign_pl.cpp", render(
+        "sequencer.cpp.j2",
+        steps=steps,
+        a_streams=streams_a,
+        b_streams=streams_b,
+        c_streams=streams_c,
+        arena_bytes=size,
+        model=re.sub(r"[^A-Za-z0-9_.-]", "_", plan.model),
+    )
+
+
+def graph_iterations(plan: Plan) -> int:
+    """Graph iterations of one inference: every GEMM's (M tile, N tile, K pass) steps."""
+    return sum(g.schedule.graph_iterations * g.schedule.k_passes for g in plan.gemms())
+
+
+def emit_gemm(plan: Plan, layers: list[GemmLayer]) -> Emitted:
+    """The PL movers of the GEMM layers (``hls/l<i>_<name>.h``), as an ``emit`` contribution for
+    :mod:`codesign.kinds.gemm`. Until the GEMM kind's emitter returns these, the build-level
+    writer (:func:`codesign.codegen.vitis.vitis_files`) writes them."""
+    return Emitted(files=tuple(layer_files(plan, GemmLayer)))
