@@ -49,8 +49,8 @@ def plan(
 ) -> Plan:
     """Schedule every op of the hardware KernelGraph ``kg`` on ``board`` with ``block``.
 
-    ``solver_time_limit`` is the CP-SAT limit per GEMM tile (see
-    :func:`codesign.solvers.tiling.solve_tile`). With ``check_fit`` the plan's modelled
+    ``solver_time_limit`` is the CP-SAT limit per GEMM tile search (see
+    :func:`codesign.cost.tiles.search_tile`). With ``check_fit`` the plan's modelled
     resources (without synthesis figures of the PL blocks, which the build adds later) must fit
     the board, or :class:`~codesign.errors.FitError` says what overflows.
     """

@@ -7,27 +7,28 @@ every N tile), and output tiles are walked over time as graph iterations. The PL
 tile per cascade position (broadcast to every chain), one B tile per core, and drains one C tile
 per chain: ``cascade + chains*cascade`` PLIOs in and ``chains`` out.
 
-The per-core tile comes from the CP-SAT model of :mod:`codesign.solvers.tiling`.
+The per-core tile and the dataflow are chosen by the reported cost model
+(:mod:`codesign.cost.tiles`), with CP-SAT (:mod:`codesign.solvers.tiling`) narrowing the search.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import replace
-from fractions import Fraction
 
 from codesign.boards import Board
+from codesign.cost.workload import DTYPE_BYTES
 from codesign.errors import FitError, OptionError
 from codesign.ir.plan import Block, SolverReport, TemporalSchedule, Tile
-from codesign.solvers.tiling import TilingProblem, block_cycles, solve_tile
+from codesign.ir.tiling import tile_counts
+from codesign.solvers.tiling import TilingProblem
 
 DEFAULT_BLOCK = Block(chains=2, cascade=8)
 #: Default CP-SAT deterministic time limit per GEMM tile, in seconds.
 SOLVER_TIME_LIMIT = 10.0
 
-#: Bytes per element of (A, B) for each compute dtype; the accumulator is 4 bytes (acc32/fp32).
-OPERAND_BYTES = {"int8": (1, 1), "int16": (2, 2), "int16x8": (2, 1), "bf16": (2, 2), "fp32": (4, 4)}
+#: Bytes per element of (A, B) for each compute dtype, from the cost model's one table.
+OPERAND_BYTES = {d: (v[0], v[1]) for d, v in DTYPE_BYTES.items()}
 
 
 def parse_block(text: str) -> Block:
@@ -71,34 +72,31 @@ def plios(block: Block) -> tuple[int, int]:
 
 
 def tiling_problem(board: Board, M: int, K: int, N: int, dtype: str, block: Block) -> TilingProblem:
-    """The CP-SAT tiling problem for an M x K x N GEMM of ``dtype`` on ``block``."""
+    """The integer lower-bound tiling problem of an M x K x N GEMM of ``dtype`` on ``block``
+    (see :mod:`codesign.solvers.tiling`), at the board's clocks and widest PLIO."""
+    from codesign.cost.tiles import tiling_problem as problem
+
+    return problem(board, _workload(board, M, K, N, dtype), _config(board, block))
+
+
+def _workload(board: Board, M: int, K: int, N: int, dtype: str):
+    from codesign.cost import GemmWorkload
+
     aie = board.aie
     if dtype not in aie.mmul_shapes or dtype not in aie.macs_per_cycle:
         raise FitError(
             f"{board.name} ({aie.generation}) has no native {dtype} matrix multiply; "
             f"it supports {', '.join(sorted(aie.mmul_shapes))}"
         )
-    native = tuple(aie.mmul_shapes[dtype])
-    bytes_a, bytes_b = OPERAND_BYTES[dtype]
-    tm = board.extra.get("tiling_model", {})
-    plio_bits = max(board.plio.widths_bits)
-    return TilingProblem(
-        M=M,
-        K=K,
-        N=N,
-        native=native,  # type: ignore[arg-type]
-        chains=block.chains,
-        cascade=block.cascade,
-        memory_budget=aie.data_memory_bytes - aie.stack_reserve_bytes,
-        bytes_a=bytes_a,
-        bytes_b=bytes_b,
-        bytes_acc=4,
-        cycles_per_mmul=Fraction(math.prod(native), aie.macs_per_cycle[dtype]),
-        stream_bytes_per_cycle=Fraction(plio_bits, 8)
-        * Fraction(board.pl.default_clock_mhz).limit_denominator(1000)
-        / Fraction(aie.clock_mhz).limit_denominator(1000),
-        pass_overhead=int(tm.get("kernel_pass_overhead_cycles", 0)),
-        iteration_overhead=int(tm.get("iteration_overhead_cycles", 0)),
+    return GemmWorkload(M, K, N, dtype)
+
+
+def _config(board: Board, block: Block, tile: Tile | None = None):
+    from codesign.cost import TemporalConfig
+
+    mm, mk, mn = (tile.m, tile.k, tile.n) if tile is not None else (1, 1, 1)
+    return TemporalConfig(
+        block.chains, block.cascade, mm, mk, mn, plio_bits=max(board.plio.widths_bits)
     )
 
 
@@ -112,29 +110,41 @@ def schedule_gemm(
     tile: Tile | None = None,
     time_limit_s: float = SOLVER_TIME_LIMIT,
 ) -> TemporalSchedule:
-    """Schedule an M x K x N GEMM on the temporal block; the tile from CP-SAT unless given."""
+    """Schedule an M x K x N GEMM on the temporal block.
+
+    The tile (unless given) and the dataflow are the reported cost model's choice
+    (:func:`codesign.cost.tiles.search_tile`: CP-SAT narrows, the model decides);
+    ``block_cycles`` is that model's time of the GEMM in AIE cycles.
+    """
+    from codesign.cost.tiles import check_tile, search_tile, tile_estimate
+
     check_block(board, block)
-    problem = tiling_problem(board, M, K, N, dtype, block)
-    mm, mk, mn = problem.native
+    w = _workload(board, M, K, N, dtype)
+    mm, mk, mn = board.aie.mmul_shapes[dtype]
+    plio_bits = max(board.plio.widths_bits)
     if tile is None:
-        tile, report = solve_tile(problem, time_limit_s)
+        found = search_tile(
+            board, w, block.chains, block.cascade, plio_bits=plio_bits, time_limit_s=time_limit_s
+        )
+        est, report = found.estimate, found.solver
+        tile = Tile(est.config.tile_m, est.config.tile_k, est.config.tile_n)
     else:
-        if tile.m % mm or tile.k % mk or tile.n % mn:
+        try:
+            check_tile(board, dtype, (tile.m, tile.k, tile.n), "tile")
+        except OptionError:
             raise OptionError(
                 f"tile {tile} must be a multiple of the native {dtype} mmul {mm}x{mk}x{mn}"
-            )
-        a, b, c = tile.m // mm, tile.k // mk, tile.n // mn
-        if problem.memory(a, b, c) > problem.memory_budget:
+            ) from None
+        est = tile_estimate(board, w, _config(board, block, tile))
+        if est is None:
+            problem = tiling_problem(board, M, K, N, dtype, block)
             raise FitError(
-                f"tile {tile} needs {problem.memory(a, b, c)} bytes of core data memory, "
-                f"only {problem.memory_budget} are available"
+                f"tile {tile} needs {problem.memory(*problem.factors(tile))} bytes of core data "
+                f"memory or more on-chip storage than {board.name} has "
+                f"(core budget {problem.memory_budget} bytes)"
             )
         report = SolverReport("given", "GIVEN", 0)
-    a, b, c = tile.m // mm, tile.k // mk, tile.n // mn
-    m_tiles = math.ceil(M / tile.m)
-    n_tiles = math.ceil(N / (block.chains * tile.n))
-    k_passes = math.ceil(K / (block.cascade * tile.k))
-    cycles = block_cycles(problem, tile)
+    tc = tile_counts(M, K, N, block.chains, block.cascade, tile.m, tile.k, tile.n)
     plio_in, plio_out = plios(block)
     return TemporalSchedule(
         M=M,
@@ -144,36 +154,35 @@ def schedule_gemm(
         native=(mm, mk, mn),
         block=block,
         tile=tile,
-        m_tiles=m_tiles,
-        n_tiles=n_tiles,
-        k_passes=k_passes,
-        padded_M=m_tiles * tile.m,
-        padded_K=k_passes * block.cascade * tile.k,
-        padded_N=n_tiles * block.chains * tile.n,
-        core_memory_bytes=problem.memory(a, b, c),
+        m_tiles=tc.m_tiles,
+        n_tiles=tc.n_tiles,
+        k_passes=tc.k_passes,
+        padded_M=tc.padded_M,
+        padded_K=tc.padded_K,
+        padded_N=tc.padded_N,
+        core_memory_bytes=est.resources.core_buffer_bytes,
         plio_in=plio_in,
         plio_out=plio_out,
-        block_cycles=cycles,
+        block_cycles=est.cycles,
         solver=report,
+        dataflow=est.config.dataflow,
+        reuse_plan=est.plan.name if est.plan.name != "tempus" else None,
     )
 
 
 def choose_dataflow(board: Board, sched: TemporalSchedule) -> TemporalSchedule:
     """Pick how operands reach the block for this schedule's tile: Tempus's host-replicated
-    streaming or on-chip reuse, whichever the performance model finds faster and fits."""
-    from codesign.cost import GemmWorkload, choose_temporal_config
+    streaming or an on-chip reuse plan, whichever the reported model finds faster and fits
+    (:func:`codesign.cost.tiles.tile_estimate`, the model :func:`schedule_gemm` ranks tiles by)."""
+    from codesign.cost.tiles import tile_estimate
 
-    t = sched.tile
-    choice = choose_temporal_config(
-        board,
-        GemmWorkload(sched.M, sched.K, sched.N, sched.dtype),
-        chains=sched.block.chains,
-        cascade=sched.block.cascade,
-        tile=(t.m, t.k, t.n),
-    )
-    cfg = choice.estimate.config
+    w = _workload(board, sched.M, sched.K, sched.N, sched.dtype)
+    est = tile_estimate(board, w, _config(board, sched.block, sched.tile))
+    if est is None:
+        raise FitError(f"tile {sched.tile} on block {sched.block} fits no dataflow on {board.name}")
     return replace(
         sched,
-        dataflow=cfg.dataflow,
-        reuse_plan=choice.estimate.plan.name if cfg.dataflow != "tempus" else None,
+        dataflow=est.config.dataflow,
+        reuse_plan=est.plan.name if est.plan.name != "tempus" else None,
+        block_cycles=est.cycles,
     )

@@ -1,67 +1,78 @@
 """Choosing the block, tile and dataflow of a temporal GEMM when the caller leaves them open.
 
-Deterministic enumeration (no solver needed: the space is a few thousand points and the model is
-closed-form): blocks of ``chains x cascade`` cores that fit the array, tiles in multiples of the
-native ``aie::mmul`` shape whose ping-pong buffers fit a core's reachable data memory, and both
-dataflows. The fastest configuration that fits the board wins (ties: fewer cores, then less DDR
-traffic). The result carries Tempus's policy on the same block and tile, for the modelled gain.
+One cost model: every candidate is timed by :func:`codesign.cost.estimate_temporal_gemm` on its
+fastest dataflow that fits (:func:`codesign.cost.tiles.tile_estimate`). For each block of
+``chains x cascade`` cores that fits the array, the tile comes from
+:func:`codesign.cost.tiles.search_tile` (CP-SAT narrows, the model decides; the scheduler uses the
+same search), unless the caller fixes it. The fastest configuration wins, ranked by
+:func:`codesign.cost.tiles.rank_key`. The result carries the Tempus-policy comparisons for the
+modelled gain: Tempus's streaming on its own best tile on the same block, and on its best block.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import product
-from math import ceil
 
 from codesign.boards import Board
-from codesign.cost.resources import PlUsage, capacities
-from codesign.cost.temporal import GemmEstimate, estimate_temporal_gemm
+from codesign.cost.resources import PlUsage
+from codesign.cost.temporal import GemmEstimate
+from codesign.cost.tiles import SOLVER_TIME_LIMIT, check_tile, rank_key, search_tile, tile_estimate
 from codesign.cost.workload import DATAFLOWS, GemmWorkload, TemporalConfig
 from codesign.errors import FitError, OptionError
 
 _CHAINS = (1, 2, 4)
 _CASCADE = (1, 2, 4, 8)
-_MN = (16, 32, 64, 128)
 
 
 @dataclass(frozen=True)
 class Choice:
-    """The chosen estimate, the Tempus-policy estimate on the same block/tile, and what the
-    search looked at (``rejected``: reason -> count)."""
+    """The chosen estimate and what it is compared with.
+
+    ``tempus``: Tempus's policy (host-replicated streaming) on its own best tile on the chosen
+    block. ``tempus_best``: Tempus's policy on its best block and tile among the blocks searched
+    (the same as ``tempus`` when the block was fixed). ``rejected``: reason -> count.
+    """
 
     estimate: GemmEstimate
     tempus: GemmEstimate
     considered: int
     rejected: dict[str, int]
     notes: tuple[str, ...] = ()
+    tempus_best: GemmEstimate | None = None
 
     @property
     def gain_over_tempus(self) -> float:
-        """Modelled speed-up of the choice over Tempus's replicated streaming on the same block."""
+        """Modelled speed-up over Tempus's policy on its best tile on the same block."""
         return self.tempus.time_s / self.estimate.time_s
 
-
-def _round_up(x: int, q: int) -> int:
-    return ceil(x / q) * q
-
-
-def _tile_candidates(dim: int, q: int, fixed: int | None) -> list[int]:
-    if fixed is not None:
-        return [fixed]
-    need = _round_up(max(dim, 1), q)
-    out = sorted({min(_round_up(v, q), need) for v in _MN})
-    return out
+    @property
+    def gain_over_tempus_best(self) -> float:
+        """Modelled speed-up over Tempus's policy on its best block and tile."""
+        ref = self.tempus_best or self.tempus
+        return ref.time_s / self.estimate.time_s
 
 
-def _k_candidates(K: int, cascade: int, q: int) -> list[int]:
-    full = _round_up(ceil(K / cascade), q)
-    ks, k = [], full
-    while k >= q:
-        ks.append(k)
-        if k == q:
-            break
-        k = _round_up(k // 2, q)
-    return ks
+def _best_on_block(
+    board: Board,
+    w: GemmWorkload,
+    ch: int,
+    ca: int,
+    tile: tuple[int, int, int] | None,
+    flow: str | None,
+    kw: dict,
+    pl: PlUsage | None,
+    time_limit_s: float,
+) -> GemmEstimate:
+    if tile is None:
+        return search_tile(
+            board, w, ch, ca, dataflow=flow, pl=pl, time_limit_s=time_limit_s, **kw
+        ).estimate
+    cfg = TemporalConfig(ch, ca, *tile, **kw)
+    est = tile_estimate(board, w, cfg, flow, pl)
+    if est is None:
+        raise FitError(f"tile {'x'.join(map(str, tile))} on block {ch}x{ca} fits no dataflow")
+    return est
 
 
 def choose_temporal_config(
@@ -75,11 +86,12 @@ def choose_temporal_config(
     pl_clock_mhz: float | None = None,
     plio_bits: int = 128,
     pl: PlUsage | None = None,
+    time_limit_s: float = SOLVER_TIME_LIMIT,
 ) -> Choice:
     """Best temporal configuration for ``workload`` on ``board`` with the given parts fixed.
 
-    Raises :class:`OptionError` for bad fixed parts and :class:`FitError` when nothing fits,
-    naming the most common reason.
+    Raises :class:`OptionError` for bad fixed parts (a tile that is not a multiple of the native
+    mmul shape included) and :class:`FitError` when nothing fits, naming the most common reason.
     """
     if dataflow is not None and dataflow not in DATAFLOWS:
         raise OptionError(f"dataflow must be one of {', '.join(DATAFLOWS)}, not {dataflow!r}")
@@ -87,7 +99,10 @@ def choose_temporal_config(
         raise OptionError(
             f"dtype must be one of {', '.join(board.aie.mmul_shapes)} on {board.name}, not {workload.dtype!r}"
         )
-    sa, sk, sn = board.aie.mmul_shapes[workload.dtype]
+    if tile is not None:
+        check_tile(board, workload.dtype, tile)
+    kw = dict(pl_clock_mhz=pl_clock_mhz, plio_bits=plio_bits)
+    TemporalConfig(**kw)  # validates the clock and width before any search
     blocks = [
         (ch, ca)
         for ch, ca in product(
@@ -95,41 +110,35 @@ def choose_temporal_config(
         )
         if ch * ca <= board.aie.tiles or (chains is not None and cascade is not None)
     ]
-    flows = DATAFLOWS if dataflow is None else (dataflow,)
-    best: tuple | None = None
+    best: GemmEstimate | None = None
+    tempus: dict[tuple[int, int], GemmEstimate] = {}
     considered = 0
     rejected: dict[str, int] = {}
     for ch, ca in blocks:
-        ms = _tile_candidates(workload.M, sa, tile[0] if tile else None)
-        ns = _tile_candidates(ceil(workload.N / ch), sn, tile[2] if tile else None)
-        ks = [tile[1]] if tile else _k_candidates(workload.K, ca, sk)
-        for m, k, n, flow in product(ms, ks, ns, flows):
-            cfg = TemporalConfig(
-                ch, ca, m, k, n, dataflow=flow, pl_clock_mhz=pl_clock_mhz, plio_bits=plio_bits
+        considered += 1
+        try:
+            est = _best_on_block(board, workload, ch, ca, tile, dataflow, kw, pl, time_limit_s)
+            tempus[(ch, ca)] = (
+                est
+                if est.plan.name == "tempus"
+                else _best_on_block(board, workload, ch, ca, tile, "tempus", kw, pl, time_limit_s)
             )
-            considered += 1
-            est = estimate_temporal_gemm(board, workload, cfg, pl=pl)
-            over = [r.resource for r in capacities(board, est.resources) if r.over]
-            if over:
-                for r in over:
-                    rejected[r] = rejected.get(r, 0) + 1
-                continue
-            key = (est.time_s, cfg.cores, est.ddr_bytes, flow != "tempus")
-            if best is None or key < best[0]:
-                best = (key, est)
+        except FitError as e:
+            reason = str(e).split(": ", 1)[-1]
+            rejected[reason] = rejected.get(reason, 0) + 1
+            continue
+        if best is None or rank_key(est) < rank_key(best):
+            best = est
     if best is None:
         reason = max(rejected, key=rejected.get) if rejected else "no candidate"
         raise FitError(
             f"GEMM {workload.label()} does not fit {board.name}: no temporal configuration fits "
-            f"({reason} overflows in {rejected.get(reason, 0)} of {considered} candidates)"
+            f"({reason}, in {rejected.get(reason, 0)} of {considered} blocks)"
         )
-    est = best[1]
-    tempus = (
-        est
-        if est.config.dataflow == "tempus"
-        else estimate_temporal_gemm(
-            board, workload, replace(est.config, dataflow="tempus", reuse_plan=None), pl=pl
-        )
+    c = best.config
+    same = tempus[(c.chains, c.cascade)]
+    tempus_best = min(tempus.values(), key=rank_key)
+    notes = tuple(best.notes) + (
+        f"searched {considered} blocks; tiles by CP-SAT narrowing and the reported model (deterministic)",
     )
-    notes = tuple(est.notes) + (f"enumerated {considered} configurations (deterministic)",)
-    return Choice(est, tempus, considered, rejected, notes)
+    return Choice(best, same, considered, rejected, notes, tempus_best)

@@ -13,7 +13,7 @@ replicated them; A therefore leaves DDR once per N tile and B once per M tile.
 - ``a_resident``: all of A stays, B panels double-buffered: every operand read once.
 
 Kept data lives in memory tiles first (AIE-ML; each memory tile feeds at most ``mm2s_channels``
-streams), else in PL UltraRAM (two 72-bit ports per block: one block per 128-bit stream at most).
+streams), placed column by column (:func:`place_in_memory_tiles`), else in PL UltraRAM (two 72-bit ports per block: one block per 128-bit stream at most).
 Tempus measured a PL-URAM tiling of A 4.75x slower than its replicated streaming
 (REFERENCES.md s3); codesign prefers memory tiles and charges URAM port bandwidth.
 """
@@ -61,6 +61,81 @@ class DataflowPlan:
         return self.ddr_a + self.ddr_b + self.ddr_c
 
 
+@dataclass(frozen=True)
+class MemtilePlacement:
+    """Where a block's kept bytes sit in the memory-tile row(s): ``per_tile`` bytes of each
+    reachable memory tile, west to east (the block's columns and one neighbour on each side)."""
+
+    columns: int
+    per_tile: tuple[int, ...]
+    capacity: int
+    feasible: bool
+    why: str = ""
+
+    @property
+    def used(self) -> int:
+        return sum(1 for b in self.per_tile if b)
+
+
+def block_columns(board: Board, cores: int) -> int:
+    """Columns a block of ``cores`` spans when packed into whole columns of the array."""
+    return min(board.aie.columns, ceil(cores / max(board.aie.rows, 1)))
+
+
+def place_in_memory_tiles(board: Board, cores: int, keep: int, streams: int) -> MemtilePlacement:
+    """Place ``keep`` bytes feeding ``streams`` streams of a block of ``cores`` cores, per column.
+
+    The kept data is split evenly over the block's columns (every plan splits A over the cascade
+    and B over all cores). Column c's share may sit in the memory tiles of column c or of its east
+    and west neighbours (a memory tile's DMA addresses its neighbours: AM020), filled west first,
+    each tile to at most ``(1 - perf.memory_tile_margin)`` of its bytes. Streams leave through the
+    MM2S channels of the tiles used. Placing streams across further columns is not modelled.
+    """
+    mt = board.memory_tiles
+    cols = block_columns(board, cores)
+    per_col_tiles = max(1, mt.count // max(board.aie.columns, 1))
+    margin = float(optional(board, "perf", "memory_tile_margin") or 0.0)
+    cap = int(mt.bytes * (1 - margin)) * per_col_tiles
+    west = 1 if board.aie.columns > cols else 0
+    east = 1 if board.aie.columns > cols + west else 0
+    n = cols + west + east
+    free = [cap] * n
+    placed = [0] * n
+    demand = [keep // cols + (1 if c < keep % cols else 0) for c in range(cols)]
+    for c, need in enumerate(demand):
+        own = c + west
+        room = sum(free[t] for t in (own - 1, own, own + 1) if 0 <= t < n)
+        for t in (own - 1, own, own + 1):  # west neighbour first: leaves room further east
+            if 0 <= t < n and need:
+                take = min(need, free[t])
+                free[t] -= take
+                placed[t] += take
+                need -= take
+        if need:
+            return MemtilePlacement(
+                cols,
+                tuple(placed),
+                cap,
+                False,
+                f"column {c} of the {cols}-column block needs {demand[c]} bytes; its own and "
+                f"neighbour memory tiles have {room} left of {cap} each ({margin:.0%} margin)",
+            )
+    used = sum(1 for b in placed if b) * per_col_tiles
+    if streams > used * max(mt.mm2s_channels, 1):
+        # more tiles only to have their channels: spread over the reachable tiles
+        need_tiles = ceil(streams / max(mt.mm2s_channels, 1))
+        if need_tiles > n * per_col_tiles:
+            return MemtilePlacement(
+                cols,
+                tuple(placed),
+                cap,
+                False,
+                f"{streams} streams need {need_tiles} memory tiles' MM2S channels; the block "
+                f"reaches {n * per_col_tiles}",
+            )
+    return MemtilePlacement(cols, tuple(placed), cap, True)
+
+
 def panel_bytes(w: GemmWorkload, c: TemporalConfig, t: Tiling) -> tuple[int, int]:
     """Bytes of one A panel (m x K) and one B panel (K x chains*n), padded."""
     ba, bb, _, _ = DTYPE_BYTES[w.dtype]
@@ -105,9 +180,13 @@ def reuse_plan(
     streams = (c.cascade if "a" in kept else 0) + (c.cores if "b" in kept else 0)
     base = dict(name=name, ddr_a=ddr_a, ddr_b=ddr_b, ddr_c=c_bytes, onchip_bytes=keep)
     mt = board.memory_tiles
+    why_memtile = ""
     if mt.count > 0 and mt.bytes > 0:
-        need = max(ceil(keep / mt.bytes), ceil(streams / max(mt.mm2s_channels, 1)))
-        if need <= mt.count:
+        placement = place_in_memory_tiles(board, c.cores, keep, streams)
+        per_col = max(1, mt.count // max(board.aie.columns, 1))
+        need = max(placement.used * per_col, ceil(streams / max(mt.mm2s_channels, 1)))
+        why_memtile = placement.why
+        if placement.feasible:
             src = "memtile"
             return DataflowPlan(
                 **base,
@@ -129,7 +208,7 @@ def reuse_plan(
             )
     cap = []
     if mt.count:
-        cap.append(f"{mt.count} memory tiles x {mt.bytes // 1024} KB")
+        cap.append(f"memory tiles ({why_memtile})" if why_memtile else f"{mt.count} memory tiles")
     if uram_n and block:
         cap.append(f"{uram_n} URAM x {block // 1024} KB")
     return DataflowPlan(

@@ -40,20 +40,47 @@ TEMPUS_POINTS: tuple[TimedPoint, ...] = (
     TimedPoint("tempus 768^3", 768, 768, 768, "int16", 64, 1.637e-3, 0.15, _TEMPUS),
 )
 
-#: Hold-out points: printed by bench/calibration.py, never fitted, never asserted. Their DIM is
-#: the one of the matching mgrailoo/TEMPUS square_GEMM/Evaluations build (S512-D64, S1024-D64,
-#: S1024-D32-int32, S256-D128).
+#: Points printed by bench/calibration.py, never fitted, never asserted. Their DIM is the one of
+#: the matching mgrailoo/TEMPUS square_GEMM/Evaluations build (S512-D64, S1024-D64,
+#: S1024-D32-int32, S256-D128). The 1024^3 and 512^3 int16 points repeat fitted workloads with
+#: another measurement (an older build): they are *repeat measurements*, not hold-outs; 256^3
+#: int16 and 1024^3 int32 are true hold-outs (workloads never fitted).
 HOLDOUT_POINTS: tuple[TimedPoint, ...] = (
-    TimedPoint("square 1024^3 int16", 1024, 1024, 1024, "int16", 64, 3.75e-3, None, _SQUARE),
-    TimedPoint("square 512^3 int16", 512, 512, 512, "int16", 64, 0.85e-3, None, _SQUARE),
-    TimedPoint("square 256^3 int16", 256, 256, 256, "int16", 128, 0.60e-3, None, _SQUARE),
-    TimedPoint("square 1024^3 int32", 1024, 1024, 1024, "int32", 32, 11.51e-3, None, _SQUARE),
+    TimedPoint(
+        "square 1024^3 int16 (repeat measurement)",
+        1024,
+        1024,
+        1024,
+        "int16",
+        64,
+        3.75e-3,
+        None,
+        _SQUARE,
+    ),
+    TimedPoint(
+        "square 512^3 int16 (repeat measurement)",
+        512,
+        512,
+        512,
+        "int16",
+        64,
+        0.85e-3,
+        None,
+        _SQUARE,
+    ),
+    TimedPoint(
+        "square 256^3 int16 (hold-out)", 256, 256, 256, "int16", 128, 0.60e-3, None, _SQUARE
+    ),
+    TimedPoint(
+        "square 1024^3 int32 (hold-out)", 1024, 1024, 1024, "int32", 32, 11.51e-3, None, _SQUARE
+    ),
 )
 
 
 @dataclass(frozen=True)
 class PowerPoint:
-    """Vivado post-route power of a build (vectorless, low confidence)."""
+    """Vivado post-route power estimate of a build (vectorless, low confidence): an estimate by
+    Vivado's report_power at default toggle rates, not a board measurement."""
 
     total_w: float
     aie_w: float
@@ -67,7 +94,8 @@ TEMPUS_POWER = PowerPoint(
     aie_w=2.381,
     static_w=1.791,
     memory_w=3.173,
-    source="Vivado report_power of the Tempus 1024^3 int16 build: total 10.677, AIE 2.381, static "
+    source="Vivado vectorless power estimate (report_power at default toggle rates), not a board "
+    "measurement, of the Tempus 1024^3 int16 build: total 10.677, AIE 2.381, static "
     "1.791, memory (BRAM + NoC-DDRMC + XRAM) 3.173 W (mgrailoo/TEMPUS Evaluation/"
     "1024-1024-1024-d64-int16/metrics_summary.txt; REFERENCES.md s3)",
 )

@@ -230,7 +230,8 @@ def estimate_temporal_gemm(
     )
     if optional(board, "perf", "kernel_efficiency") is not None and bound == "compute":
         notes.append(
-            "compute-bound: the kernel efficiency is a published gen-1 figure, not calibrated on AIE-ML"
+            f"compute-bound: kernel efficiency {p.kernel_efficiency:g} is a published figure "
+            "(board file perf.kernel_efficiency), not measured by codesign"
         )
     return GemmEstimate(
         workload=w,

@@ -8,18 +8,14 @@ output tile per chain; K larger than one pass (``cascade * k``) loops inside the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil
 
 from codesign.errors import OptionError
+from codesign.ir.dtypes import COMPUTE_MODES
+from codesign.ir.tiling import tile_counts
 
-#: element sizes in bytes: (A operand, B operand, output, accumulator lane)
+#: element sizes in bytes: (A operand, B operand, output, accumulator lane), from the registry
 DTYPE_BYTES: dict[str, tuple[int, int, int, int]] = {
-    "int8": (1, 1, 1, 4),
-    "int16": (2, 2, 2, 4),
-    "int16x8": (2, 1, 2, 4),
-    "bf16": (2, 2, 2, 4),
-    "int32": (4, 4, 4, 8),
-    "fp32": (4, 4, 4, 4),
+    name: mode.bytes for name, mode in COMPUTE_MODES.items()
 }
 
 DATAFLOWS = ("tempus", "reuse")
@@ -128,15 +124,13 @@ class Tiling:
 
     @staticmethod
     def of(w: GemmWorkload, c: TemporalConfig) -> Tiling:
-        m_tiles = ceil(w.M / c.tile_m)
-        n_tiles = ceil(w.N / (c.chains * c.tile_n))
-        k_passes = ceil(w.K / (c.cascade * c.tile_k))
+        tc = tile_counts(w.M, w.K, w.N, c.chains, c.cascade, c.tile_m, c.tile_k, c.tile_n)
         return Tiling(
-            m_tiles=m_tiles,
-            n_tiles=n_tiles,
-            k_passes=k_passes,
-            iterations=m_tiles * n_tiles,
-            m_pad=m_tiles * c.tile_m,
-            k_pad=k_passes * c.cascade * c.tile_k,
-            n_pad=n_tiles * c.chains * c.tile_n,
+            m_tiles=tc.m_tiles,
+            n_tiles=tc.n_tiles,
+            k_passes=tc.k_passes,
+            iterations=tc.iterations,
+            m_pad=tc.padded_M,
+            k_pad=tc.padded_K,
+            n_pad=tc.padded_N,
         )

@@ -18,20 +18,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from codesign.ir.dtypes import DTYPES as _REGISTRY
+
 #: Tensor element types the KernelGraph knows, by name.
 DTYPES = ("float32", "bf16", "int4", "uint4", "int8", "uint8", "int16", "uint16", "int32", "int64")
 
-_NUMPY = {
-    "float32": np.float32,
-    "int8": np.int8,
-    "uint8": np.uint8,
-    "int16": np.int16,
-    "uint16": np.uint16,
-    "int32": np.int32,
-    "int64": np.int64,
-    "int4": np.int8,
-    "uint4": np.uint8,
-}
+#: numpy storage by dtype, from the registry (bf16 left out: a float32 array is float32)
+_NUMPY = {n: d.numpy.type for n, d in _REGISTRY.items() if n != "bf16"}
 
 
 def numpy_dtype(dtype: str) -> np.dtype:
@@ -52,8 +45,8 @@ class TensorType:
 
     @property
     def nbytes(self) -> int:
-        bits = {"int4": 4, "uint4": 4, "int8": 8, "uint8": 8, "int16": 16, "uint16": 16, "bf16": 16}
-        return (self.size * bits.get(self.dtype, 32) + 7) // 8
+        d = _REGISTRY.get(self.dtype)
+        return d.nbytes(self.size) if d is not None else (self.size * 32 + 7) // 8
 
 
 @dataclass(frozen=True)

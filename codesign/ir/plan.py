@@ -94,9 +94,13 @@ class TemporalSchedule:
     Output tiles are walked as ``graph_iterations = m_tiles * n_tiles`` graph iterations in
     ``order`` ("m-outer": the N tile index varies fastest); each iteration runs ``k_passes``
     passes over K through the cascade. Dimensions are padded up to ``padded_*``.
-    ``block_cycles`` is the tiling objective (modelled compute and PLIO streaming of the block,
-    without DDR and launch); ``dataflow`` ("tempus" or "reuse") and ``reuse_plan`` say how the
-    operands reach the block, chosen by :mod:`codesign.cost` for this tile.
+    ``block_cycles`` is the reported cost model's time of the whole GEMM in AIE cycles
+    (:func:`codesign.cost.estimate_temporal_gemm` on this block, tile and dataflow: compute,
+    cascade, PLIO, DDR and launch); ``dataflow`` ("tempus" or "reuse") and ``reuse_plan`` say how
+    the operands reach the block. Tile and dataflow are that model's choice
+    (:func:`codesign.cost.tiles.search_tile`: CP-SAT narrows with a proven lower bound, the model
+    decides); ``solver.objective`` is CP-SAT's proven lower bound of that time in 0.1 ps units
+    (:data:`codesign.solvers.tiling.UNIT_S`), not the time itself.
     """
 
     M: int

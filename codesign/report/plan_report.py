@@ -1,7 +1,7 @@
 """The report of a build: its Plan run through the performance model, as the report dict.
 
 Every GEMM layer is modelled with the block, tile and dataflow the scheduler chose; its entry
-also carries the plan's own figures (K passes, padding, the tiling objective, the CP-SAT status)
+also carries the plan's own figures (K passes, padding, the modelled block cycles, the CP-SAT status)
 and the modelled gain of the chosen dataflow over Tempus's policy on the same block and tile.
 Chains of vector layers are modelled as one PL stream stage each (a fused vector unit makes
 one pass over the data); reshapes cost nothing and are left out. The

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from codesign.ir.dtypes import DTYPES
 from codesign.sim.numerics.rounding import RoundingMode, round_shift
 
 #: Integer dtypes by name, with their saturation range.
+#: (from the dtype registry, codesign.ir.dtypes: the integer types up to 32 bits)
 INT_DTYPES: dict[str, np.dtype] = {
-    "int4": np.dtype(np.int8),
-    "uint4": np.dtype(np.uint8),
-    "int8": np.dtype(np.int8),
-    "uint8": np.dtype(np.uint8),
-    "int16": np.dtype(np.int16),
-    "uint16": np.dtype(np.uint16),
-    "int32": np.dtype(np.int32),
+    n: d.numpy for n, d in DTYPES.items() if d.integer and d.bits <= 32
 }
 
-_RANGES: dict[str, tuple[int, int]] = {
-    "int4": (-8, 7),
-    "uint4": (0, 15),
-    "int8": (-128, 127),
-    "uint8": (0, 255),
-    "int16": (-32768, 32767),
-    "uint16": (0, 65535),
-    "int32": (-(2**31), 2**31 - 1),
-}
+_RANGES: dict[str, tuple[int, int]] = {n: DTYPES[n].range for n in INT_DTYPES}
 
 #: Largest |sum| for which a float64 (float32) BLAS matmul of integers is exact.
 EXACT_F64 = 2**53

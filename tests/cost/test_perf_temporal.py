@@ -123,3 +123,28 @@ def test_time_grows_with_k(K):
     a = estimate_temporal_gemm(VE, GemmWorkload(512, K, 512), TEMPUS)
     b = estimate_temporal_gemm(VE, GemmWorkload(512, K + 1024, 512), TEMPUS)
     assert b.time_s > a.time_s
+
+
+def test_memory_tiles_are_placed_per_column_with_a_margin():
+    """Issue 9 item 4: 2048^3 b_resident on ve2302 filled all 17 memory tiles to 100 % although
+    the 2x8 block spans 8 columns; it now needs more than the 10 tiles those columns reach."""
+    from codesign.cost.dataflow import block_columns, place_in_memory_tiles
+
+    b = load("ve2302")
+    assert block_columns(b, 16) == 8
+    e = estimate_temporal_gemm(
+        b,
+        GemmWorkload(2048, 2048, 2048, "int16"),
+        TemporalConfig(2, 8, 64, 128, 64, dataflow="reuse", reuse_plan="b_resident"),
+    )
+    assert e.plan.name == "tempus" and "column" in e.notes[0]
+    ok = estimate_temporal_gemm(
+        b,
+        GemmWorkload(1024, 1024, 1024, "int16"),
+        TemporalConfig(2, 8, 64, 128, 64, dataflow="reuse", reuse_plan="b_resident"),
+    )
+    assert ok.plan.name == "b_resident" and ok.plan.memory_tiles <= 10
+    # every reachable tile stays within the margin, and the neighbours of the block are used last
+    p = place_in_memory_tiles(b, 16, 4_000_000, 16)
+    assert p.feasible and max(p.per_tile) <= 0.9 * 512 * 1024 and len(p.per_tile) == 10
+    assert not place_in_memory_tiles(b, 16, 10 * 512 * 1024, 16).feasible
