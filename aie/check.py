@@ -296,7 +296,7 @@ def _run_layer(sim, exe: Path, d: Path, index: int, g: GemmLayer, env) -> CheckR
     if g.dtype == "bf16":
         (d / "a.bin").write_bytes(np.ascontiguousarray(a, dtype="<f4").tobytes())
     else:
-        (d / "a.bin").write_bytes(_stored(a, sim.plan.tensor(g.inputs[0]).dtype))
+        (d / "a.bin").write_bytes(_stored(a, sim.plan.value_spec(g.inputs[0]).dtype))
     (d / "b.bin").write_bytes(_stored(sim.data(g.weight), g.weight.dtype))
     (d / "epi.bin").write_bytes(_epilogue_words(sim, g))
     za = 0

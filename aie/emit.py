@@ -128,7 +128,7 @@ def layer_context(plan: Plan, g: GemmLayer, index: int) -> dict[str, Any]:
     """Template values of GEMM layer ``g`` (the ``index``-th GEMM of the plan)."""
     s = g.schedule
     nm, nk, nn = s.native
-    a_dtype = plan.tensor(g.inputs[0]).dtype
+    a_dtype = plan.value_spec(g.inputs[0]).dtype
     ep = epilogue_layout(g)
     doc = []
     if g.dtype == "bf16":

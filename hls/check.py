@@ -101,7 +101,7 @@ def expected_a(plan: Plan, g: GemmLayer, a: np.ndarray) -> dict[str, bytes]:
 
     s, bits = g.schedule, pl.beat_bits(plan)
     L, m, k = s.block.cascade, s.tile.m, s.tile.k
-    dtype = "bf16" if g.dtype == "bf16" else plan.tensor(g.inputs[0]).dtype
+    dtype = "bf16" if g.dtype == "bf16" else plan.value_spec(g.inputs[0]).dtype
     src = numerics.to_bf16(a.reshape(s.M, s.K)) if g.dtype == "bf16" else a.reshape(s.M, s.K)
     A = np.zeros((s.padded_M, s.padded_K), dtype=src.dtype)
     A[: s.M, : s.K] = src

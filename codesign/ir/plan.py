@@ -218,6 +218,14 @@ class Plan:
         except KeyError:
             raise KeyError(name) from None
 
+    def value_spec(self, name: str) -> TensorSpec:
+        """The shape and dtype of ``name``, an activation or a constant (a GEMM's A may be a
+        folded constant); KeyError when the plan has neither."""
+        if name in self.constants:
+            f = self.constants[name]
+            return TensorSpec(name, tuple(f.shape), f.dtype)
+        return self.tensor(name)
+
     @functools.cached_property
     def _tensor_index(self) -> dict[str, TensorSpec]:
         # built once per plan: a scan per lookup made per-layer callers quadratic
