@@ -26,6 +26,8 @@ class codesign_graph : public adf::graph {
   adf::input_plio b_in_0_0;
   adf::input_plio b_in_0_1;
   adf::output_plio c_out_0;
+  adf::shared_buffer<uint8> a_reuse_0;  // memory tile: A tiles of cascade position 0, reused by every chain and N tile
+  adf::shared_buffer<uint8> a_reuse_1;  // memory tile: A tiles of cascade position 1, reused by every chain and N tile
   adf::shared_buffer<uint8> carry_0;  // memory tile: chain 0's fp32 sums carried from its last core to its first between K passes
   adf::port<adf::input> core_0_0_layer;
   adf::port<adf::input> core_0_0_pass;
@@ -47,13 +49,17 @@ class codesign_graph : public adf::graph {
     b_in_0_0 = adf::input_plio::create("b_0_0", adf::plio_128_bits, "data/b_0_0.txt", 312.5);
     b_in_0_1 = adf::input_plio::create("b_0_1", adf::plio_128_bits, "data/b_0_1.txt", 312.5);
     c_out_0 = adf::output_plio::create("c_0", adf::plio_128_bits, "data/c_0.txt", 312.5);
-    carry_0 = adf::shared_buffer<uint8>::create({256}, 1, 1);
-    adf::connect(a_in_0.out[0], core_0_0.in[0]);
+    a_reuse_0 = adf::shared_buffer<uint8>::create({64}, 1, 1);
+    a_reuse_1 = adf::shared_buffer<uint8>::create({64}, 1, 1);
+    carry_0 = adf::shared_buffer<uint8>::create({64}, 1, 1);
+    adf::connect(a_in_0.out[0], a_reuse_0.in[0]);
+    adf::connect(a_in_1.out[0], a_reuse_1.in[0]);
+    adf::connect(a_reuse_0.out[0], core_0_0.in[0]);
     adf::connect(b_in_0_0.out[0], core_0_0.in[1]);
     adf::connect(carry_0.out[0], core_0_0.in[2]);
     adf::connect<adf::parameter>(core_0_0_layer, adf::async(core_0_0.in[3]));
     adf::connect<adf::parameter>(core_0_0_pass, adf::async(core_0_0.in[4]));
-    adf::connect(a_in_1.out[0], core_0_1.in[0]);
+    adf::connect(a_reuse_1.out[0], core_0_1.in[0]);
     adf::connect(b_in_0_1.out[0], core_0_1.in[1]);
     adf::connect<adf::cascade>(core_0_0.out[0], core_0_1.in[2]);
     adf::connect(core_0_1.out[0], c_out_0.in[0]);
@@ -63,12 +69,12 @@ class codesign_graph : public adf::graph {
     adf::connect<adf::parameter>(core_0_1_pass, adf::async(core_0_1.in[5]));
     adf::connect<adf::parameter>(core_0_1_passes, adf::async(core_0_1.in[6]));
     adf::connect<adf::parameter>(core_0_1_za, adf::async(core_0_1.in[7]));
-    adf::dimensions(core_0_0.in[0]) = {128};
-    adf::dimensions(core_0_0.in[1]) = {512};
-    adf::dimensions(core_0_0.in[2]) = {256};
-    adf::dimensions(core_0_1.in[0]) = {128};
-    adf::dimensions(core_0_1.in[1]) = {512};
-    adf::dimensions(core_0_1.out[0]) = {256};
-    adf::dimensions(core_0_1.out[1]) = {256};
+    adf::dimensions(core_0_0.in[0]) = {64};
+    adf::dimensions(core_0_0.in[1]) = {64};
+    adf::dimensions(core_0_0.in[2]) = {64};
+    adf::dimensions(core_0_1.in[0]) = {64};
+    adf::dimensions(core_0_1.in[1]) = {64};
+    adf::dimensions(core_0_1.out[0]) = {64};
+    adf::dimensions(core_0_1.out[1]) = {64};
   }
 };

@@ -23,6 +23,7 @@ class codesign_graph : public adf::graph {
   adf::input_plio a_in_0;
   adf::input_plio b_in_0_0;
   adf::output_plio c_out_0;
+  adf::shared_buffer<uint8> a_reuse_0;  // memory tile: A tiles of cascade position 0, reused by every chain and N tile
   adf::port<adf::input> core_0_0_epi;
   adf::port<adf::input> core_0_0_layer;
   adf::port<adf::input> core_0_0_pass;
@@ -36,7 +37,9 @@ class codesign_graph : public adf::graph {
     a_in_0 = adf::input_plio::create("a_0", adf::plio_128_bits, "data/a_0.txt", 312.5);
     b_in_0_0 = adf::input_plio::create("b_0_0", adf::plio_128_bits, "data/b_0_0.txt", 312.5);
     c_out_0 = adf::output_plio::create("c_0", adf::plio_128_bits, "data/c_0.txt", 312.5);
-    adf::connect(a_in_0.out[0], core_0_0.in[0]);
+    a_reuse_0 = adf::shared_buffer<uint8>::create({32}, 1, 1);
+    adf::connect(a_in_0.out[0], a_reuse_0.in[0]);
+    adf::connect(a_reuse_0.out[0], core_0_0.in[0]);
     adf::connect(b_in_0_0.out[0], core_0_0.in[1]);
     adf::connect(core_0_0.out[0], c_out_0.in[0]);
     adf::connect<adf::parameter>(core_0_0_epi, adf::async(core_0_0.in[2]));
@@ -44,8 +47,8 @@ class codesign_graph : public adf::graph {
     adf::connect<adf::parameter>(core_0_0_pass, adf::async(core_0_0.in[4]));
     adf::connect<adf::parameter>(core_0_0_passes, adf::async(core_0_0.in[5]));
     adf::connect<adf::parameter>(core_0_0_za, adf::async(core_0_0.in[6]));
-    adf::dimensions(core_0_0.in[0]) = {128};
-    adf::dimensions(core_0_0.in[1]) = {512};
-    adf::dimensions(core_0_0.out[0]) = {512};
+    adf::dimensions(core_0_0.in[0]) = {32};
+    adf::dimensions(core_0_0.in[1]) = {64};
+    adf::dimensions(core_0_0.out[0]) = {128};
   }
 };

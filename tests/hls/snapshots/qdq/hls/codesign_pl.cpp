@@ -79,11 +79,11 @@ extern "C" void codesign_pl_top(u8* arena,
   // fc0_matmul: layer, M tiles, N tiles, K passes, tile m, k, n, activation zero point
   rtp.write(1);
   rtp.write(1);
-  rtp.write(1);
+  rtp.write(2);
   rtp.write(1);
   rtp.write(4);
   rtp.write(8);
-  rtp.write(16);
+  rtp.write(8);
   rtp.write(0);
   l1_fc0_matmul_run(arena, a_0, a_1, a_2, a_3, a_4, a_5, a_6, a_7, b_0_0, b_0_1, b_0_2, b_0_3, b_0_4, b_0_5, b_0_6, b_0_7, b_1_0, b_1_1, b_1_2, b_1_3, b_1_4, b_1_5, b_1_6, b_1_7, c_0, c_1);
   l2_fc0_mm_DequantizeLinear_run(arena);  // fc0_mm_DequantizeLinear

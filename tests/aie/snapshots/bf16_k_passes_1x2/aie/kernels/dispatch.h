@@ -13,6 +13,6 @@ void core_accfloat_first(
 void core_accfloat_last(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_cascade<accfloat>* __restrict cin,
-    const int32 (&epi)[16], adf::output_buffer<uint8>& __restrict c,
+    const int32 (&epi)[4], adf::output_buffer<uint8>& __restrict c,
     adf::output_buffer<uint8>& __restrict carry_out,
     int32 layer, int32 pass, int32 passes, int32 za);

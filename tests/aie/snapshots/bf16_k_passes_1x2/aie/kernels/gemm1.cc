@@ -2,10 +2,10 @@
 // GEMM layer fc1_matmul (4x16x8 bf16) on the 1x2 temporal block.
 //
 // One core multiplies an A tile (4x8, blocked 4x8 row-major) by a B tile
-// (8x8, tempus.b/1 blocks 8x4) with aie::mmul<4, 8, 4>; the
+// (8x4, tempus.b/1 blocks 8x4) with aie::mmul<4, 8, 4>; the
 // cascade adds the partials in chain order; the last core of the chain holds the sum over the
 // 1 K pass(es) and, after the last one, runs the epilogue and writes the C tile
-// (4x8, blocked 4x4 row-major). Buffers are double buffered by the graph.
+// (4x4, blocked 4x4 row-major). Buffers are double buffered by the graph.
 #include <adf.h>
 
 #include <bit>
@@ -20,7 +20,7 @@ using MMUL = aie::mmul<4, 8, 4, bfloat16, bfloat16, accfloat>;
 using ACC = MMUL::accum_type;
 constexpr unsigned MB = 1;  // native blocks along m
 constexpr unsigned KB = 1;  // along k
-constexpr unsigned NB = 2;  // along n
+constexpr unsigned NB = 1;  // along n
 
 // This core's partial for C block (mb, nb): the sum over its k slice.
 inline ACC partial(const bfloat16* __restrict pa, const bfloat16* __restrict pb, unsigned mb, unsigned nb) {

@@ -18,5 +18,5 @@ void core_acc32_middle(
 void core_acc32_last(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_cascade<acc32>* __restrict cin,
-    const int32 (&epi)[48], adf::output_buffer<uint8>& __restrict c,
+    const int32 (&epi)[24], adf::output_buffer<uint8>& __restrict c,
     int32 layer, int32 pass, int32 passes, int32 za);

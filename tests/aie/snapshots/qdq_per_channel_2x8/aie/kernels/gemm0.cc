@@ -2,10 +2,10 @@
 // GEMM layer fc0_matmul (4x16x32 int8) on the 2x8 temporal block.
 //
 // One core multiplies an A tile (4x8, blocked 4x8 row-major) by a B tile
-// (8x16, tempus.b/1 blocks 8x8) with aie::mmul<4, 8, 8>; the
+// (8x8, tempus.b/1 blocks 8x8) with aie::mmul<4, 8, 8>; the
 // cascade adds the partials in chain order; the last core of the chain holds the sum over the
 // 1 K pass(es) and, after the last one, runs the epilogue and writes the C tile
-// (4x16, blocked 4x8 row-major). Buffers are double buffered by the graph.
+// (4x8, blocked 4x8 row-major). Buffers are double buffered by the graph.
 #include <adf.h>
 
 #include <bit>
@@ -20,7 +20,7 @@ using MMUL = aie::mmul<4, 8, 8, int8, int8, acc32>;
 using ACC = MMUL::accum_type;
 constexpr unsigned MB = 1;  // native blocks along m
 constexpr unsigned KB = 1;  // along k
-constexpr unsigned NB = 2;  // along n
+constexpr unsigned NB = 1;  // along n
 
 // This core's partial for C block (mb, nb): the sum over its k slice.
 inline ACC partial(const int8* __restrict pa, const int8* __restrict pb, unsigned mb, unsigned nb) {
@@ -50,12 +50,12 @@ inline void epilogue(ACC acc, const int32* __restrict epi, int8* __restrict pc, 
   // requantise: SRS(y * multiplier, shift) with conv_even, + zero point, saturate
   aie::vector<int32, MMUL::size_C> mv;
   for (unsigned r = 0; r < 4; ++r)
-    for (unsigned c = 0; c < 8; ++c) mv[r * 8 + c] = epi[16 + nb * 8 + c];
+    for (unsigned c = 0; c < 8; ++c) mv[r * 8 + c] = epi[8 + nb * 8 + c];
   aie::accum<acc64, MMUL::size_C> prod = aie::mul(y, mv);
   aie::set_rounding(aie::rounding_mode::conv_even);
   aie::vector<int32, MMUL::size_C> q;
   for (unsigned c = 0; c < 8; ++c) {  // one SRS per column's shift
-    const aie::vector<int32, MMUL::size_C> s = prod.template to_vector<int32>(epi[32 + nb * 8 + c]);
+    const aie::vector<int32, MMUL::size_C> s = prod.template to_vector<int32>(epi[16 + nb * 8 + c]);
     for (unsigned r = 0; r < 4; ++r) q[r * 8 + c] = s[r * 8 + c];
   }
   aie::accum<acc64, MMUL::size_C> z;
