@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from codesign.cli_errors import one_line, safe_text
 from codesign.errors import BuildError, FidelityError
 
 
@@ -41,11 +42,12 @@ def check(build: Path, as_json: bool) -> None:
             table.add_column(col, justify="left" if col in ("layer", "part") else "right")
         for r in results:
             diff = "-" if r.max_diff is None else f"{r.max_diff:g}"
-            table.add_row(r.layer, r.part, _yes(r.compiled), _yes(r.matched), diff)
+            # layer names come from the model: data, never markup
+            table.add_row(safe_text(r.layer), r.part, _yes(r.compiled), _yes(r.matched), diff)
         Console(width=80).print(table)
         for r in results:
             if r.detail:
-                click.echo(f"{r.part} {r.layer}: {r.detail}", err=not r.matched)
+                click.echo(f"{r.part} {one_line(r.layer)}: {r.detail}", err=not r.matched)
     bad = [r for r in results if not (r.compiled and r.matched)]
     if bad:
         raise FidelityError(
