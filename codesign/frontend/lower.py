@@ -7,13 +7,13 @@ hardware GEMMs. Only this package imports onnx / onnx-ir.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import onnx
 import onnx_ir as ir
 
 from codesign.errors import ModelError, UnsupportedError
+from codesign.frontend import lowerings
+from codesign.frontend.lowerings import lowering
 from codesign.frontend.validate import check_dims, check_reshape_target
 from codesign.ir.graph import (
     DequantizeLinear,
@@ -144,21 +144,21 @@ class _Lowering:
         return self.kg
 
     def lower(self, node: ir.Node) -> None:
-        if node.domain not in ("", "ai.onnx"):
+        fn = lowerings.find(node.domain, node.op_type)
+        if fn is None:
             hint = ""
             if node.domain == "com.microsoft" and node.op_type.startswith("Q"):
                 # what onnxruntime's quantizer writes in QuantFormat.QOperator (QGemm,
                 # QLinearAdd, ...): its QDQ format expresses the same model in standard ops
                 hint = "; quantize with onnxruntime's quant_format=QuantFormat.QDQ instead"
-            raise UnsupportedError(
-                f"{self.where()}: op {node.domain}.{node.op_type} is not supported{hint}; "
-                f"supported ops are {', '.join(sorted(_LOWERINGS))}"
+            op = (
+                f"{node.domain}.{node.op_type}"
+                if node.domain not in ("", "ai.onnx")
+                else node.op_type
             )
-        fn = _LOWERINGS.get(node.op_type)
-        if fn is None:
             raise UnsupportedError(
-                f"{self.where()}: op {node.op_type} is not supported; "
-                f"supported ops are {', '.join(sorted(_LOWERINGS))}"
+                f"{self.where()}: op {op} is not supported{hint}; "
+                f"supported ops are {', '.join(lowerings.supported())}"
             )
         if node.op_type != "Constant":
             for v in node.inputs:
@@ -552,7 +552,7 @@ def _reshape(lw: _Lowering, node: ir.Node) -> None:
     lw.emit(Reshape(node.name, (x.name,), (out.name,), shape=shape))
 
 
-_LOWERINGS: dict[str, Callable[[_Lowering, ir.Node], None]] = {
+for _op_type, _fn in {
     "Constant": _constant,
     "QuantizeLinear": _quantize,
     "DequantizeLinear": _dequantize,
@@ -567,7 +567,8 @@ _LOWERINGS: dict[str, Callable[[_Lowering, ir.Node], None]] = {
     "Squeeze": _reshape,
     "Unsqueeze": _reshape,
     **dict.fromkeys(_ELEMENTWISE, _elementwise),
-}
+}.items():
+    lowering(_op_type)(_fn)
 
 
 def lower_model(model: onnx.ModelProto, source: str = "model") -> KernelGraph:
