@@ -39,6 +39,10 @@ def _cast(xs: Sequence[np.ndarray], attrs: dict) -> tuple[np.ndarray, ...]:
     if np.issubdtype(numpy_dtype(to), np.integer) and np.issubdtype(x.dtype, np.floating):
         # ONNX Cast float -> int truncates towards zero (C semantics)
         x = np.trunc(x)
+    if to in ("int4", "uint4"):
+        # sub-byte targets wrap to their 4 bits (the onnx reference; a plain astype into the
+        # int8/uint8 storage would keep out-of-range values)
+        return (numerics.wrap(x, to),)
     return (x.astype(numpy_dtype(to)),)
 
 

@@ -46,6 +46,7 @@ from codesign.sim.numerics.integer import (
     quantize_multiplier,
     requantize,
     saturate,
+    wrap,
     wrap_int32,
 )
 from codesign.sim.numerics.mwq import (
@@ -108,6 +109,7 @@ __all__ = [
     "requantize",
     "round_shift",
     "saturate",
+    "wrap",
     "to_bf16",
     "wrap_int32",
 ]

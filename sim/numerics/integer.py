@@ -34,6 +34,15 @@ def saturate(x: np.ndarray, dtype: str) -> np.ndarray:
     return np.clip(x, lo, hi).astype(INT_DTYPES[dtype])
 
 
+def wrap(x: np.ndarray, dtype: str) -> np.ndarray:
+    """Two's-complement wrap of an integer array into ``dtype``'s bit width (ONNX Cast between
+    integer types, including the sub-byte int4/uint4 held in int8/uint8), as that numpy dtype."""
+    lo, hi = int_range(dtype)
+    span = hi - lo + 1
+    v = (np.asarray(x, dtype=np.int64) - lo) % span + lo
+    return v.astype(INT_DTYPES[dtype])
+
+
 def wrap_int32(x: np.ndarray) -> np.ndarray:
     """Two's-complement wrap of an integer array into int32 (the acc32 lane behaviour)."""
     return np.asarray(x, dtype=np.int64).astype(np.int32)
