@@ -227,6 +227,20 @@ def check_hls(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> list[C
     return rows
 
 
+def _dense_b(g: GemmLayer, arena: bytes | bytearray, regions: dict) -> np.ndarray:
+    """The dense ``tempus.b/1`` weight stream of ``g`` from its region(s) of ``arena``: an
+    N:M-compressed weight is expanded as the N:M expander does (kinds.gemm.dense_b)."""
+    from codesign.kinds.gemm import dense_b
+
+    wr = regions[g.weight.path]
+    values = decode(bytes(arena[wr.offset : wr.offset + wr.nbytes]), g.weight)
+    index = None
+    if g.sparse is not None:
+        ir = regions[g.sparse.index.path]
+        index = decode(bytes(arena[ir.offset : ir.offset + ir.nbytes]), g.sparse.index)
+    return dense_b(values, index, g)
+
+
 def _check_sequencer(
     work: Path, plan: Plan, tensors: dict[str, np.ndarray], build: Path, hls_dir: Path
 ) -> CheckResult:
@@ -252,8 +266,7 @@ def _check_sequencer(
             continue
         for name, data in expected_a(plan, g, tensors[g.inputs[0]]).items():
             want[name] += data
-        wr = regions[g.weight.path]
-        packed = decode(bytes(full[wr.offset : wr.offset + wr.nbytes]), g.weight)
+        packed = _dense_b(g, full, regions)
         for name, data in expected_b(plan, g, packed).items():
             want[name] += data
         for name, data in c_streams(plan, g, tensors[g.outputs[0]]).items():
@@ -344,9 +357,8 @@ def _check_gemm(
         return CheckResult(g.name, f"{PART}:{op}", True, not details, "; ".join(details))
 
     rows.append(streams("tile_a", expected_a(plan, g, tensors[g.inputs[0]])))
-    wr = regions[g.weight.path]
-    packed_bytes = bytes(arena[wr.offset : wr.offset + wr.nbytes])
-    packed = decode(packed_bytes, g.weight)
+    packed = _dense_b(g, arena, regions)  # a compressed weight: expanded, as feed_b does
+    packed_bytes = stored_bytes(packed, g.weight.dtype)
     rows.append(streams("feed_b", expected_b(plan, g, packed)))
     # the weight tiler: the row-major weight (the exact inverse of the packing) -> tempus.b/1
     s = g.schedule

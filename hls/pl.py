@@ -36,6 +36,7 @@ from codesign.errors import CodesignError
 from codesign.ir.data import itemsize
 from codesign.ir.plan import DataFile, GemmLayer, Plan, ReshapeLayer, VectorLayer
 from codesign.kinds.registry import Emitted
+from codesign.sim.numerics import nm_index_bits
 
 #: alignment of every arena region (bytes): one 512-bit AXI beat
 ARENA_ALIGN = 64
@@ -127,6 +128,8 @@ def data_files(plan: Plan) -> list[DataFile]:
     for g in plan.layers:
         if isinstance(g, GemmLayer):
             fs = [g.weight, g.bias, g.colsum]
+            if g.sparse is not None:
+                fs.append(g.sparse.index)
             if g.requant is not None:
                 fs += [g.requant.multiplier, g.requant.shift]
             for f in fs:
@@ -151,14 +154,23 @@ def _view(plan: Plan) -> tuple[dict[str, Region], int, dict[str, tuple[int, ...]
     """(regions, arena bytes, shape of every tensor and constant by name) of ``plan``."""
     if _LAST and _LAST[0] is plan:
         return _LAST[1]
-    weights = {g.weight.path: g.schedule for g in plan.gemms() if g.weight is not None}
+    weights = {
+        g.weight.path: g.schedule.padded_K * g.schedule.padded_N
+        for g in plan.gemms()
+        if g.weight is not None
+    }
+    for g in plan.gemms():
+        if g.sparse is not None:  # tempus.b-nm/1 values and their packed positions (bytes)
+            slots = weights[g.weight.path] // g.sparse.m * g.sparse.n
+            weights[g.weight.path] = slots
+            weights[g.sparse.index.path] = -(-slots * nm_index_bits(g.sparse.m) // 8)
     regions: dict[str, Region] = {}
     at = 0
     for f in data_files(plan):
         if f.layout == "row-major":
             count = math.prod(f.shape)
         elif f.path in weights:
-            count = weights[f.path].padded_K * weights[f.path].padded_N
+            count = weights[f.path]
         else:
             raise PLCodegenError(f"{f.path}: layout {f.layout} belongs to no GEMM of the plan")
         n = count * itemsize(f.dtype)
@@ -239,6 +251,16 @@ def gemm_context(plan: Plan, index: int, g: GemmLayer) -> dict:
         "a_beats": -(-s.tile.m * s.tile.k * a_bytes * 8 // bits),
         "b_beats": -(-s.tile.k * s.tile.n * w_bytes * 8 // bits),
         "c_beats": -(-s.tile.m * s.tile.n * y_bytes * 8 // bits),
+        "nm": None
+        if g.sparse is None
+        else {
+            "n": g.sparse.n,
+            "m": g.sparse.m,
+            "bits": nm_index_bits(g.sparse.m),
+            "ix": regions[g.sparse.index.path],
+            "mk": s.native[1],
+            "mn": s.native[2],
+        },
     }
 
 

@@ -142,6 +142,11 @@ def panel_bytes(w: GemmWorkload, c: TemporalConfig, t: Tiling) -> tuple[int, int
     return c.tile_m * t.k_pad * ba, t.k_pad * c.chains * c.tile_n * bb
 
 
+def _ddr_b(w: GemmWorkload, dense: int) -> int:
+    """B bytes leaving DDR: the dense count, times the workload's compression ratio."""
+    return dense if w.b_ddr_ratio == 1 else ceil(dense * w.b_ddr_ratio)
+
+
 def tempus_plan(w: GemmWorkload, c: TemporalConfig, t: Tiling) -> DataflowPlan:
     """Tempus: both panels from DDR every iteration (host-replicated)."""
     a_panel, b_panel = panel_bytes(w, c, t)
@@ -149,7 +154,7 @@ def tempus_plan(w: GemmWorkload, c: TemporalConfig, t: Tiling) -> DataflowPlan:
     return DataflowPlan(
         name="tempus",
         ddr_a=t.iterations * a_panel,
-        ddr_b=t.iterations * b_panel,
+        ddr_b=_ddr_b(w, t.iterations * b_panel),
         ddr_c=t.m_pad * t.n_pad * bo,
         onchip_bytes=0,
         a_source="pl",
@@ -178,6 +183,7 @@ def reuse_plan(
     # streams the on-chip store must feed each iteration: A goes to `cascade` streams (broadcast
     # over chains), B to chains*cascade streams
     streams = (c.cascade if "a" in kept else 0) + (c.cores if "b" in kept else 0)
+    ddr_b = _ddr_b(w, ddr_b)  # kept B is dense on chip (expanded before the PLIO)
     base = dict(name=name, ddr_a=ddr_a, ddr_b=ddr_b, ddr_c=c_bytes, onchip_bytes=keep)
     mt = board.memory_tiles
     why_memtile = ""

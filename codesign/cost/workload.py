@@ -33,12 +33,18 @@ def check_dtype(dtype: str) -> tuple[int, int, int, int]:
 
 @dataclass(frozen=True)
 class GemmWorkload:
-    """C[M, N] = A[M, K] @ B[K, N] in ``dtype`` (``int16x8``: int16 A, int8 B)."""
+    """C[M, N] = A[M, K] @ B[K, N] in ``dtype`` (``int16x8``: int16 A, int8 B).
+
+    ``b_ddr_ratio``: the bytes of B that leave DDR, as a fraction of the dense B (0.625 for an
+    int8 weight, 0.5625 for bf16, stored 2:4-compressed, values and 2-bit positions, and expanded by the
+    N:M expander in the PL before the PLIO; the PLIO and the cores still see dense B).
+    """
 
     M: int
     K: int
     N: int
     dtype: str = "int16"
+    b_ddr_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("M", "K", "N"):
@@ -46,6 +52,8 @@ class GemmWorkload:
             if not isinstance(v, int) or v < 1:
                 raise OptionError(f"GEMM {name} must be a positive integer, not {v!r}")
         check_dtype(self.dtype)
+        if not 0 < self.b_ddr_ratio <= 1:
+            raise OptionError(f"b_ddr_ratio must lie in (0, 1], not {self.b_ddr_ratio!r}")
 
     @property
     def ops(self) -> int:

@@ -34,3 +34,55 @@ def unpack_b(flat: np.ndarray, s: TemporalSchedule) -> np.ndarray:
     k, n = s.tile.k, s.tile.n
     v = flat.reshape(s.n_tiles, s.k_passes, C, L, k // mk, n // mn, mk, mn)
     return v.transpose(0, 1, 2, 3, 4, 6, 5, 7).reshape(s.n_tiles, s.k_passes, C, L, k, n)
+
+
+#: The N:M-compressed form of ``tempus.b/1`` (see :func:`nm_order`).
+NM_LAYOUT = "tempus.b-nm/1"
+#: The position stream that goes with an ``NM_LAYOUT`` value stream (see :func:`pack_index`).
+NM_INDEX_LAYOUT = "tempus.b-nm-index/1"
+
+
+def nm_order(flat: np.ndarray, s: TemporalSchedule) -> np.ndarray:
+    """The ``tempus.b/1`` stream ``flat`` as rows that ``tempus.b-nm/1`` compresses.
+
+    ``tempus.b-nm/1`` (stream format): the native mk x mn blocks of ``tempus.b/1``, in its
+    order; each block is taken column by column (N outer, K fastest), so a row of the result
+    is one block column: ``mk`` consecutive K values of one output channel. Each row is cut into
+    groups of ``m`` (``mk`` must be a multiple of ``m``: groups start at multiples of ``m`` in K)
+    and every group is sent as ``n`` (value, position) slots in codesign's fixed-rate N:M format
+    (:func:`codesign.sim.numerics.nm_compress`). The value file holds the slots' values in this
+    order; the index file (``tempus.b-nm-index/1``) the positions, packed by
+    :func:`pack_index`. One PLIO beat of values plus its positions expands (the N:M expander
+    block, which computes :func:`codesign.sim.numerics.nm_expand`) into whole block columns;
+    the PL writes each expanded block into the PLIO in ``tempus.b/1`` order (a fixed lane
+    permutation within a block). Returns an array [blocks * mn, mk].
+    """
+    _, mk, mn = s.native
+    blocks = flat.reshape(-1, mk, mn)
+    return np.ascontiguousarray(blocks.transpose(0, 2, 1)).reshape(-1, mk)
+
+
+def from_nm_order(rows: np.ndarray, s: TemporalSchedule) -> np.ndarray:
+    """The inverse of :func:`nm_order`: block-column rows back to the flat ``tempus.b/1``."""
+    _, mk, mn = s.native
+    blocks = rows.reshape(-1, mn, mk)
+    return np.ascontiguousarray(blocks.transpose(0, 2, 1)).reshape(-1)
+
+
+def pack_index(indices: np.ndarray, bits: int) -> np.ndarray:
+    """Positions of ``bits`` bits each (``bits`` divides 8), packed little-endian into bytes:
+    position ``i`` sits in byte ``i * bits // 8`` at bit ``i * bits % 8``; the last byte is
+    zero-padded."""
+    per = 8 // bits
+    v = np.asarray(indices, dtype=np.uint8).reshape(-1)
+    v = np.concatenate([v, np.zeros(-v.size % per, dtype=np.uint8)]).reshape(-1, per)
+    shifts = (np.arange(per, dtype=np.uint8) * bits).astype(np.uint8)
+    return np.bitwise_or.reduce(v << shifts, axis=1).astype(np.uint8)
+
+
+def unpack_index(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """The first ``count`` positions of a :func:`pack_index` byte stream (uint8)."""
+    per = 8 // bits
+    shifts = (np.arange(per, dtype=np.uint8) * bits).astype(np.uint8)
+    v = (np.asarray(packed, dtype=np.uint8).reshape(-1, 1) >> shifts) & ((1 << bits) - 1)
+    return v.reshape(-1)[:count].astype(np.uint8)

@@ -140,6 +140,30 @@ class RequantSpec:
 
 
 @dataclass(frozen=True)
+class WeightSparsity:
+    """How sparse a GEMM's weight [K, N] is, measured at planning (after the shrink pass):
+    ``zeros`` of ``elements`` are zero; ``nm`` is the sparsest N:M pattern in K it satisfies
+    ("2:4"), "" for none."""
+
+    zeros: int
+    elements: int
+    nm: str = ""
+
+
+@dataclass(frozen=True)
+class SparseB:
+    """A GEMM whose weight streams N:M-compressed (see :mod:`codesign.ir.layouts`,
+    ``tempus.b-nm/1``): the layer's ``weight`` file holds the kept values, ``index`` their
+    ``log2(m)``-bit positions. ``expand`` says where the dense lanes are rebuilt: ``"pl"``, the
+    N:M expander block between the PL DMA and the PLIO."""
+
+    n: int
+    m: int
+    index: DataFile
+    expand: str = "pl"
+
+
+@dataclass(frozen=True)
 class Layer:
     """Base of plan layers: name (the ONNX node), input and output tensor names."""
 
@@ -162,6 +186,8 @@ class GemmLayer(Layer):
     acc_shift: int = 0
     relu: bool = False
     requant: RequantSpec | None = None
+    sparsity: WeightSparsity | None = None
+    sparse: SparseB | None = None
     kind: ClassVar[str] = "gemm"
     unit: ClassVar[str] = "aie"
 

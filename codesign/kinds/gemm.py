@@ -21,8 +21,18 @@ from codesign.boards import load as load_board
 from codesign.cost import GemmWorkload, TemporalConfig, estimate_temporal_gemm, gemm_layer
 from codesign.errors import BuildError, FitError
 from codesign.ir.graph import Gemm, numpy_dtype
-from codesign.ir.layouts import B_LAYOUT, pack_b, unpack_b
-from codesign.ir.plan import DataFile, GemmLayer, Plan, RequantSpec
+from codesign.ir.layouts import (
+    B_LAYOUT,
+    NM_INDEX_LAYOUT,
+    NM_LAYOUT,
+    from_nm_order,
+    nm_order,
+    pack_b,
+    pack_index,
+    unpack_b,
+    unpack_index,
+)
+from codesign.ir.plan import DataFile, GemmLayer, Plan, RequantSpec, SparseB, WeightSparsity
 from codesign.kinds.registry import Cost, Emitted, LayerMemory, OpKind, no_output_scale, register
 from codesign.rtl.spec import BlockSpec
 from codesign.schedulers import tempus
@@ -54,9 +64,25 @@ def plan(ctx: PlanContext, op: Gemm) -> GemmLayer:
     except FitError as e:
         raise FitError(f"node {op.name!r} (GEMM {M}x{K}x{N} {op.dtype}): {e}") from None
     wdtype = "bf16" if op.dtype == "bf16" else kg.types[op.weight].dtype
-    weight = ctx.packer.pack(
-        f"{op.name}.B", pack_b(w, sched), wdtype, layout=B_LAYOUT, shape=(K, N)
-    )
+    sparsity = weight_sparsity(w)
+    sparse = None
+    if streams_nm(w, sched):
+        values, index = compress_b(w, sched, *SPARSE_NM)
+        weight = ctx.packer.pack(f"{op.name}.B", values, wdtype, layout=NM_LAYOUT, shape=(K, N))
+        sparse = SparseB(
+            *SPARSE_NM,
+            index=ctx.packer.pack(
+                f"{op.name}.B_index",
+                pack_index(index, numerics.nm_index_bits(SPARSE_NM[1])),
+                "uint8",
+                layout=NM_INDEX_LAYOUT,
+                shape=(index.size,),
+            ),
+        )
+    else:
+        weight = ctx.packer.pack(
+            f"{op.name}.B", pack_b(w, sched), wdtype, layout=B_LAYOUT, shape=(K, N)
+        )
 
     def vec(name: str | None) -> DataFile | None:
         if name is None:
@@ -87,7 +113,58 @@ def plan(ctx: PlanContext, op: Gemm) -> GemmLayer:
         acc_shift=op.acc_shift,
         relu=op.relu,
         requant=requant,
+        sparsity=sparsity,
+        sparse=sparse,
     )
+
+
+#: The N:M pattern in K whose weights stream compressed (AIE-ML's sparse B operand: at least two
+#: zeros in every four, UG1603; REFERENCES.md s1).
+SPARSE_NM = (2, 4)
+
+
+def weight_sparsity(w: np.ndarray) -> WeightSparsity:
+    """Zero count and the sparsest N:M pattern in K of a [K, N] weight."""
+    nm = numerics.best_nm(w, axis=0)
+    return WeightSparsity(
+        zeros=int(np.count_nonzero(w == 0)),
+        elements=int(w.size),
+        nm=f"{nm[0]}:{nm[1]}" if nm else "",
+    )
+
+
+def streams_nm(w: np.ndarray, s: object) -> bool:
+    """Whether the weight streams in ``tempus.b-nm/1``: 2:4 in K over its own rows (K a
+    multiple of 4, so the padding adds no group; a dense weight never qualifies: 2:4 means at
+    least half zeros) and native blocks whose K side holds whole groups."""
+    n, m = SPARSE_NM
+    K = w.shape[0]
+    return (
+        K % m == 0
+        and s.native[1] % m == 0  # type: ignore[attr-defined]
+        and numerics.nm_satisfied(w, n, m, axis=0)
+    )
+
+
+def compress_b(w: np.ndarray, s: object, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``tempus.b-nm/1`` value stream (flat) and positions (uint8, flat) of weight ``w``."""
+    values, index = numerics.nm_compress(nm_order(pack_b(w, s), s), n, m)  # type: ignore[arg-type]
+    return values.reshape(-1), index.reshape(-1)
+
+
+def dense_b(data: np.ndarray, index: np.ndarray | None, layer: GemmLayer) -> np.ndarray:
+    """The flat ``tempus.b/1`` stream of ``layer``'s weight from its stored file(s): a
+    compressed weight is expanded exactly as the N:M expander block does
+    (:func:`codesign.sim.numerics.nm_expand`)."""
+    sp = layer.sparse
+    if sp is None:
+        return data
+    s = layer.schedule
+    bits = numerics.nm_index_bits(sp.m)
+    slots = s.native[1] // sp.m * sp.n
+    positions = unpack_index(index, bits, data.size)
+    rows = numerics.nm_expand(data.reshape(-1, slots), positions.reshape(-1, slots), sp.n, sp.m)
+    return from_nm_order(rows, s)
 
 
 # --- executor -----------------------------------------------------------------------------------
@@ -138,7 +215,9 @@ def _core_weights(sim: Simulator, layer: GemmLayer) -> tuple[np.ndarray, int | N
     key = f"{layer.weight.sha256}#{layer.name}#core"
     if key not in sim.cache:
         s = layer.schedule
-        B = unpack_b(sim.data(layer.weight), s)  # [n_tile, k_pass, chain, core, k, n]
+        index = sim.data(layer.sparse.index) if layer.sparse is not None else None
+        flat = dense_b(sim.data(layer.weight), index, layer)  # expanded from N:M if compressed
+        B = unpack_b(flat, s)  # [n_tile, k_pass, chain, core, k, n]
         bound = 0
         if layer.dtype != "bf16":
             a_lo, a_hi = numerics.int_range(sim.plan.tensor(layer.inputs[0]).dtype)
@@ -215,9 +294,27 @@ def check(ck: PlanChecker, g: GemmLayer) -> None:
     ) != padded:
         ck.fail("tile counts and padding must follow from M, K, N, the block and the tile")
     ck.datafile(g.weight, "weight")
-    if tuple(g.weight.shape) != (K, N) or g.weight.layout != B_LAYOUT:
-        ck.fail(f"weight must be [{K}, {N}] in layout {B_LAYOUT}")
-    ck.file_elements(g.weight, padded[1] * padded[2], "weight")
+    sp = g.sparse
+    layout = B_LAYOUT if sp is None else NM_LAYOUT
+    if tuple(g.weight.shape) != (K, N) or g.weight.layout != layout:
+        ck.fail(f"weight must be [{K}, {N}] in layout {layout}")
+    if sp is None:
+        ck.file_elements(g.weight, padded[1] * padded[2], "weight")
+    else:
+        if (sp.n, sp.m) != SPARSE_NM or sp.expand != "pl" or nat[1] % sp.m:
+            ck.fail(
+                f"sparse weights must be {SPARSE_NM[0]}:{SPARSE_NM[1]} expanded in the pl, on "
+                f"native blocks whose K side ({nat[1]}) holds whole groups"
+            )
+        slots = padded[1] * padded[2] // sp.m * sp.n
+        ck.file_elements(g.weight, slots, "weight values")
+        ck.datafile(sp.index, "weight index")
+        if sp.index.layout != NM_INDEX_LAYOUT or sp.index.dtype != "uint8":
+            ck.fail(f"weight index must be uint8 in layout {NM_INDEX_LAYOUT}")
+        if tuple(sp.index.shape) != (slots,):
+            ck.fail(f"weight index must have shape [{slots}], not {list(sp.index.shape)}")
+        bits = numerics.nm_index_bits(sp.m)
+        ck.file_elements(sp.index, -(-slots * bits // 8), "weight index")
     for name in ("bias", "colsum"):
         f = getattr(g, name)
         if f is not None:
@@ -264,9 +361,17 @@ def cost(ctx: CostContext, stage: list[GemmLayer]) -> Cost:
     own figures and the modelled gain of the dataflow over Tempus's policy (same block, tile)."""
     (layer,) = stage
     s = layer.schedule
-    work = GemmWorkload(s.M, s.K, s.N, layer.dtype)
+    size = 2 if layer.weight.dtype == "bf16" else numpy_dtype(layer.weight.dtype).itemsize
+    dense_bytes = s.padded_K * s.padded_N * size
+    stored = _weight_bytes(layer)
+    work = GemmWorkload(s.M, s.K, s.N, layer.dtype, b_ddr_ratio=stored / dense_bytes)
     cfg = _config(layer)
     est = estimate_temporal_gemm(ctx.board, work, cfg, pl=ctx.pl)
+    dense_est = (
+        est
+        if layer.sparse is None
+        else estimate_temporal_gemm(ctx.board, replace(work, b_ddr_ratio=1.0), cfg, pl=ctx.pl)
+    )
     tempus_est = (
         est
         if cfg.dataflow == "tempus"
@@ -286,8 +391,40 @@ def cost(ctx: CostContext, stage: list[GemmLayer]) -> Cost:
         "solver": s.solver.status,
         "solver_fallback": s.solver.fallback,
         "gain_over_tempus": tempus_est.time_s / est.time_s,
+        **_sparsity_extra(layer, stored, dense_bytes, dense_est.time_s / est.time_s),
     }
     return Cost(gemm_layer(layer.name, est), extra, work)
+
+
+def _weight_bytes(layer: GemmLayer) -> int:
+    """Bytes of the weight as stored and streamed (values and positions when compressed)."""
+    s = layer.schedule
+    size = 2 if layer.weight.dtype == "bf16" else numpy_dtype(layer.weight.dtype).itemsize
+    sp = layer.sparse
+    if sp is None:
+        return s.padded_K * s.padded_N * size
+    slots = s.padded_K * s.padded_N // sp.m * sp.n
+    return slots * size + -(-slots * numerics.nm_index_bits(sp.m) // 8)
+
+
+def _sparsity_extra(layer: GemmLayer, stored: int, dense: int, gain: float) -> dict:
+    """The report's per-layer sparsity figures: measured zeros and N:M pattern, the weight
+    bytes streamed (compressed or dense) and the modelled gain of the compressed stream."""
+    sp, ws = layer.sparse, layer.sparsity
+    why = (
+        f"{sp.n}:{sp.m} in K: streamed compressed, expanded by the N:M expander in the PL"
+        if sp is not None
+        else "dense"
+    )
+    return {
+        "weight_zero_fraction": ws.zeros / ws.elements if ws and ws.elements else 0.0,
+        "weight_nm": ws.nm if ws else "",
+        "sparse_b": f"{sp.n}:{sp.m}" if sp is not None else "",
+        "sparse_b_why": why,
+        "weight_bytes": stored,
+        "weight_bytes_dense": dense,
+        "sparse_gain": gain,
+    }
 
 
 # --- memory -------------------------------------------------------------------------------------
@@ -308,6 +445,8 @@ def memory(plan: Plan, layer: GemmLayer) -> LayerMemory:
     and the transient set: padded float64 A, the accumulator, one pass's A slice, one M tile's
     row-block temporaries and the epilogue's int64 temporaries."""
     files = [layer.weight, layer.bias, layer.colsum]
+    if layer.sparse is not None:
+        files.append(layer.sparse.index)
     if layer.requant is not None:
         files += [layer.requant.multiplier, layer.requant.shift]
     s = layer.schedule
@@ -372,8 +511,26 @@ def emit(plan: Plan, layers: list[GemmLayer]) -> Emitted:
             depth=_pow2_at_least(beats, MIN_DEPTH),
         )
     )
+    # an N:M expander per weight type of the compressed layers: PL DMA -> expander -> PLIO
+    widths = {"int8": 8, "uint8": 8, "int16": 16, "uint16": 16}
+    for dtype in sorted({_expander_dtype(g) for g in layers if g.sparse is not None}):
+        m = SPARSE_NM[1]
+        specs.append(
+            BlockSpec.of(
+                "sparse_expander",
+                n=SPARSE_NM[0],
+                m=m,
+                groups=max(1, beat_bits // (m * widths[dtype])),
+                dtype=dtype,
+            )
+        )
     # the AIE-ML kernels, dispatch kernels, ADF graph and aie.cfg (codesign.aie.emit)
     return Emitted(blocks=tuple(specs), files=emit_aie_files(plan))
+
+
+def _expander_dtype(g: GemmLayer) -> str:
+    """The expander's lane type for a weight: bf16 moves as its 16 raw bits."""
+    return "uint16" if g.weight.dtype == "bf16" else g.weight.dtype
 
 
 KIND = register(

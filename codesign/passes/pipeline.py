@@ -17,6 +17,7 @@ from codesign.passes.float import FloatGemm
 from codesign.passes.fold import FoldConstants, Prune
 from codesign.passes.primitives import LowerPrimitives
 from codesign.passes.quant import QuantGemm
+from codesign.passes.shrink import ShrinkGemms
 
 HARDWARE_OPS = (Gemm, Vector, Reshape)
 
@@ -28,6 +29,7 @@ PIPELINE: tuple[Pass, ...] = (
     FloatGemm(),  # before the epilogue, which folds a bias / ReLU into bf16 GEMMs too
     FoldEpilogue(),  # bias, ReLU, requantisation -> the GEMM
     LowerPrimitives(),  # Q / DQ left over -> vector ops
+    ShrinkGemms(),  # pruned neurons (all-zero weight columns / rows) leave the GEMMs
     FoldConstants(),
     Prune(),
 )

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from codesign.errors import OptionError
 from codesign.report import plots
+from codesign.report.terminal import SPARSITY_COLUMNS, sparsity_rows
 
 SCHEMA = "codesign.report/1"
 
@@ -41,6 +42,8 @@ def render_html(report: dict[str, Any]) -> str:
     return _template().render(
         r=report,
         fmt=_fmt,
+        sparsity=sparsity_rows(report),
+        sparsity_columns=SPARSITY_COLUMNS,
         roofline=Markup(plots.roofline(report)),
         breakdown=Markup(plots.breakdown(report)),
         utilisation=Markup(plots.utilisation(report)),

@@ -34,6 +34,9 @@ LAYER_COLUMNS = (
 #: Numeric columns, right-aligned; every other column is left-aligned.
 _RIGHT = {
     "MxKxN",
+    "zeros",
+    "weight KB",
+    "gain",
     "tile",
     "iters",
     "transactions",
@@ -96,6 +99,45 @@ def _layer_cells(x: dict[str, Any]) -> dict[str, str]:
     }
 
 
+#: Columns of the per-layer weight sparsity table.
+SPARSITY_COLUMNS = ("layer", "zeros", "N:M in K", "stream", "weight KB", "gain")
+
+
+def sparsity_rows(report: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per GEMM layer with measured weight sparsity: zero fraction, sparsest N:M pattern
+    in K, how the weight streams ("2:4" compressed or dense), the weight KB streamed (dense KB
+    beside it when compressed) and the modelled gain of the compressed stream."""
+    rows = []
+    for x in report["layers"]:
+        if "weight_zero_fraction" not in x:
+            continue
+        kb = f"{x['weight_bytes'] / 1024:,.1f}"
+        if x["weight_bytes"] != x["weight_bytes_dense"]:
+            kb += f" of {x['weight_bytes_dense'] / 1024:,.1f}"
+        rows.append(
+            {
+                "layer": x["name"],
+                "zeros": f"{x['weight_zero_fraction']:.1%}",
+                "N:M in K": x["weight_nm"] or "-",
+                "stream": f"{x['sparse_b']} compressed" if x["sparse_b"] else "dense",
+                "weight KB": kb,
+                "gain": f"{x['sparse_gain']:.3f}x",
+            }
+        )
+    return rows
+
+
+def render_sparsity(report: dict[str, Any], con: Console) -> None:
+    """The per-layer weight sparsity table (nothing when no GEMM layer reports it)."""
+    rows = sparsity_rows(report)
+    if not rows:
+        return
+    t = make_table("weight sparsity per GEMM (measured; gain modelled)", SPARSITY_COLUMNS)
+    for r in rows:
+        t.add_row(*(r[c] for c in SPARSITY_COLUMNS))
+    con.print(t)
+
+
 def render_terminal(
     report: dict[str, Any], console: Console | None = None, *, wide: bool = False
 ) -> None:
@@ -123,6 +165,7 @@ def render_terminal(
     con.print(t)
     if not wide:
         con.print("[dim](block, tile, dataflow, cycles, DDR and power per layer: --wide)[/dim]")
+    render_sparsity(report, con)
     u = make_table(
         f"utilisation against {report['board']['name']}", ("resource", "used", "available", "%")
     )

@@ -67,10 +67,13 @@ from codesign.sim.numerics.rounding import (
     round_shift,
 )
 from codesign.sim.numerics.sparsity import (
+    NM_PATTERNS,
+    best_nm,
     nm_compress,
     nm_expand,
     nm_index_bits,
     nm_prune,
+    nm_satisfied,
 )
 
 __all__ = [
@@ -79,10 +82,12 @@ __all__ = [
     "EXACT_F64",
     "INT_DTYPES",
     "MWQCode",
+    "NM_PATTERNS",
     "ROUNDING_MODES",
     "RoundingMode",
     "acc_preshift",
     "accumulate",
+    "best_nm",
     "cascade_add_f32",
     "dequantize_linear",
     "dynamic_quantize_linear",
@@ -100,6 +105,7 @@ __all__ = [
     "nm_expand",
     "nm_index_bits",
     "nm_prune",
+    "nm_satisfied",
     "quantize_linear",
     "quantize_multiplier",
     "reference_gemm_bf16",

@@ -98,3 +98,32 @@ def nm_prune(w: np.ndarray, n: int, m: int) -> np.ndarray:
     mask = np.zeros(g.shape, dtype=bool)
     np.put_along_axis(mask, order[..., :n], True, axis=-1)
     return np.where(mask, g, np.zeros((), dtype=w.dtype)).reshape(w.shape)
+
+
+#: N:M patterns :func:`best_nm` tries, sparsest first (ties: the smaller group first).
+NM_PATTERNS = ((1, 8), (1, 4), (2, 8), (1, 2), (2, 4), (4, 8))
+
+
+def nm_satisfied(w: np.ndarray, n: int, m: int, axis: int = 0) -> bool:
+    """Whether every group of ``m`` consecutive elements of ``w`` along ``axis`` (groups start at
+    multiples of ``m``; a short last group counts as zero-padded) has at most ``n`` non-zeros.
+
+    For a GEMM weight [K, N], ``axis=0`` is "N:M in K", the reduction axis, as AIE-ML's sparse
+    mode and NVIDIA's 2:4 take it."""
+    _check_nm(n, m)
+    nz = np.moveaxis(np.asarray(w) != 0, axis, -1)
+    length = nz.shape[-1]
+    pad = -length % m
+    if pad:
+        nz = np.concatenate([nz, np.zeros((*nz.shape[:-1], pad), dtype=bool)], axis=-1)
+    counts = nz.reshape(*nz.shape[:-1], -1, m).sum(axis=-1)
+    return bool(np.all(counts <= n))
+
+
+def best_nm(w: np.ndarray, axis: int = 0) -> tuple[int, int] | None:
+    """The sparsest pattern of :data:`NM_PATTERNS` that ``w`` satisfies along ``axis``, or None
+    (a dense weight). An all-zero weight satisfies 1:8."""
+    for n, m in NM_PATTERNS:
+        if nm_satisfied(w, n, m, axis):
+            return n, m
+    return None
