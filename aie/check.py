@@ -299,8 +299,8 @@ def _run_layer(sim, exe: Path, d: Path, index: int, g: GemmLayer, env) -> CheckR
         (d / "a.bin").write_bytes(_stored(a, sim.plan.value_spec(g.inputs[0]).dtype))
     from codesign.kinds.gemm import dense_b  # the cores see dense B (expanded in the PL)
 
-    index = sim.data(g.sparse.index) if g.sparse is not None else None
-    (d / "b.bin").write_bytes(_stored(dense_b(sim.data(g.weight), index, g), g.weight.dtype))
+    nm_index = sim.data(g.sparse.index) if g.sparse is not None else None
+    (d / "b.bin").write_bytes(_stored(dense_b(sim.data(g.weight), nm_index, g), g.weight.dtype))
     (d / "epi.bin").write_bytes(_epilogue_words(sim, g))
     za = 0
     if len(g.inputs) > 1 and g.inputs[1]:

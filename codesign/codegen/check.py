@@ -101,7 +101,8 @@ def check_build(build: Build) -> list[CheckResult]:
     env = sim.run_all(golden_inputs(build))
     results: list[CheckResult] = []
     with tempfile.TemporaryDirectory(prefix="codesign-check-") as tmp:
-        root = build.root
+        # absolute: the checkers run g++ in their own work directories
+        root = None if build.root is None else Path(build.root).resolve()
         if root is None:
             root = Path(tmp) / "build"
             build.save(root)

@@ -64,6 +64,14 @@ def test_cli_check_prints_the_table_and_exits_0(saved: Path, capsys) -> None:
     assert "fc0_matmul" in out and "fc1_matmul" in out and "matched" in out
 
 
+def test_cli_check_takes_a_relative_build_path(saved: Path, capsys, monkeypatch) -> None:
+    # the checkers run g++ in their own work directories: a relative path must still resolve
+    monkeypatch.chdir(saved.parent)
+    with pytest.raises(SystemExit) as e:
+        main(["check", saved.name])
+    assert e.value.code == 0, capsys.readouterr().err
+
+
 def test_a_changed_rounding_mode_is_a_mismatch_exit_3(saved: Path, capsys) -> None:
     # the requantisation SRS of layer 0 rounds down instead of to even: the x86 run differs
     src = saved / "aie" / "kernels" / "gemm0.cc"
