@@ -571,6 +571,10 @@ for _op_type, _fn in {
     lowering(_op_type)(_fn)
 
 
+# topic modules register their own lowerings (imported for the registration)
+from codesign.frontend import lower_nbits  # noqa: E402, F401
+
+
 def lower_model(model: onnx.ModelProto, source: str = "model") -> KernelGraph:
     """Lower ``model`` (checked and shape-inferred by :func:`load_model`) to primitive ops.
 
