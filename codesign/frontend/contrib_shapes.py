@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import onnx
 from onnx import helper
 
@@ -25,9 +26,40 @@ def _matmul_nbits(node: onnx.NodeProto, types: dict[str, Type]) -> list[Type | N
     return [(a[0], [*a[1][:-1], int(n)])]
 
 
+def _input(node: onnx.NodeProto, types: dict[str, Type], i: int) -> Type | None:
+    return types.get(node.input[i]) if len(node.input) > i and node.input[i] else None
+
+
+def _qgemm(node: onnx.NodeProto, types: dict[str, Type]) -> list[Type | None]:
+    a, b = _input(node, types, 0), _input(node, types, 3)
+    if a is None or b is None or len(a[1]) != 2 or len(b[1]) != 2:
+        return [None]
+    attrs = {att.name: att.i for att in node.attribute}
+    m = a[1][1] if attrs.get("transA", 0) else a[1][0]
+    n = b[1][0] if attrs.get("transB", 0) else b[1][1]
+    zy = _input(node, types, 8)
+    has_y = len(node.input) > 7 and node.input[7]
+    if has_y and zy is None:
+        return [None]
+    return [(zy[0] if has_y else onnx.TensorProto.FLOAT, [m, n])]
+
+
+def _qlinear_add(node: onnx.NodeProto, types: dict[str, Type]) -> list[Type | None]:
+    a, b, zc = _input(node, types, 0), _input(node, types, 3), _input(node, types, 7)
+    if a is None or b is None:
+        return [None]
+    try:
+        shape = list(np.broadcast_shapes(tuple(a[1]), tuple(b[1])))
+    except ValueError:
+        return [None]
+    return [((zc or a)[0], [int(d) for d in shape])]
+
+
 #: (domain, op type) -> the output types from the known input types
 RULES: dict[tuple[str, str], Callable[[onnx.NodeProto, dict[str, Type]], list[Type | None]]] = {
     ("com.microsoft", "MatMulNBits"): _matmul_nbits,
+    ("com.microsoft", "QGemm"): _qgemm,
+    ("com.microsoft", "QLinearAdd"): _qlinear_add,
 }
 
 

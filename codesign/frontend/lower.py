@@ -572,7 +572,7 @@ for _op_type, _fn in {
 
 
 # topic modules register their own lowerings (imported for the registration)
-from codesign.frontend import lower_nbits  # noqa: E402, F401
+from codesign.frontend import lower_nbits, lower_qoperator  # noqa: E402, F401
 
 
 def lower_model(model: onnx.ModelProto, source: str = "model") -> KernelGraph:
