@@ -85,16 +85,16 @@ def plan(ctx: PlanContext, op: GemmNBits) -> NBitsGemmLayer:
     scales = kg.const(op.scales).astype(np.float32)  # [k_blocks, N]
     zero = kg.const(op.zero).astype(np.int8) if op.zero is not None else None
     times: dict[str, float] = {}
-    scheds = {}
+    scheds, ests = {}, {}
     for mode in MODES:
         s = _schedule(ctx, op, M, K, N, "int8x4" if mode == "int8x4" else "bf16")
         est = estimate_nbits_gemm(ctx.board, op.name, M, K, N, bs, _config(s), mode)
-        scheds[mode], times[mode] = s, est.layer.time_s
+        scheds[mode], times[mode], ests[mode] = s, est.layer.time_s, est
     mode = min(MODES, key=lambda m: (times[m], MODES.index(m)))
     other = next((m for m in MODES if m != mode), None)
-    why = f"modelled {times[mode] * 1e6:.3g} us in {mode}"
+    why = f"{_summary(mode, ests[mode])}"
     if other is not None:
-        why += f" against {times[other] * 1e6:.3g} us in {other} on this block"
+        why += f" against {_summary(other, ests[other])}"
     s = scheds[mode]
     if mode == "int8x4":
         weight = ctx.packer.pack(f"{op.name}.B4", pack_b4(w, s), "uint8", B4_LAYOUT, (K, N))
@@ -116,6 +116,17 @@ def plan(ctx: PlanContext, op: GemmNBits) -> NBitsGemmLayer:
         zero=None if zero is None else ctx.packer.pack(f"{op.name}.zero", zero, "int8"),
         block_size=bs,
     )
+
+
+def _summary(mode: str, est) -> str:
+    """One mode's modelled figures for the layer's ``reason``."""
+    text = (
+        f"{mode} {est.layer.time_s * 1e6:.3g} us ({est.layer.bound}-bound, "
+        f"{est.weight_bytes:,} weight bytes"
+    )
+    if mode == "int8x4":
+        text += f", block epilogue {est.epilogue_s * 1e6:.3g} us"
+    return text + ")"
 
 
 def _dequantized(w: np.ndarray, scales: np.ndarray, zero: np.ndarray | None, bs: int):

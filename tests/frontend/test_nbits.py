@@ -181,3 +181,18 @@ def test_eight_bit_matmulnbits_is_refused_in_one_line(tmp_path: Path) -> None:
         codesign.compile(model, synth=False)
     msg = str(e.value)
     assert "\n" not in msg and "MatMulNBits" in msg and "bits=8" in msg and "bits=4" in msg
+
+
+def test_int8x4_build_round_trips_through_disk(tmp_path: Path, monkeypatch) -> None:
+    """schedule.json carries the layer (mode, reason, int4 stream, scales, zero points) and the
+    simulator runs it from the build's files to the same bits as from memory."""
+    monkeypatch.setattr(nbits_kind, "MODES", ("int8x4",))
+    model = _matmul_model(tmp_path / "m.onnx", 8, 96, 32, block_size=32, accuracy_level=4)
+    build = codesign.compile(model, synth=False)
+    saved = codesign.load_build(build.save(tmp_path / "build"))
+    (layer,) = saved.plan.layers
+    assert layer == build.plan.layers[0]
+    stream = (tmp_path / "build" / layer.weight.path).read_bytes()
+    assert len(stream) == layer.schedule.padded_K * layer.schedule.padded_N // 2
+    x = {"x": np.random.default_rng(5).normal(size=(1, 8, 96)).astype(np.float32)}
+    assert np.array_equal(saved.simulate(x)["y"], build.simulate(x)["y"])
