@@ -82,9 +82,10 @@ def estimate_nbits_gemm(
         return NBitsEstimate(layer, est, 0.0, 0.0, work.b_bytes)
     k_blocks = math.ceil(K / block_size)
     epi = epilogue_seconds(board, M, N, k_blocks, config.cores)
-    # the quantiser reads float32 A and writes int8 codes plus one float32 scale per block
+    # the quantiser reads float32 A and writes int8 codes plus, per row and block, a float32
+    # scale and an int32 row sum of the codes (for the zero-point correction)
     quant = estimate_stream_layer(
-        board, f"{name}/quantize_a", M * K * 4, M * K + M * k_blocks * 4, from_ddr=False
+        board, f"{name}/quantize_a", M * K * 4, M * K + M * k_blocks * 8, from_ddr=False
     ).time_s
     breakdown = dict(layer.breakdown)
     breakdown["block_epilogue"] = epi
