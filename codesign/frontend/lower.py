@@ -328,7 +328,13 @@ def _check_qparams(
 
 
 #: Input slots that hold quantisation scales, by op type.
-_SCALE_SLOTS = {"QuantizeLinear": (1,), "DequantizeLinear": (1,), "QLinearMatMul": (1, 4, 6)}
+_SCALE_SLOTS = {
+    "QuantizeLinear": (1,),
+    "DequantizeLinear": (1,),
+    "QLinearMatMul": (1, 4, 6),
+    "QGemm": (1, 4, 7),  # com.microsoft
+    "QLinearAdd": (1, 4, 6),  # com.microsoft
+}
 
 
 def _check_scale(lw: _Lowering, scale: ir.Value, value: np.ndarray | None = None) -> None:
