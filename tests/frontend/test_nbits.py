@@ -162,6 +162,17 @@ def test_cost_model_picks_int8x4_for_a_weight_bound_layer(tmp_path: Path) -> Non
     assert row["mode"] == "int8x4" and row["dtype"] == "int8x4"
     assert row["weight_bytes"] == 1024 * 1024 // 2 + 8 * 1024 * 5  # int4 + scales, zero points
     assert row["block_epilogue_s"] > 0 and row["a_quantizer_s"] > 0
+    # the terminal and HTML reports name the mode and why
+    from rich.console import Console
+
+    from codesign.report.terminal import render_terminal
+
+    con = Console(record=True, width=80)
+    render_terminal(build.report(), con)
+    text = " ".join(con.export_text().split())
+    assert "compute mode chosen by the cost model" in text and "int8x4" in text
+    html = (build.save(tmp_path / "b") / "report" / "report.html").read_text()
+    assert 'id="modes"' in html and "block epilogue" in html
 
 
 def test_accuracy_level_0_runs_the_dequantised_weight_as_float(tmp_path: Path) -> None:
