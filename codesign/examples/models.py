@@ -51,6 +51,7 @@ __all__ = [
     "ffn_block",
     "float_mlp",
     "float_mlp_reshape",
+    "nbits_mlp",
     "not_onnx_file",
     "qdq_gemm",
     "qdq_mlp",
