@@ -78,6 +78,8 @@ def unpack_weight(
 def _matmul_nbits(lw, node: ir.Node) -> None:
     ins = list(node.inputs) + [None] * (6 - len(node.inputs))
     a, b, scales, zps, g_idx, bias = ins[:6]
+    if a is None or b is None or scales is None:
+        raise ModelError(f"{lw.where()}: MatMulNBits needs inputs A, B and scales")
     K, N = int(_attr(node, "K", 0)), int(_attr(node, "N", 0))
     bits, bs = int(_attr(node, "bits", 4)), int(_attr(node, "block_size", 0))
     level = int(_attr(node, "accuracy_level", 0))

@@ -46,6 +46,8 @@ def _per_tensor_or_axis(lw, v: ir.Value, what: str, size: int) -> int | None:
 def _qgemm(lw, node: ir.Node) -> None:
     ins = list(node.inputs) + [None] * (9 - len(node.inputs))
     a, sa, za, b, sb, zb, c, sy, zy = ins[:9]
+    if a is None or sa is None or b is None or sb is None:
+        raise ModelError(f"{lw.where()}: QGemm needs inputs A, a_scale, B and b_scale")
     if _attr(node, "transA", 0):
         raise UnsupportedError(f"{lw.where()}: QGemm with transA=1 is not supported")
     alpha = float(_attr(node, "alpha", 1.0))
@@ -133,6 +135,8 @@ def _zero(lw, stem: str, what: str, dtype: str) -> str:
 def _qlinear_add(lw, node: ir.Node) -> None:
     ins = list(node.inputs) + [None] * (8 - len(node.inputs))
     a, sa, za, b, sb, zb, sc, zc = ins[:8]
+    if any(v is None for v in (a, sa, b, sb, sc)):
+        raise ModelError(f"{lw.where()}: QLinearAdd needs inputs A, A_scale, B, B_scale, C_scale")
     kg = lw.kg
     out = node.outputs[0]
     stem = node.name or out.name
