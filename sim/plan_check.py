@@ -22,12 +22,12 @@ from typing import NoReturn
 
 from codesign.errors import BuildError
 from codesign.ir.graph import DTYPES, numpy_dtype
-from codesign.ir.layouts import B_LAYOUT, NM_INDEX_LAYOUT, NM_LAYOUT
+from codesign.ir.layouts import B4_LAYOUT, B_LAYOUT, NM_INDEX_LAYOUT, NM_LAYOUT
 from codesign.ir.limits import MAX_DIM, MAX_ELEMENTS
 from codesign.ir.plan import DataFile, Layer, Plan
 from codesign.kinds import registry
 
-LAYOUTS = ("row-major", B_LAYOUT, NM_LAYOUT, NM_INDEX_LAYOUT)
+LAYOUTS = ("row-major", B_LAYOUT, NM_LAYOUT, NM_INDEX_LAYOUT, B4_LAYOUT)
 
 
 class PlanChecker:

@@ -139,7 +139,8 @@ def place_in_memory_tiles(board: Board, cores: int, keep: int, streams: int) -> 
 def panel_bytes(w: GemmWorkload, c: TemporalConfig, t: Tiling) -> tuple[int, int]:
     """Bytes of one A panel (m x K) and one B panel (K x chains*n), padded."""
     ba, bb, _, _ = DTYPE_BYTES[w.dtype]
-    return c.tile_m * t.k_pad * ba, t.k_pad * c.chains * c.tile_n * bb
+    # whole bytes: a sub-byte operand (int4) packs two elements per byte
+    return ceil(c.tile_m * t.k_pad * ba), ceil(t.k_pad * c.chains * c.tile_n * bb)
 
 
 def _ddr_b(w: GemmWorkload, dense: int) -> int:

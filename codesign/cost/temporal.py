@@ -130,7 +130,7 @@ def core_buffer_bytes(w: GemmWorkload, c: TemporalConfig, t: Tiling) -> int:
     buf = 2 * m * k * ba + 2 * k * n * bb + 2 * m * n * bo
     if t.k_passes > 1:
         buf += m * n * acc
-    return buf
+    return ceil(buf)  # a sub-byte operand (int4) packs two elements per byte
 
 
 def estimate_temporal_gemm(

@@ -99,8 +99,10 @@ def tiling_problem(
         chains=base.chains,
         cascade=base.cascade,
         memory_budget=memory_budget(board, base.cores),
-        bytes_a=ba,
-        bytes_b=bb,
+        # the CP-SAT memory terms take whole bytes: a sub-byte operand (int4 B) is counted as a
+        # byte there (conservative); the model's own estimate counts its true half byte
+        bytes_a=math.ceil(ba),
+        bytes_b=math.ceil(bb),
         bytes_out=bo,
         bytes_acc=acc,
         fixed_units=_floor_units(p.fixed_overhead_s),

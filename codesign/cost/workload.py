@@ -8,6 +8,7 @@ output tile per chain; K larger than one pass (``cascade * k``) loops inside the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import ceil
 
 from codesign.errors import OptionError
 from codesign.ir.dtypes import COMPUTE_MODES
@@ -66,7 +67,7 @@ class GemmWorkload:
 
     @property
     def b_bytes(self) -> int:
-        return self.K * self.N * DTYPE_BYTES[self.dtype][1]
+        return ceil(self.K * self.N * DTYPE_BYTES[self.dtype][1])  # int4: half a byte each
 
     @property
     def c_bytes(self) -> int:

@@ -51,6 +51,7 @@ __all__ = [
     "ffn_block",
     "float_mlp",
     "float_mlp_reshape",
+    "nbits_mlp",
     "not_onnx_file",
     "qdq_gemm",
     "qdq_mlp",
@@ -686,6 +687,40 @@ def ffn_block(
         activation_type=activation_type,
         reduce_range=reduce_range,
     )
+
+
+def nbits_mlp(
+    path: PathLike,
+    dims: Sequence[int] = (64, 256, 64),
+    lead: Sequence[int] = (1, 16),
+    seed: int = 0,
+    block_size: int = 32,
+    symmetric: bool = False,
+    accuracy_level: int | None = 4,
+) -> Path:
+    """Write :func:`float_mlp`'s MatMul form (inputs ``[*lead, dims[0]]``) with every MatMul
+    weight quantized by onnxruntime's ``MatMulNBitsQuantizer`` to com.microsoft MatMulNBits
+    (4 bits, ``block_size``, zero points unless ``symmetric``; ``accuracy_level`` None writes
+    no attribute, onnxruntime's default 0)."""
+    import copy
+
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = _mlp_model(dims, list(lead), seed, name="nbits_mlp")
+    advice_filter = _DropPreprocessAdvice()
+    logging.getLogger().addFilter(advice_filter)
+    try:
+        # the quantizer edits the model it is given: hand it a copy
+        q = MatMulNBitsQuantizer(
+            copy.deepcopy(model),
+            block_size=block_size,
+            is_symmetric=symmetric,
+            accuracy_level=accuracy_level,
+        )
+        q.process()
+    finally:
+        logging.getLogger().removeFilter(advice_filter)
+    return _save(q.model.model, path)
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 
 from codesign.errors import ModelError, OptionError
 from codesign.fileio import open_in
+from codesign.frontend import contrib_shapes
 from codesign.frontend.validate import (
     MAX_DIM,
     check_dims,
@@ -101,6 +102,11 @@ def load_model(
         model = onnx.shape_inference.infer_shapes(
             model, check_type=True, strict_mode=True, data_prop=True
         )
+        # contrib ops (com.microsoft MatMulNBits) are typed by codesign, then inferred through
+        while contrib_shapes.annotate(model):
+            model = onnx.shape_inference.infer_shapes(
+                model, check_type=True, strict_mode=True, data_prop=True
+            )
     except Exception as e:  # onnx raises InferenceError and plain RuntimeErrors here
         raise ModelError(f"{p}: shape inference failed: {_short(e)}") from None
     for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:

@@ -328,7 +328,13 @@ def _check_qparams(
 
 
 #: Input slots that hold quantisation scales, by op type.
-_SCALE_SLOTS = {"QuantizeLinear": (1,), "DequantizeLinear": (1,), "QLinearMatMul": (1, 4, 6)}
+_SCALE_SLOTS = {
+    "QuantizeLinear": (1,),
+    "DequantizeLinear": (1,),
+    "QLinearMatMul": (1, 4, 6),
+    "QGemm": (1, 4, 7),  # com.microsoft
+    "QLinearAdd": (1, 4, 6),  # com.microsoft
+}
 
 
 def _check_scale(lw: _Lowering, scale: ir.Value, value: np.ndarray | None = None) -> None:
@@ -569,6 +575,10 @@ for _op_type, _fn in {
     **dict.fromkeys(_ELEMENTWISE, _elementwise),
 }.items():
     lowering(_op_type)(_fn)
+
+
+# topic modules register their own lowerings (imported for the registration)
+from codesign.frontend import lower_nbits, lower_qoperator  # noqa: E402, F401
 
 
 def lower_model(model: onnx.ModelProto, source: str = "model") -> KernelGraph:

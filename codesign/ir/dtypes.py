@@ -79,17 +79,19 @@ class ComputeMode:
     acc_bytes: int
 
     @property
-    def bytes(self) -> tuple[int, int, int, int]:
-        """(A, B, output, accumulator) bytes per element."""
-        return (
-            DTYPES[self.a].bits // 8,
-            DTYPES[self.b].bits // 8,
-            DTYPES[self.out].bits // 8,
-            self.acc_bytes,
-        )
+    def bytes(self) -> tuple[float, float, float, int]:
+        """(A, B, output, accumulator) bytes per element; a sub-byte operand (int4) counts its
+        fraction of a byte (0.5), whole-byte types an int."""
+
+        def size(name: str) -> float:
+            bits = DTYPES[name].bits
+            return bits // 8 if bits % 8 == 0 else bits / 8
+
+        return (size(self.a), size(self.b), size(self.out), self.acc_bytes)
 
 
-#: GEMM compute modes by name (``int16x8``: int16 A, int8 B). Accumulators: acc32 for 8/16-bit
+#: GEMM compute modes by name (``int16x8``: int16 A, int8 B; ``int8x4``: int8 A, int4 B, the
+#: AIE-ML mode MatMulNBits weights run in). Accumulators: acc32 for 8/16-bit
 #: integers, acc64 for int32, fp32 for floating modes (AM020, AIE API).
 COMPUTE_MODES: dict[str, ComputeMode] = {
     m.name: m
@@ -97,6 +99,7 @@ COMPUTE_MODES: dict[str, ComputeMode] = {
         ComputeMode("int8", "int8", "int8", "int8", 4),
         ComputeMode("int16", "int16", "int16", "int16", 4),
         ComputeMode("int16x8", "int16", "int8", "int16", 4),
+        ComputeMode("int8x4", "int8", "int4", "int8", 4),
         ComputeMode("bf16", "bf16", "bf16", "bf16", 4),
         ComputeMode("int32", "int32", "int32", "int32", 8),
         ComputeMode("fp32", "float32", "float32", "float32", 4),

@@ -7,7 +7,7 @@ A new kind is one more module that calls :func:`~codesign.kinds.registry.registe
 tests.
 """
 
-from codesign.kinds import gemm, reshape, vector  # noqa: F401  (registration)
+from codesign.kinds import gemm, nbits, reshape, vector  # noqa: F401  (registration)
 from codesign.kinds.registry import (
     Cost,
     Emitted,

@@ -35,6 +35,12 @@ PIPELINE: tuple[Pass, ...] = (
 )
 
 
+def _registered(op: object) -> bool:
+    from codesign.kinds import registry
+
+    return any(k.op is type(op) for k in registry.kinds())
+
+
 def to_hardware(
     kg: KernelGraph,
     source: str = "model",
@@ -53,7 +59,8 @@ def to_hardware(
     except ModelError as e:
         raise type(e)(f"{source}: {e}") from None
     for op in kg.ops:
-        if not isinstance(op, HARDWARE_OPS):
+        # a kind registered beyond the three core ones (codesign.kinds) is a hardware op too
+        if not isinstance(op, HARDWARE_OPS) and not _registered(op):
             raise UnsupportedError(
                 f"{source}: node {op.name!r} ({type(op).__name__}) could not be mapped to the "
                 "hardware: its weight must be a constant of a supported integer or float type"

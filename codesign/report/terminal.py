@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 #: Columns of the layer table shown by default; ``--wide`` shows :data:`LAYER_COLUMNS`.
@@ -134,7 +135,22 @@ def render_sparsity(report: dict[str, Any], con: Console) -> None:
         return
     t = make_table("weight sparsity per GEMM (measured; gain modelled)", SPARSITY_COLUMNS)
     for r in rows:
-        t.add_row(*(r[c] for c in SPARSITY_COLUMNS))
+        # names come from the model: escaped so that rich renders them as text
+        t.add_row(*(escape(r[c]) for c in SPARSITY_COLUMNS))
+    con.print(t)
+
+
+def _render_modes(con: Console, layers: list[dict[str, Any]]) -> None:
+    """The compute mode of each layer that had a choice (MatMulNBits: int8 x int4 or bf16), and
+    why; nothing when no layer had one."""
+    rows = [x for x in layers if x.get("mode")]
+    if not rows:
+        return
+    t = make_table("compute mode chosen by the cost model (modelled)", ("layer", "mode", "why"))
+    for x in rows:
+        # names come from the model: escaped so that rich renders them as text
+        cells = (x["name"], x["mode"], x.get("mode_reason", ""))
+        t.add_row(*(escape(" ".join(str(c).split())) for c in cells))
     con.print(t)
 
 
@@ -166,6 +182,7 @@ def render_terminal(
     if not wide:
         con.print("[dim](block, tile, dataflow, cycles, DDR and power per layer: --wide)[/dim]")
     render_sparsity(report, con)
+    _render_modes(con, report["layers"])
     u = make_table(
         f"utilisation against {report['board']['name']}", ("resource", "used", "available", "%")
     )

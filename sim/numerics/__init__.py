@@ -16,6 +16,7 @@ Conventions:
   AIE-ML SRS modes (see :data:`ROUNDING_MODES`).
 - ONNX QuantizeLinear/DequantizeLinear follow the ONNX spec in float32 (round half to even).
 - bf16 is float32 with the low 16 bits cleared after round-to-nearest-even.
+- Block-quantised 4-bit weights (MatMulNBits) and the int8 x int4 block GEMM: :mod:`.nbits`.
 """
 
 from __future__ import annotations
@@ -56,6 +57,17 @@ from codesign.sim.numerics.mwq import (
     mwq_integer_scales,
     mwq_reconstruct,
 )
+from codesign.sim.numerics.nbits import (
+    INT4_OFFSET,
+    block_epilogue,
+    block_rowsums,
+    dequantize_nbits,
+    int4_from_nibbles,
+    pack_nibbles,
+    quantize_a_blocks,
+    reference_nbits_int8,
+    unpack_nibbles,
+)
 from codesign.sim.numerics.quantize import (
     dequantize_linear,
     dynamic_quantize_linear,
@@ -80,6 +92,7 @@ __all__ = [
     "ACCUMULATOR_BITS",
     "EXACT_F32",
     "EXACT_F64",
+    "INT4_OFFSET",
     "INT_DTYPES",
     "MWQCode",
     "NM_PATTERNS",
@@ -88,11 +101,15 @@ __all__ = [
     "acc_preshift",
     "accumulate",
     "best_nm",
+    "block_epilogue",
+    "block_rowsums",
     "cascade_add_f32",
     "dequantize_linear",
+    "dequantize_nbits",
     "dynamic_quantize_linear",
     "gemm_epilogue_bf16",
     "gemm_epilogue_int",
+    "int4_from_nibbles",
     "int_matmul",
     "int_range",
     "mac_partial_bf16",
@@ -106,10 +123,13 @@ __all__ = [
     "nm_index_bits",
     "nm_prune",
     "nm_satisfied",
+    "pack_nibbles",
+    "quantize_a_blocks",
     "quantize_linear",
     "quantize_multiplier",
     "reference_gemm_bf16",
     "reference_gemm_int",
+    "reference_nbits_int8",
     "relu",
     "relu_f32",
     "requantize",
@@ -117,5 +137,6 @@ __all__ = [
     "saturate",
     "wrap",
     "to_bf16",
+    "unpack_nibbles",
     "wrap_int32",
 ]

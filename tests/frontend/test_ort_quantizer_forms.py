@@ -254,9 +254,11 @@ def test_static_qdq_16bit_options(
         if _ort_allows(a, w)
     ],
 )
-def test_static_qoperator_is_refused_naming_qdq(
+def test_static_qoperator_compiles(
     use_gemm, per_channel, activation, weight, tmp_path: Path
 ) -> None:
+    """QOperator (com.microsoft QGemm for the Gemm form, QLinearMatMul + QLinearAdd for MatMul +
+    Add) lowers to the QDQ ops of the same arithmetic: integer GEMMs within tolerance."""
     model = models.qdq_mlp(
         tmp_path / "m.onnx",
         DIMS,
@@ -267,9 +269,13 @@ def test_static_qoperator_is_refused_naming_qdq(
         use_gemm=use_gemm,
         quant_format="QOperator",
     )
+    ops = {n.op_type for n in onnx.load(model).graph.node}
+    assert ("QGemm" if use_gemm else "QLinearMatMul") in ops, ops
     got = _run(model, tmp_path)
-    assert isinstance(got, str), "QOperator MLPs use com.microsoft ops (QGemm, QLinearAdd)"
-    _assert_refusal(got, "QuantFormat.QDQ")
+    assert not isinstance(got, str), got
+    plan, _, _, results = got
+    assert plan.gemms() and all(g.dtype in ("int8", "int16") for g in plan.gemms())
+    assert results and all(r.passed for r in results), results
 
 
 @pytest.mark.parametrize(
