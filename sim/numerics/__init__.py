@@ -16,6 +16,8 @@ Conventions:
   AIE-ML SRS modes (see :data:`ROUNDING_MODES`).
 - ONNX QuantizeLinear/DequantizeLinear follow the ONNX spec in float32 (round half to even).
 - bf16 is float32 with the low 16 bits cleared after round-to-nearest-even.
+- Nonlinear functions (exp, erf, tanh, sigmoid, rsqrt, reciprocal, softmax, norms, GELU, SiLU)
+  are fp32 approximations with stated error bounds (:mod:`codesign.sim.numerics.nonlinear`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,24 @@ from codesign.sim.numerics.mwq import (
     mwq_integer_scales,
     mwq_reconstruct,
 )
+from codesign.sim.numerics.nonlinear import (
+    OPS_PER_ELEMENT,
+    div_f32,
+    erf_f32,
+    exp_f32,
+    gelu_f32,
+    layernorm_f32,
+    reciprocal_f32,
+    rmsnorm_f32,
+    row_mean_f32,
+    row_sum_f32,
+    rsqrt_f32,
+    sigmoid_f32,
+    silu_f32,
+    softmax_f32,
+    sqrt_f32,
+    tanh_f32,
+)
 from codesign.sim.numerics.quantize import (
     dequantize_linear,
     dynamic_quantize_linear,
@@ -78,17 +98,23 @@ __all__ = [
     "EXACT_F64",
     "INT_DTYPES",
     "MWQCode",
+    "OPS_PER_ELEMENT",
     "ROUNDING_MODES",
     "RoundingMode",
     "acc_preshift",
     "accumulate",
     "cascade_add_f32",
     "dequantize_linear",
+    "div_f32",
     "dynamic_quantize_linear",
+    "erf_f32",
+    "exp_f32",
+    "gelu_f32",
     "gemm_epilogue_bf16",
     "gemm_epilogue_int",
     "int_matmul",
     "int_range",
+    "layernorm_f32",
     "mac_partial_bf16",
     "mac_partial_int",
     "mwq_dequantize",
@@ -101,13 +127,23 @@ __all__ = [
     "nm_prune",
     "quantize_linear",
     "quantize_multiplier",
+    "reciprocal_f32",
     "reference_gemm_bf16",
     "reference_gemm_int",
     "relu",
     "relu_f32",
     "requantize",
+    "rmsnorm_f32",
     "round_shift",
+    "row_mean_f32",
+    "row_sum_f32",
+    "rsqrt_f32",
     "saturate",
+    "sigmoid_f32",
+    "silu_f32",
+    "softmax_f32",
+    "sqrt_f32",
+    "tanh_f32",
     "to_bf16",
     "wrap_int32",
 ]
