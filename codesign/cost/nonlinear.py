@@ -3,12 +3,14 @@
 A nonlinear layer (exp, erf, GELU, softmax, LayerNorm, ...) runs either
 
 - on a **PL vector unit** (``"pl"``): ``pl_lanes`` fp32 lanes at the PL clock, fully
-  pipelined, so one element per lane per cycle whatever the function's length; it costs PL
+  pipelined, so one element per lane per cycle whatever the function's length (plus the
+  pipeline fill, ``pl_op_latency_cycles`` per operation, and one row for a row function); it costs PL
   resources per fp32 operation and lane (DSP58 in fp32 mode, LUT, FF) and BRAM for a row buffer
   when the function works on rows;
 - on the **AIE-ML vector cores** of the temporal block (``"aie"``), between GEMM runs: the
   function's fp32 operations per element over ``aie_vector_fp32_ops_per_cycle`` per core
-  (fp32 is emulated with bf16 on AIE-ML), times the kernel efficiency, with the data streamed
+  (fp32 is emulated with bf16 on AIE-ML), times the kernel efficiency, plus
+  ``aie_layer_switch_cycles`` to switch the block's kernel for the layer, with the data streamed
   in over the block's A PLIOs and out over its C PLIOs; no PL resources beyond the block's.
 
 Both read their operands from DDR and write the result back. The figures come from the board
@@ -97,7 +99,10 @@ def estimate_nonlinear(
     }
     if placement == "pl":
         lanes = int(_fig(board, "pl_lanes"))
-        cycles = math.ceil(work.elements / lanes) + (work.row if work.row else 0)
+        # stream the elements through the lanes, plus the pipeline fill and, for a row
+        # function, one row held back while its reduction completes
+        fill = max(work.ops, 1) * int(_fig(board, "pl_op_latency_cycles"))
+        cycles = math.ceil(work.elements / lanes) + fill + work.row
         t_compute = cycles / p.pl_clock_hz
         pl = pl_usage(board, work, name)
         resources = ResourceUsage(pl=pl, pl_block=f"nonlinear:{name}")
@@ -108,7 +113,8 @@ def estimate_nonlinear(
         if cores < 1:
             raise OptionError(f"layer {name}: an AIE placement needs the block's cores")
         rate = _fig(board, "aie_vector_fp32_ops_per_cycle") * cores * p.kernel_efficiency
-        cycles = math.ceil(work.elements * max(work.ops, 1) / rate)
+        switch = int(_fig(board, "aie_layer_switch_cycles"))
+        cycles = math.ceil(work.elements * max(work.ops, 1) / rate) + switch
         t_compute = cycles / p.aie_clock_hz
         # in over the block's A PLIOs (one per cascade position), out over its C PLIOs
         widest = max(board.plio.widths_bits) / 8

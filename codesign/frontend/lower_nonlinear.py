@@ -43,8 +43,9 @@ def _opset(lw: Any, domain: str = "") -> int:
     return int(lw.model.opset_imports.get(domain, lw.model.opset_imports.get("ai.onnx", 0)))
 
 
-def _float_inputs(lw: Any, node: ir.Node) -> None:
-    for v in node.inputs:
+def _float_inputs(lw: Any, node: ir.Node, count: int | None = None) -> None:
+    """The first ``count`` inputs (all by default) must be float32."""
+    for v in list(node.inputs)[:count]:
         if v is not None and lw.kg.types[v.name].dtype != "float32":
             raise UnsupportedError(
                 f"{lw.where()}: {node.op_type} takes float32 inputs here, not "
@@ -116,7 +117,7 @@ def _div(lw: Any, node: ir.Node) -> None:
 
 @lowering("Pow")
 def _pow(lw: Any, node: ir.Node) -> None:
-    _float_inputs(lw, node)
+    _float_inputs(lw, node, 1)
     x, p = node.inputs
     value = lw.const_value(p)
     if value is None or value.size != 1:
@@ -321,7 +322,7 @@ def _skip_layernorm(lw: Any, node: ir.Node) -> None:
 
 @lowering("ReduceMean")
 def _reduce_mean(lw: Any, node: ir.Node) -> None:
-    _float_inputs(lw, node)
+    _float_inputs(lw, node, 1)
     x = node.inputs[0].name
     shape = lw.kg.types[x].shape
     axes = _attr(node, "axes")
