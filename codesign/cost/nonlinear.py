@@ -46,6 +46,9 @@ class NonlinearWork:
     bytes_in: int
     bytes_out: int
     row: int = 0
+    #: the function the unit computes ("gelu", "softmax", ...): layers of one function (and
+    #: row length) share one PL unit, as they run one after another
+    function: str = ""
 
 
 def _fig(board: Board, key: str) -> float:
@@ -105,7 +108,8 @@ def estimate_nonlinear(
         cycles = math.ceil(work.elements / lanes) + fill + work.row
         t_compute = cycles / p.pl_clock_hz
         pl = pl_usage(board, work, name)
-        resources = ResourceUsage(pl=pl, pl_block=f"nonlinear:{name}")
+        unit = f"nonlinear-unit:{work.function or name}" + (f"/row{work.row}" if work.row else "")
+        resources = ResourceUsage(pl=pl, pl_block=unit)
         active = 0
         clock = "pl"
         breakdown = {"compute": t_compute, "ddr": t_ddr}
@@ -154,10 +158,36 @@ def estimate_nonlinear(
 
 
 def choose_placement(
-    board: Board, name: str, work: NonlinearWork, *, block: tuple[int, int], kind: str
+    board: Board,
+    name: str,
+    work: NonlinearWork,
+    *,
+    block: tuple[int, int],
+    kind: str,
+    pl_in_use: PlUsage | None = None,
+    units: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[str, dict[str, LayerEstimate]]:
-    """The placement the model picks (the faster; a tie goes to the PL) and both estimates."""
-    options = {"pl": estimate_nonlinear(board, name, work, "pl", block=block, kind=kind)}
+    """The placement the model picks (the faster; a tie goes to the PL) and both estimates.
+
+    ``pl_in_use``: the PL already taken (the block's data movers and the units placed so far,
+    whose names are ``units``: a layer whose unit exists adds nothing). The PL is no option
+    when a new unit would take the PL past the board's LUT, FF or DSP count (where the board
+    file gives them); the AIE none without a block."""
+    options = {}
+    pl = estimate_nonlinear(board, name, work, "pl", block=block, kind=kind)
+    total = pl_in_use or PlUsage()
+    if pl.resources.pl_block not in units:
+        total = total + pl.resources.pl
+    too_big = any(
+        cap is not None and (used or 0) > cap
+        for used, cap in (
+            (total.dsp, board.pl.dsp),
+            (total.lut, board.pl.lut),
+            (total.ff, board.pl.ff),
+        )
+    )
+    if not too_big or block[0] * block[1] < 1:
+        options["pl"] = pl
     if block[0] * block[1] >= 1:
         options["aie"] = estimate_nonlinear(board, name, work, "aie", block=block, kind=kind)
     best = min(options, key=lambda k: (options[k].time_s, PLACEMENTS.index(k)))

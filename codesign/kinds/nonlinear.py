@@ -48,6 +48,7 @@ def work_of(
     constants: set[str] | Any,
     ops: int,
     row: bool,
+    function: str = "",
 ) -> NonlinearWork:
     """The modelled work of a layer: elements and bytes from its tensors (``shapes``: name ->
     (shape, dtype)); constants (parameters) are not streamed from DDR per element."""
@@ -61,17 +62,41 @@ def work_of(
         bytes_in=sum(_nbytes(*shapes[n]) for n in ins),
         bytes_out=sum(_nbytes(*shapes[o]) for o in outputs),
         row=row_len,
+        function=function,
     )
+
+
+#: what the planner has put on the PL so far in one planning run (PL units by name, their sum)
+_PL_STATE = "nonlinear_pl_units"
 
 
 def place(ctx: PlanContext, op: Any, ops: int, row: bool) -> str:
-    """The cost model's placement of ``op`` on the context's board and block."""
+    """The cost model's placement of ``op`` on the context's board and block.
+
+    The PL units chosen so far in this plan are remembered on the context: a layer of a
+    function whose unit exists reuses it, and a new unit goes to the PL only while the PL
+    (the block's data movers plus the units) fits the board."""
+    from codesign.cost.calibration import TEMPUS_PL_USAGE
+
     kg = ctx.kg
     shapes = {n: (kg.types[n].shape, kg.types[n].dtype) for n in (*op.inputs, *op.outputs) if n}
-    work = work_of(shapes, op.inputs, op.outputs, set(kg.constants), ops, row)
-    best, _ = choose_placement(
-        ctx.board, op.name, work, block=(ctx.block.chains, ctx.block.cascade), kind=op.kind
+    work = work_of(shapes, op.inputs, op.outputs, set(kg.constants), ops, row, _function(op))
+    units, used = getattr(ctx, _PL_STATE, ({}, TEMPUS_PL_USAGE))
+    best, options = choose_placement(
+        ctx.board,
+        op.name,
+        work,
+        block=(ctx.block.chains, ctx.block.cascade),
+        kind=op.kind,
+        pl_in_use=used,
+        units=set(units),
     )
+    if best == "pl":
+        unit = options["pl"].resources
+        if unit.pl_block not in units:
+            units = {**units, unit.pl_block: unit.pl}
+            used = used + unit.pl
+        setattr(ctx, _PL_STATE, (units, used))
     return best
 
 
@@ -158,7 +183,13 @@ def layer_work(plan: Plan, layer: Any, ops: int, row: bool) -> NonlinearWork:
     for n in names:
         t = plan.value_spec(n)
         shapes[n] = (tuple(t.shape), t.dtype)
-    return work_of(shapes, layer.inputs, layer.outputs, plan.constants, ops, row)
+    return work_of(shapes, layer.inputs, layer.outputs, plan.constants, ops, row, _function(layer))
+
+
+def _function(x: Any) -> str:
+    """The unit a layer needs: its kind, function and attributes (GELU's form...)."""
+    attrs = ",".join(f"{k}={v}" for k, v in x.attrs if k != "shape")
+    return f"{x.kind}:{x.fn}" + (f"({attrs})" if attrs else "")
 
 
 def cost_of(ctx: CostContext, layer: Any, ops: int, row: bool) -> Cost:
@@ -166,9 +197,8 @@ def cost_of(ctx: CostContext, layer: Any, ops: int, row: bool) -> Cost:
     board: Board = ctx.board
     work = layer_work(ctx.plan, layer, ops, row)
     block = (ctx.plan.block.chains, ctx.plan.block.cascade)
-    est = estimate_nonlinear(
-        board, layer.name, work, layer.placement, block=block, kind=f"{layer.kind}:{layer.fn}"
-    )
+    kind = f"{layer.kind}:{layer.fn}@{layer.placement}"
+    est = estimate_nonlinear(board, layer.name, work, layer.placement, block=block, kind=kind)
     _, options = choose_placement(board, layer.name, work, block=block, kind=layer.kind)
     extra = {
         "placement": layer.placement,
@@ -176,6 +206,7 @@ def cost_of(ctx: CostContext, layer: Any, ops: int, row: bool) -> Cost:
         "cycles_clock": est.detail["clock"],
         "ops_per_element": work.ops,
         "placement_options_s": {k: e.time_s for k, e in sorted(options.items())},
+        "pl_unit": est.resources.pl_block or None,
         "nonlinear_pl": {
             "lut": est.resources.pl.lut,
             "ff": est.resources.pl.ff,
