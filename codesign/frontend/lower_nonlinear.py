@@ -5,8 +5,9 @@ Element-wise: Erf, Tanh, Sigmoid, Exp, Sqrt, Reciprocal, Neg, Not, Div (float), 
 exponent in :data:`codesign.sim.nonlinear.POW_EXPONENTS`), Equal, Where, Expand (constant
 shape), Gelu (opset 20, approximate none/tanh), com.microsoft Gelu (erf form) and FastGelu
 (tanh form, optional bias), Cast to bool (``nonzero``). Over the last axis: Softmax,
-LayerNormalization, RMSNormalization (opset 23), com.microsoft SimplifiedLayerNormalization
-(RMSNorm) and SkipLayerNormalization (adds, then LayerNorm), ReduceMean (last axis). Anything
+LayerNormalization, RMSNormalization (opset 23), com.microsoft SkipLayerNormalization (adds,
+then LayerNorm), ReduceMean (last axis). (onnxruntime's SimplifiedLayerNormalization lives in
+the default domain, where the onnx checker of the loader refuses it: not lowered.) Anything
 else of these ops (another axis, a used Mean/InvStdDev output, an integer Div) is refused with
 one line naming the node. bool tensors are uint8 0/1 in the KernelGraph.
 
@@ -284,18 +285,6 @@ def _rmsnorm(lw: Any, node: ir.Node) -> None:
     x = node.inputs[0].name
     shape = lw.kg.types[x].shape
     _last_axis(lw, node, int(_attr(node, "axis", -1)), len(shape))
-    params = _params(lw, node, list(node.inputs[1:2]), shape[-1])
-    _row(lw, node, "rmsnorm", x, params, _attr(node, "epsilon", 1e-5), node.outputs[0].name)
-
-
-@lowering("SimplifiedLayerNormalization", domain="com.microsoft")
-@lowering("SimplifiedLayerNormalization")
-def _simplified_layernorm(lw: Any, node: ir.Node) -> None:
-    _float_inputs(lw, node)
-    x = node.inputs[0].name
-    shape = lw.kg.types[x].shape
-    _last_axis(lw, node, int(_attr(node, "axis", -1)), len(shape))
-    _unused_extra_outputs(lw, node)
     params = _params(lw, node, list(node.inputs[1:2]), shape[-1])
     _row(lw, node, "rmsnorm", x, params, _attr(node, "epsilon", 1e-5), node.outputs[0].name)
 

@@ -231,3 +231,54 @@ def test_refusals_name_the_node(tmp_path) -> None:
     )
     with pytest.raises(UnsupportedError, match=r"'pw' \(Pow\): Pow exponent must be one of"):
         codesign.compile(str(path), synth=False)
+
+
+def _ms_model(tmp_path, nodes, inits, n_in: int = 1, opset: int = 23):
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, [4, 16]) for i in range(n_in)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)],
+    )
+    model.ir_version = 10
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("op", "domain", "inputs", "attrs"),
+    [
+        ("Gelu", "com.microsoft", ["x0"], {}),
+        ("FastGelu", "com.microsoft", ["x0", "bias"], {}),
+        ("SkipLayerNormalization", "com.microsoft", ["x0", "x1", "gamma", "beta", "bias"], {}),
+        ("RMSNormalization", "", ["x0", "gamma"], {"epsilon": 1e-6}),
+        ("LayerNormalization", "", ["x0", "gamma"], {"epsilon": 1e-5}),
+        ("Gelu", "", ["x0"], {"approximate": "tanh"}),
+    ],
+)
+def test_hand_built_norm_and_gelu_forms(tmp_path, op, domain, inputs, attrs) -> None:
+    """The com.microsoft fused forms onnxruntime's transformer optimiser writes, and the opset
+    20/23 standard ops, against onnxruntime."""
+    from onnx import helper
+
+    rng = np.random.default_rng(5)
+    inits = {
+        "gamma": rng.normal(1, 0.3, 16).astype(np.float32),
+        "beta": rng.normal(0, 0.3, 16).astype(np.float32),
+        "bias": rng.normal(0, 0.3, 16).astype(np.float32),
+    }
+    inits = {k: v for k, v in inits.items() if k in inputs}
+    node = helper.make_node(op, inputs, ["y"], domain=domain, name="n0", **attrs)
+    n_in = sum(1 for i in inputs if i.startswith("x"))
+    path = _ms_model(tmp_path, [node], inits, n_in)
+    feeds = {f"x{i}": rng.normal(0, 2, (4, 16)).astype(np.float32) for i in range(n_in)}
+    build = _check(path, feeds)
+    assert _layer_kinds(build) & {"nonlinear", "rownorm"}
