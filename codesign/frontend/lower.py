@@ -130,6 +130,13 @@ class _Lowering:
         g = self.model.graph
         for v in g.inputs:
             if v.name not in g.initializers:
+                if v.dtype == ir.DataType.BOOL:
+                    # bool is held as uint8 0/1 inside the graph only: a run-time input would
+                    # be fed as bytes the reference reads differently
+                    raise UnsupportedError(
+                        f"{self.source}: graph input {v.name!r} is bool; give masks as int64 "
+                        "or float (1 = keep, 0 = pad), as exporters write attention_mask"
+                    )
                 self.declare(v)
         for v in g.initializers.values():
             self.add_const(v)
@@ -190,9 +197,9 @@ def _dtype_of(arr: np.ndarray, v: ir.Value, source: str) -> str:
     return name
 
 
-#: ops whose constant inputs may hold +-inf: the fill values of attention masks (Where) and
-#: additive masks (Add); weights, biases and scales must stay finite
-_INF_CONSUMERS = ("Where", "Add")
+#: ops whose constant inputs may hold +-inf: the fill values of attention masks (Where);
+#: weights, biases, scales and additive masks must stay finite
+_INF_CONSUMERS = ("Where",)
 
 
 def _mask_fill(v: ir.Value) -> bool:
