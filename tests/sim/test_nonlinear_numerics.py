@@ -2,7 +2,7 @@
 ops, against onnxruntime's CPU kernels on the same float32 inputs.
 
 Bounds (the same as in codesign.sim.numerics.nonlinear's docstring):
-exp rel 4e-7 on [-87.3, 88.7]; reciprocal rel 3e-7; div rel 4e-7; rsqrt rel 3e-7; sqrt rel 4e-7;
+exp rel 4e-7 on [-87.3, 88.7]; reciprocal rel 3e-7; div exact (IEEE fp32); rsqrt rel 3e-7; sqrt rel 4e-7;
 erf abs 5e-7; tanh abs 5e-7; sigmoid abs 3e-7; gelu abs 5e-7 * max(1, |x|); silu abs
 3e-7 * max(1, |x|); softmax abs 1e-6; layernorm / rmsnorm abs 2e-6 * max(1, |gamma|) + |beta| 2**-23.
 Against onnxruntime (its own fp32 approximations) each bound is doubled plus its float32 ulp.
@@ -59,6 +59,10 @@ def test_reciprocal_div_rsqrt_sqrt_bounds() -> None:
     a = a[np.abs(a) > 1e-3]
     b = y[: a.size]
     assert rel(nl.div_f32(a, b), a.astype(np.float64) / b) <= nl.DIV_REL_ERR
+    assert np.array_equal(nl.div_f32(a, b), a / b)  # IEEE fp32 division, bit for bit
+    tiny = np.array([1e-45, -1e-45, 0.0], np.float32)
+    q = nl.div_f32(np.array([0.0, 1e-7, 0.0], np.float32), tiny)
+    assert q[0] == 0 and np.isfinite(q[1]) and np.isnan(q[2])
     p = (10 ** RNG.uniform(-30, 30, 100000)).astype(np.float32)
     assert rel(nl.rsqrt_f32(p), 1 / np.sqrt(p.astype(np.float64))) <= nl.RSQRT_REL_ERR
     assert rel(nl.sqrt_f32(p), np.sqrt(p.astype(np.float64))) <= nl.SQRT_REL_ERR
