@@ -205,6 +205,7 @@ def cost_of(ctx: CostContext, layer: Any, ops: int, row: bool) -> Cost:
         "cycles": est.detail["cycles"],
         "cycles_clock": est.detail["clock"],
         "ops_per_element": work.ops,
+        "elements_per_s": work.elements / est.time_s if est.time_s else None,
         "placement_options_s": {k: e.time_s for k, e in sorted(options.items())},
         "pl_unit": est.resources.pl_block or None,
         "nonlinear_pl": {
