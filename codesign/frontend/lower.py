@@ -12,7 +12,7 @@ import onnx
 import onnx_ir as ir
 
 from codesign.errors import ModelError, UnsupportedError
-from codesign.frontend import lowerings
+from codesign.frontend import lower_nonlinear, lowerings
 from codesign.frontend.lowerings import lowering
 from codesign.frontend.validate import check_dims, check_reshape_target
 from codesign.ir.graph import (
@@ -37,6 +37,9 @@ _DTYPES = {
     ir.DataType.INT64: "int64",
     ir.DataType.INT4: "int4",
     ir.DataType.UINT4: "uint4",
+    # bool tensors (masks) are held as uint8 0/1 (codesign.sim.nonlinear); Cast to bool is
+    # lowered to "nonzero", not to an integer cast
+    ir.DataType.BOOL: "uint8",
 }
 
 _ELEMENTWISE = {"Add": "add", "Sub": "sub", "Mul": "mul", "Relu": "relu", "Cast": "cast"}
@@ -101,7 +104,7 @@ class _Lowering:
     def add_const(self, v: ir.Value) -> None:
         t = v.const_value
         try:
-            arr = np.asarray(t.numpy())
+            arr = _no_bool(np.asarray(t.numpy()))
         except Exception as e:
             raise ModelError(
                 f"{self.source}: initializer {v.name!r} is unreadable: {_short(e)}"
@@ -111,7 +114,7 @@ class _Lowering:
                 self._node = use.node
                 _check_scale(self, v, arr)
                 self._node = None
-        _check_finite(arr, f"{self.source}: initializer {v.name!r}{_used_by(v)}")
+        _check_finite(arr, f"{self.source}: initializer {v.name!r}{_used_by(v)}", _mask_fill(v))
         self.kg.constants[v.name] = arr
         self.kg.types[v.name] = TensorType(tuple(arr.shape), _dtype_of(arr, v, self.source))
 
@@ -127,6 +130,13 @@ class _Lowering:
         g = self.model.graph
         for v in g.inputs:
             if v.name not in g.initializers:
+                if v.dtype == ir.DataType.BOOL:
+                    # bool is held as uint8 0/1 inside the graph only: a run-time input would
+                    # be fed as bytes the reference reads differently
+                    raise UnsupportedError(
+                        f"{self.source}: graph input {v.name!r} is bool; give masks as int64 "
+                        "or float (1 = keep, 0 = pad), as exporters write attention_mask"
+                    )
                 self.declare(v)
         for v in g.initializers.values():
             self.add_const(v)
@@ -187,11 +197,23 @@ def _dtype_of(arr: np.ndarray, v: ir.Value, source: str) -> str:
     return name
 
 
-def _check_finite(arr: np.ndarray, where: str) -> None:
-    """Float constants (weights, biases, scales) must hold finite numbers."""
+#: ops whose constant inputs may hold +-inf: the fill values of attention masks (Where);
+#: weights, biases, scales and additive masks must stay finite
+_INF_CONSUMERS = ("Where",)
+
+
+def _mask_fill(v: ir.Value) -> bool:
+    """Whether every use of ``v`` is one that may take an infinite mask value."""
+    uses = list(v.uses())
+    return bool(uses) and all(u.node.op_type in _INF_CONSUMERS for u in uses)
+
+
+def _check_finite(arr: np.ndarray, where: str, allow_inf: bool = False) -> None:
+    """Float constants (weights, biases, scales) must hold finite numbers; a mask fill value
+    (``allow_inf``) may be +-inf but not NaN."""
     if not np.issubdtype(arr.dtype, np.floating):
         return
-    bad = ~np.isfinite(arr)
+    bad = np.isnan(arr) if allow_inf else ~np.isfinite(arr)
     if bad.any():
         first = np.unravel_index(int(np.argmax(bad)), arr.shape) if arr.ndim else ()
         value = arr[first] if arr.ndim else arr
@@ -206,6 +228,11 @@ def _used_by(v: ir.Value) -> str:
     name, op = uses[0]
     more = f" and {len(uses) - 1} more" if len(uses) > 1 else ""
     return f" (input of node {name!r} ({op}){more})"
+
+
+def _no_bool(arr: np.ndarray) -> np.ndarray:
+    """A bool constant as uint8 0/1 (the KernelGraph's form of bool tensors)."""
+    return arr.astype(np.uint8) if arr.dtype == np.bool_ else arr
 
 
 def _short(e: BaseException) -> str:
@@ -231,10 +258,10 @@ def _constant(lw: _Lowering, node: ir.Node) -> None:
         raise UnsupportedError(f"{lw.where()}: only Constant with a 'value' tensor is supported")
     out = node.outputs[0]
     try:
-        arr = np.asarray(t.numpy())
+        arr = _no_bool(np.asarray(t.numpy()))
     except Exception as e:
         raise ModelError(f"{lw.where()}: the 'value' tensor is unreadable: {_short(e)}") from None
-    _check_finite(arr, f"{lw.where()}: the 'value' tensor")
+    _check_finite(arr, f"{lw.where()}: the 'value' tensor", _mask_fill(out))
     lw.kg.constants[out.name] = arr
     lw.kg.types[out.name] = TensorType(tuple(arr.shape), _dtype_of(arr, out, lw.source))
 
@@ -520,6 +547,9 @@ def _elementwise(lw: _Lowering, node: ir.Node) -> None:
     fn = _ELEMENTWISE[node.op_type]
     _check_broadcast(lw, [v.name for v in node.inputs if v is not None], node.outputs[0].name)
     attrs: tuple = ()
+    if fn == "cast" and node.outputs[0].dtype == ir.DataType.BOOL:
+        lower_nonlinear.cast_to_bool(lw, node)
+        return
     if fn == "cast":
         attrs = (("to", lw.kg.types[node.outputs[0].name].dtype),)
     lw.emit(Vector(node.name, _names(node.inputs), (node.outputs[0].name,), fn=fn, attrs=attrs))

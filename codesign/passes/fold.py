@@ -16,12 +16,14 @@ from codesign.ir.graph import (
     Reshape,
     TensorType,
     Vector,
+    numpy_dtype,
 )
+from codesign.ir.nonlinear import Nonlinear, RowNorm
 from codesign.passes.base import Pass, PassResult, PostconditionError
-from codesign.sim import vector
+from codesign.sim import nonlinear, vector
 
 #: Op types :func:`fold_constants` evaluates when all their inputs are constants.
-FOLDABLE = (Reshape, Vector, QuantizeLinear, DequantizeLinear)
+FOLDABLE = (Reshape, Vector, QuantizeLinear, DequantizeLinear, Nonlinear, RowNorm)
 
 
 def fold_constants(kg: KernelGraph) -> bool:
@@ -56,6 +58,10 @@ def _evaluate(kg: KernelGraph, op: Op) -> tuple[np.ndarray, ...] | None:
         return vector.apply("quantize", xs, {"axis": op.axis, "dtype": op.dtype})
     if isinstance(op, DequantizeLinear):
         return vector.apply("dequantize", xs, {"axis": op.axis})
+    if isinstance(op, Nonlinear | RowNorm):
+        fns = nonlinear.ELEMENTWISE if isinstance(op, Nonlinear) else nonlinear.ROWWISE
+        y = nonlinear.apply(fns, op.fn, xs, dict(op.attrs))
+        return (np.asarray(y).astype(numpy_dtype(kg.types[op.outputs[0]].dtype), copy=False),)
     return None
 
 

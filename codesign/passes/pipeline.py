@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from codesign.errors import ModelError, UnsupportedError
 from codesign.ir.graph import Gemm, KernelGraph, Reshape, Vector
+from codesign.ir.nonlinear import Nonlinear, RowNorm
 from codesign.passes.base import Pass, run_passes
 from codesign.passes.epilogue import FoldEpilogue
 from codesign.passes.float import FloatGemm
@@ -19,7 +20,7 @@ from codesign.passes.primitives import LowerPrimitives
 from codesign.passes.quant import QuantGemm
 from codesign.passes.shrink import ShrinkGemms
 
-HARDWARE_OPS = (Gemm, Vector, Reshape)
+HARDWARE_OPS = (Gemm, Vector, Reshape, Nonlinear, RowNorm)
 
 #: The passes :func:`to_hardware` runs, in order.
 PIPELINE: tuple[Pass, ...] = (

@@ -76,6 +76,7 @@ def plan_report(
         + (f" ({synthesized['note']})" if synthesized and synthesized.get("note") else ""),
     ]
     notes.append(stage_summary(plan))
+    notes += placement_notes(extra)
     notes += [
         f"solver fallback in {name!r}: {e['solver_fallback']}"
         for name, e in extra.items()
@@ -142,6 +143,25 @@ def _mark_synthesis(report: dict[str, Any], plan: Plan, synthesized: dict[str, A
         for r in report["resources"]:
             if r["resource"].startswith("PL "):
                 r["synthesised"] = False
+
+
+def placement_notes(extra: dict[str, dict[str, Any]]) -> list[str]:
+    """One note on the layers a kind placed by the cost model (entries with a "placement"):
+    how many run where, their modelled cycles and the PL resources of their units."""
+    placed = {name: e for name, e in extra.items() if e.get("placement")}
+    if not placed:
+        return []
+    where = Counter(e["placement"] for e in placed.values())
+    # layers of one function share its PL unit: count each unit once
+    pl = {e["pl_unit"]: e["nonlinear_pl"] for e in placed.values() if e.get("nonlinear_pl")}
+    res = {k: sum(p[k] or 0 for p in pl.values()) for k in ("lut", "ff", "dsp", "bram")}
+    return [
+        f"nonlinear layers placed by the cost model (the faster of PL vector unit and AIE-ML "
+        f"vector cores): {where.get('pl', 0)} on the PL, {where.get('aie', 0)} on the AIE; "
+        f"{sum(e['cycles'] for e in placed.values()):,} modelled cycles in all (each at its "
+        f"unit's clock); their {len(pl)} PL unit(s): {res['lut']:,} LUT, {res['ff']:,} FF, {res['dsp']:,} "
+        f"DSP, {res['bram']:,} BRAM36 (modelled, not synthesised)"
+    ]
 
 
 def stage_summary(plan: Plan) -> str:

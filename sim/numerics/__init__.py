@@ -17,6 +17,8 @@ Conventions:
 - ONNX QuantizeLinear/DequantizeLinear follow the ONNX spec in float32 (round half to even).
 - bf16 is float32 with the low 16 bits cleared after round-to-nearest-even.
 - Block-quantised 4-bit weights (MatMulNBits) and the int8 x int4 block GEMM: :mod:`.nbits`.
+- Nonlinear functions (exp, erf, tanh, sigmoid, rsqrt, reciprocal, softmax, norms, GELU, SiLU)
+  are fp32 approximations with stated error bounds (:mod:`codesign.sim.numerics.nonlinear`).
 """
 
 from __future__ import annotations
@@ -68,6 +70,24 @@ from codesign.sim.numerics.nbits import (
     reference_nbits_int8,
     unpack_nibbles,
 )
+from codesign.sim.numerics.nonlinear import (
+    OPS_PER_ELEMENT,
+    div_f32,
+    erf_f32,
+    exp_f32,
+    gelu_f32,
+    layernorm_f32,
+    reciprocal_f32,
+    rmsnorm_f32,
+    row_mean_f32,
+    row_sum_f32,
+    rsqrt_f32,
+    sigmoid_f32,
+    silu_f32,
+    softmax_f32,
+    sqrt_f32,
+    tanh_f32,
+)
 from codesign.sim.numerics.quantize import (
     dequantize_linear,
     dynamic_quantize_linear,
@@ -96,6 +116,7 @@ __all__ = [
     "INT_DTYPES",
     "MWQCode",
     "NM_PATTERNS",
+    "OPS_PER_ELEMENT",
     "ROUNDING_MODES",
     "RoundingMode",
     "acc_preshift",
@@ -106,12 +127,17 @@ __all__ = [
     "cascade_add_f32",
     "dequantize_linear",
     "dequantize_nbits",
+    "div_f32",
     "dynamic_quantize_linear",
+    "erf_f32",
+    "exp_f32",
+    "gelu_f32",
     "gemm_epilogue_bf16",
     "gemm_epilogue_int",
     "int4_from_nibbles",
     "int_matmul",
     "int_range",
+    "layernorm_f32",
     "mac_partial_bf16",
     "mac_partial_int",
     "mwq_dequantize",
@@ -127,15 +153,25 @@ __all__ = [
     "quantize_a_blocks",
     "quantize_linear",
     "quantize_multiplier",
+    "reciprocal_f32",
     "reference_gemm_bf16",
     "reference_gemm_int",
     "reference_nbits_int8",
     "relu",
     "relu_f32",
     "requantize",
+    "rmsnorm_f32",
     "round_shift",
+    "row_mean_f32",
+    "row_sum_f32",
+    "rsqrt_f32",
     "saturate",
     "wrap",
+    "sigmoid_f32",
+    "silu_f32",
+    "softmax_f32",
+    "sqrt_f32",
+    "tanh_f32",
     "to_bf16",
     "unpack_nibbles",
     "wrap_int32",
