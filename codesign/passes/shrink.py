@@ -39,10 +39,11 @@ from typing import ClassVar
 import numpy as np
 
 from codesign.ir.graph import Gemm, KernelGraph, Op, TensorType, Vector
+from codesign.ir.nonlinear import Nonlinear
 from codesign.passes.base import Pass, PassResult, PostconditionError
 from codesign.passes.match import _sole_consumer
 from codesign.passes.quant import _acc_constant
-from codesign.sim import numerics, vector
+from codesign.sim import nonlinear, numerics, vector
 
 #: Vector functions computed lane by lane (lane j of the output depends only on lane j of the
 #: chain input and of per-channel constants), so a feature can leave the chain. Names another
@@ -69,10 +70,36 @@ ELEMENTWISE = frozenset(
 )
 
 
+#: Nonlinear-kind functions computed lane by lane (:data:`codesign.sim.nonlinear.ELEMENTWISE`
+#: without the ops that broadcast or select across tensors).
+NONLINEAR_LANEWISE = frozenset(
+    {"exp", "erf", "tanh", "sigmoid", "sqrt", "reciprocal", "silu", "gelu", "div", "pow", "neg"}
+)
+
+
+def _lane_op(op: Op | None) -> bool:
+    """Whether ``op`` computes lane by lane (a feature can leave a chain through it)."""
+    if isinstance(op, Vector):
+        return op.fn in ELEMENTWISE and op.fn in vector.FUNCTIONS
+    if isinstance(op, Nonlinear):
+        return op.fn in NONLINEAR_LANEWISE and op.fn in nonlinear.ELEMENTWISE
+    return False
+
+
+def _lane_apply(op: Op, xs: list[np.ndarray]) -> np.ndarray:
+    """Run the lane-wise chain op ``op`` (see :func:`_lane_op`) on ``xs``."""
+    if isinstance(op, Vector):
+        (value,) = vector.apply(op.fn, xs, dict(op.attrs))
+        return value
+    if isinstance(op, Nonlinear):
+        return nonlinear.apply(nonlinear.ELEMENTWISE, op.fn, xs, dict(op.attrs))
+    raise TypeError(f"{op.name!r} ({type(op).__name__}) is not a lane-wise chain op")
+
+
 @dataclass(frozen=True)
 class _Edge:
     producer: Gemm
-    chain: tuple[Vector, ...]
+    chain: tuple[Vector | Nonlinear, ...]
     consumer: Gemm
     tensors: tuple[str, ...]  # P's output, then each chain op's output (the last is C's input)
 
@@ -93,7 +120,7 @@ def _per_feature(kg: KernelGraph, name: str, n: int, ndim: int, axis: object) ->
 def _find_edge(kg: KernelGraph, consumer: Gemm) -> _Edge | None:
     """The edge ending at ``consumer``'s activation, or None."""
     t = consumer.inputs[0]
-    chain: list[Vector] = []
+    chain: list[Vector | Nonlinear] = []
     tensors = [t]
     while True:
         if _sole_consumer(kg, t) is None:
@@ -101,7 +128,7 @@ def _find_edge(kg: KernelGraph, consumer: Gemm) -> _Edge | None:
         op = kg.producer(t)
         if isinstance(op, Gemm):
             break
-        if not (isinstance(op, Vector) and op.fn in ELEMENTWISE and op.fn in vector.FUNCTIONS):
+        if not _lane_op(op):
             return None
         if len(op.outputs) != 1:
             return None
@@ -120,7 +147,11 @@ def _find_edge(kg: KernelGraph, consumer: Gemm) -> _Edge | None:
         return None
     for v in chain:
         for i in v.inputs:
-            if i and kg.is_const(i) and _per_feature(kg, i, n, len(shape), v.attr("axis")) is None:
+            if (
+                i
+                and kg.is_const(i)
+                and _per_feature(kg, i, n, len(shape), dict(v.attrs).get("axis")) is None
+            ):
                 return None
     return _Edge(producer, tuple(chain), consumer, tuple(tensors))
 
@@ -159,13 +190,13 @@ def _dead_values(kg: KernelGraph, e: _Edge, dead: np.ndarray) -> np.ndarray:
         for i in v.inputs:
             if i == t:
                 xs.append(value)
-            elif i and _per_feature(kg, i, n, ndim, v.attr("axis")) == "channel":
+            elif i and _per_feature(kg, i, n, ndim, dict(v.attrs).get("axis")) == "channel":
                 c = kg.const(i)
                 xs.append(c.reshape(-1)[dead].reshape((1,) * (c.ndim - 1) + (len(dead),)))
             elif i:
                 xs.append(kg.const(i))
         with np.errstate(all="ignore"):
-            (value,) = vector.apply(v.fn, xs, dict(v.attrs))
+            value = _lane_apply(v, xs)
     return np.asarray(value).reshape(-1)
 
 
@@ -246,7 +277,9 @@ def shrink_edge(kg: KernelGraph, e: _Edge) -> bool:
     for v in e.chain:
         inputs = tuple(
             _slice(kg, i, keep)
-            if i and kg.is_const(i) and _per_feature(kg, i, n, ndim, v.attr("axis")) == "channel"
+            if i
+            and kg.is_const(i)
+            and _per_feature(kg, i, n, ndim, dict(v.attrs).get("axis")) == "channel"
             else i
             for i in v.inputs
         )
