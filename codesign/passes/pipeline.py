@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from codesign.errors import ModelError, UnsupportedError
 from codesign.ir.graph import Gemm, KernelGraph, Reshape, Vector
+from codesign.kinds.batched_matmul import BatchedMatMul
+from codesign.kinds.transpose import Transpose
+from codesign.passes.attention import AttentionProducts
 from codesign.passes.base import Pass, run_passes
 from codesign.passes.epilogue import FoldEpilogue
 from codesign.passes.float import FloatGemm
@@ -18,10 +21,11 @@ from codesign.passes.fold import FoldConstants, Prune
 from codesign.passes.primitives import LowerPrimitives
 from codesign.passes.quant import QuantGemm
 
-HARDWARE_OPS = (Gemm, Vector, Reshape)
+HARDWARE_OPS = (Gemm, Vector, Reshape, BatchedMatMul, Transpose)
 
 #: The passes :func:`to_hardware` runs, in order.
 PIPELINE: tuple[Pass, ...] = (
+    AttentionProducts(),  # activation x activation products, transposes around them
     QuantGemm(),  # QDQ MatMul / MatMulInteger -> integer GEMM
     Prune(),  # drop the weight dequantisations the fusions consumed before folding constants
     FoldConstants(),

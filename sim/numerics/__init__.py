@@ -25,6 +25,11 @@ from codesign.sim.numerics.bf16 import (
     mac_partial_bf16,
     to_bf16,
 )
+from codesign.sim.numerics.batched import (
+    BATCHED_INT_MODES,
+    recentre,
+    zero_point_correction,
+)
 from codesign.sim.numerics.gemm import (
     ACCUMULATOR_BITS,
     acc_preshift,
@@ -74,6 +79,7 @@ from codesign.sim.numerics.sparsity import (
 
 __all__ = [
     "ACCUMULATOR_BITS",
+    "BATCHED_INT_MODES",
     "EXACT_F32",
     "EXACT_F64",
     "INT_DTYPES",
@@ -101,6 +107,7 @@ __all__ = [
     "nm_prune",
     "quantize_linear",
     "quantize_multiplier",
+    "recentre",
     "reference_gemm_bf16",
     "reference_gemm_int",
     "relu",
@@ -110,4 +117,5 @@ __all__ = [
     "saturate",
     "to_bf16",
     "wrap_int32",
+    "zero_point_correction",
 ]
