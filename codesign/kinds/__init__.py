@@ -8,8 +8,13 @@ A new kind is one more module that calls :func:`~codesign.kinds.registry.registe
 tests.
 """
 
-from codesign.kinds import gemm, reshape, vector  # noqa: F401  (registration)
-from codesign.kinds import batched_matmul, transpose  # noqa: F401  (registration)
+from codesign.kinds import (  # noqa: F401  (registration)
+    batched_matmul,
+    gemm,
+    reshape,
+    transpose,
+    vector,
+)
 from codesign.kinds.registry import (
     Cost,
     Emitted,

@@ -61,9 +61,12 @@ def _per_tensor(kg: KernelGraph, op: Op) -> tuple[np.ndarray, np.ndarray] | None
 
 
 def _drop_if_dead(kg: KernelGraph, op: Op | None) -> None:
-    if op is not None and op in kg:
-        if not any(kg.num_consumers(t) or kg.is_graph_output(t) for t in op.outputs if t):
-            kg.remove(op)
+    if (
+        op is not None
+        and op in kg
+        and not any(kg.num_consumers(t) or kg.is_graph_output(t) for t in op.outputs if t)
+    ):
+        kg.remove(op)
 
 
 def requant_identity(kg: KernelGraph, op: Op) -> bool:

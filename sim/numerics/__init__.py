@@ -20,15 +20,15 @@ Conventions:
 
 from __future__ import annotations
 
-from codesign.sim.numerics.bf16 import (
-    cascade_add_f32,
-    mac_partial_bf16,
-    to_bf16,
-)
 from codesign.sim.numerics.batched import (
     BATCHED_INT_MODES,
     recentre,
     zero_point_correction,
+)
+from codesign.sim.numerics.bf16 import (
+    cascade_add_f32,
+    mac_partial_bf16,
+    to_bf16,
 )
 from codesign.sim.numerics.gemm import (
     ACCUMULATOR_BITS,
