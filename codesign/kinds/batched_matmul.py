@@ -260,7 +260,11 @@ def execute(
 
 # --- plan checker -------------------------------------------------------------------------------
 
-_OPERAND_DTYPES = {"bf16": ("float32",), "int8": ("int8", "uint8"), "int16": ("int16",)}
+_OPERAND_DTYPES = {
+    "bf16": ("float32",),
+    "int8": ("int8", "uint8"),
+    "int16": ("int8", "uint8", "int16"),
+}
 
 
 def check(ck: PlanChecker, g: BatchedMatMulLayer) -> None:
