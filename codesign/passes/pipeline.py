@@ -25,8 +25,8 @@ HARDWARE_OPS = (Gemm, Vector, Reshape, BatchedMatMul, Transpose)
 
 #: The passes :func:`to_hardware` runs, in order.
 PIPELINE: tuple[Pass, ...] = (
-    AttentionProducts(),  # activation x activation products, transposes around them
     QuantGemm(),  # QDQ MatMul / MatMulInteger -> integer GEMM
+    AttentionProducts(),  # activation x activation products, the transposes around them
     Prune(),  # drop the weight dequantisations the fusions consumed before folding constants
     FoldConstants(),
     FloatGemm(),  # before the epilogue, which folds a bias / ReLU into bf16 GEMMs too
