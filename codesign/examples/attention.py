@@ -10,6 +10,7 @@ against ``kv_len`` cached positions).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from codesign.errors import OptionError
 from codesign.examples.models import (
     PathLike,
     _atomic_write,
+    _DropPreprocessAdvice,
     _make_model,
     _resolve_path,
     _rng,
@@ -128,16 +130,21 @@ def attention_core(
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     if activation_type not in types:
         raise OptionError(f"activation_type must be uint8 or int8, not {activation_type!r}")
-    with tempfile.TemporaryDirectory(prefix="codesign-attn-") as tmp:
-        src, dst = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
-        src.write_bytes(model.SerializeToString(deterministic=True))
-        quantize_static(
-            str(src),
-            str(dst),
-            _Calibration(model, seed),
-            quant_format=QuantFormat.QDQ,
-            activation_type=types[activation_type],
-            weight_type=QuantType.QInt8,
-        )
-        data = dst.read_bytes()
+    advice = _DropPreprocessAdvice()
+    logging.getLogger().addFilter(advice)
+    try:
+        with tempfile.TemporaryDirectory(prefix="codesign-attn-") as tmp:
+            src, dst = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
+            src.write_bytes(model.SerializeToString(deterministic=True))
+            quantize_static(
+                str(src),
+                str(dst),
+                _Calibration(model, seed),
+                quant_format=QuantFormat.QDQ,
+                activation_type=types[activation_type],
+                weight_type=QuantType.QInt8,
+            )
+            data = dst.read_bytes()
+    finally:
+        logging.getLogger().removeFilter(advice)
     return _atomic_write(_resolve_path(path), data)

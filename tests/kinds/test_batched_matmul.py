@@ -254,3 +254,48 @@ def test_uint16_activations_are_refused_not_run_in_bf16(tmp_path) -> None:
     onnx.save(onnx.shape_inference.infer_shapes(model), path)
     with pytest.raises(codesign.errors.UnsupportedError, match="no exact AIE-ML integer mode"):
         codesign.compile(path, synth=False)
+
+
+@pytest.mark.parametrize("quantize", [False, True], ids=["float", "quantize_static"])
+def test_transpose_feeding_a_weight_gemm(tmp_path, quantize: bool) -> None:
+    """x [1, 16, 8] -> Transpose (0, 2, 1) -> MatMul W [16, 12]: the transpose (of a graph input,
+    nothing to fold into) is a PL tiler layer before the weight GEMM, costed with the bytes it
+    moves; the numbers are onnxruntime's (bf16 bound / int8 within one step)."""
+    import onnxruntime as ort
+
+    from codesign.examples.models import _ort_quantize
+
+    rng = np.random.default_rng(7)
+    w = (rng.standard_normal((16, 12)) / 4).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Transpose", ["x"], ["xt"], name="turn", perm=[0, 2, 1]),
+            helper.make_node("MatMul", ["xt", "W"], ["y"], name="proj"),
+        ],
+        "turn_then_gemm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 12])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+    path = tmp_path / "m.onnx"
+    if quantize:
+        _ort_quantize(model, path, static=True, activation_type="uint8")
+    else:
+        onnx.save(model, path)
+    build = codesign.compile(str(path), synth=False)
+    kinds = [layer.kind for layer in build.plan.layers]
+    assert "transpose" in kinds and "gemm" in kinds
+    assert kinds.index("transpose") < kinds.index("gemm")
+    x = rng.standard_normal((1, 16, 8)).astype(np.float32)
+    got = build.simulate({"x": x})["y"]
+    (want,) = ort.InferenceSession(str(path)).run(None, {"x": x})
+    if quantize:
+        scale = float(np.abs(np.diff(np.unique(want))).min())  # one output step
+        assert np.abs(got - want).max() <= scale * 1.001
+    else:
+        xt = np.transpose(x, (0, 2, 1)).astype(np.float64)
+        bound = (2**-7 + 2**-16) * (np.abs(xt) @ np.abs(w)) + 1e-6
+        assert np.all(np.abs(got - want) <= bound)
+    entry = next(e for e in build.report()["layers"] if e["kind"] == "transpose")
+    assert entry["read_bytes"] >= x.nbytes // (4 if quantize else 1) and entry["time_s"] > 0
