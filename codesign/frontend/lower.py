@@ -12,7 +12,7 @@ import onnx
 import onnx_ir as ir
 
 from codesign.errors import ModelError, UnsupportedError
-from codesign.frontend import lower_nonlinear, lowerings
+from codesign.frontend import lower_attention, lower_nonlinear, lowerings
 from codesign.frontend.lowerings import lowering
 from codesign.frontend.validate import check_dims, check_reshape_target
 from codesign.ir.graph import (
@@ -404,6 +404,9 @@ def _dynamic_quantize(lw: _Lowering, node: ir.Node) -> None:
 
 def _matmul(lw: _Lowering, node: ir.Node) -> None:
     a, b = node.inputs
+    if not _is_weight(lw, b.name):  # QK^T, attention x V: both operands streamed
+        lower_attention.activation_matmul(lw, node)
+        return
     _check_matmul_shapes(lw, a.name, b.name)
     lw.emit(MatMul(node.name, (a.name, b.name), (node.outputs[0].name,)))
 

@@ -3,12 +3,22 @@
 :mod:`codesign.kinds.registry` defines the :class:`~codesign.kinds.registry.OpKind` record and
 the lookups the shared drivers use. Importing this package registers the built-in kinds
 (:mod:`~codesign.kinds.gemm`, :mod:`~codesign.kinds.vector`, :mod:`~codesign.kinds.reshape`,
-:mod:`~codesign.kinds.nonlinear`, :mod:`~codesign.kinds.rownorm`).
+:mod:`~codesign.kinds.nonlinear`, :mod:`~codesign.kinds.rownorm`, :mod:`~codesign.kinds.transpose`,
+:mod:`~codesign.kinds.batched_matmul`).
 A new kind is one more module that calls :func:`~codesign.kinds.registry.register`, plus its
 tests.
 """
 
-from codesign.kinds import gemm, nbits, nonlinear, reshape, rownorm, vector  # noqa: F401
+from codesign.kinds import (  # noqa: F401  (registration)
+    batched_matmul,
+    gemm,
+    nbits,
+    nonlinear,
+    reshape,
+    rownorm,
+    transpose,
+    vector,
+)
 from codesign.kinds.registry import (
     Cost,
     Emitted,

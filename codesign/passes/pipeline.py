@@ -12,6 +12,9 @@ from __future__ import annotations
 from codesign.errors import ModelError, UnsupportedError
 from codesign.ir.graph import Gemm, KernelGraph, Reshape, Vector
 from codesign.ir.nonlinear import Nonlinear, RowNorm
+from codesign.kinds.batched_matmul import BatchedMatMul
+from codesign.kinds.transpose import Transpose
+from codesign.passes.attention import AttentionProducts
 from codesign.passes.base import Pass, run_passes
 from codesign.passes.epilogue import FoldEpilogue
 from codesign.passes.float import FloatGemm
@@ -20,11 +23,12 @@ from codesign.passes.primitives import LowerPrimitives
 from codesign.passes.quant import QuantGemm
 from codesign.passes.shrink import ShrinkGemms
 
-HARDWARE_OPS = (Gemm, Vector, Reshape, Nonlinear, RowNorm)
+HARDWARE_OPS = (Gemm, Vector, Reshape, Nonlinear, RowNorm, BatchedMatMul, Transpose)
 
 #: The passes :func:`to_hardware` runs, in order.
 PIPELINE: tuple[Pass, ...] = (
     QuantGemm(),  # QDQ MatMul / MatMulInteger -> integer GEMM
+    AttentionProducts(),  # activation x activation products, the transposes around them
     Prune(),  # drop the weight dequantisations the fusions consumed before folding constants
     FoldConstants(),
     FloatGemm(),  # before the epilogue, which folds a bias / ReLU into bf16 GEMMs too

@@ -82,6 +82,8 @@ def _f(v: float | None, d: int = 2) -> str:
 
 def _layer_cells(x: dict[str, Any]) -> dict[str, str]:
     mkn = "x".join(str(x[k]) for k in ("M", "K", "N")) if x.get("M") is not None else ""
+    if mkn and x.get("batch"):  # a batched product: heads * per-head GEMM
+        mkn = f"{x['batch']}*{mkn}"
     return {
         "layer": x["name"],
         "kind": x["kind"],

@@ -23,6 +23,11 @@ Conventions:
 
 from __future__ import annotations
 
+from codesign.sim.numerics.batched import (
+    BATCHED_INT_MODES,
+    recentre,
+    zero_point_correction,
+)
 from codesign.sim.numerics.bf16 import (
     cascade_add_f32,
     mac_partial_bf16,
@@ -110,6 +115,7 @@ from codesign.sim.numerics.sparsity import (
 
 __all__ = [
     "ACCUMULATOR_BITS",
+    "BATCHED_INT_MODES",
     "EXACT_F32",
     "EXACT_F64",
     "INT4_OFFSET",
@@ -153,6 +159,7 @@ __all__ = [
     "quantize_a_blocks",
     "quantize_linear",
     "quantize_multiplier",
+    "recentre",
     "reciprocal_f32",
     "reference_gemm_bf16",
     "reference_gemm_int",
@@ -175,4 +182,5 @@ __all__ = [
     "to_bf16",
     "unpack_nibbles",
     "wrap_int32",
+    "zero_point_correction",
 ]

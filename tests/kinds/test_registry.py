@@ -11,6 +11,7 @@ import pytest
 
 import codesign
 from codesign.examples import models, nonlinear_models
+from codesign.examples.attention import attention_core
 from codesign.ir.plan import Layer
 from codesign.kinds import registry
 from codesign.kinds.registry import REGISTRIES, UnregisteredKind
@@ -57,6 +58,7 @@ def test_every_kind_through_every_registry(counted_kinds, tmp_path) -> None:
         models.float_mlp_reshape,
         models.nbits_mlp,
         nonlinear_models.masked_norm_block,
+        attention_core,
     ):
         build = codesign.compile(make(tmp_path / f"{make.__name__}.onnx"), synth=False)
         outputs = build.simulate()
@@ -68,7 +70,15 @@ def test_every_kind_through_every_registry(counted_kinds, tmp_path) -> None:
         constants = {n: sim.data(f) for n, f in build.plan.constants.items()}
         compare(build.plan, outputs, outputs, constants)
     kinds = {k.name for k in originals}
-    assert {"gemm", "vector", "reshape", "nonlinear", "rownorm"} <= kinds
+    assert {
+        "gemm",
+        "vector",
+        "reshape",
+        "nonlinear",
+        "rownorm",
+        "batched_matmul",
+        "transpose",
+    } <= kinds
     missing = [(k, r) for k in sorted(kinds) for r in REGISTRIES if calls[k, r] == 0]
     # output_scale is asked only for the kinds producing graph outputs in these models
     missing = [(k, r) for k, r in missing if r != "output_scale" or k == "vector"]
