@@ -199,6 +199,52 @@ def layer_context(plan: Plan, g: GemmLayer, index: int) -> dict[str, Any]:
     }
 
 
+#: What a compiled GEMM kernel depends on: its tile variant (the per-core tile and native shape)
+#: and the form of its epilogue. Layers equal in all of these run one kernel.
+KERNEL_FIELDS = (
+    "dtype", "m", "k", "n", "nm", "nk", "nn", "ta", "tb", "tag", "tout", "bias", "colsum",
+    "relu", "acc_shift", "requant", "per_channel", "zero_point", "rounding_api", "off",
+    "epi_words", "chains", "cascade", "positions",
+)  # fmt: skip
+#: Layer names listed in a shared kernel's header comment before "and N more".
+_NAMES_SHOWN = 4
+
+
+def _frozen(v: Any) -> Any:
+    if isinstance(v, dict):
+        return tuple(sorted((k, _frozen(x)) for k, x in v.items()))
+    if isinstance(v, list | tuple):
+        return tuple(_frozen(x) for x in v)
+    return v
+
+
+def share_kernels(contexts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One kernel per tile variant and epilogue form: layers whose :data:`KERNEL_FIELDS` agree
+    run the same ``gemm<v>`` kernel (``v`` in first-use order), so the graph's program memory
+    holds a kernel per variant, not per layer. Sets each layer context's ``fn``/``header``/
+    ``kernel`` to its shared kernel's and returns the kernel contexts (the first member's values,
+    the largest K pass count of the members, their names in ``layer``). The epilogue constants
+    (``acc_shift``, zero point, rounding) are still compiled in: layers differing in them get
+    kernels of their own, of the same variant."""
+    keys: dict[tuple, int] = {}
+    members: list[list[dict[str, Any]]] = []
+    for c in contexts:
+        key = tuple(_frozen(c[f]) for f in KERNEL_FIELDS)
+        v = keys.setdefault(key, len(keys))
+        if v == len(members):
+            members.append([])
+        members[v].append(c)
+        c.update(fn=f"gemm{v}", header=f"gemm{v}.h", kernel=v)
+    kernels = []
+    for group in members:
+        names = [c["layer"] for c in group]
+        shown = ", ".join(names[:_NAMES_SHOWN])
+        if len(names) > _NAMES_SHOWN:
+            shown += f" and {len(names) - _NAMES_SHOWN} more"
+        kernels.append({**group[0], "layer": shown, "k_passes": max(c["k_passes"] for c in group)})
+    return kernels
+
+
 def _port_lists(pos: str, carry: bool) -> tuple[list[str], list[str]]:
     """The dispatch kernel's input and output ports in ADF order (in[i], out[i]). No port is a
     run-time parameter from the PS: the layer, pass and epilogue arrive on the ``ctl`` stream."""
@@ -218,6 +264,7 @@ def graph_context(plan: Plan) -> dict[str, Any]:
     layers = gemm_layers(plan)
     board = load_board(plan.board)
     contexts = [layer_context(plan, g, i) for i, g in enumerate(layers)]
+    kernels = share_kernels(contexts)
     C, L = plan.block.chains, plan.block.cascade
     pos = positions(L)
     groups = []
@@ -387,6 +434,7 @@ def graph_context(plan: Plan) -> dict[str, Any]:
         "positions": pos,
         "groups": groups,
         "layers": contexts,
+        "kernels": kernels,
         "plio_in": L + C * L,
         "control_in": C,
         "control_words": CONTROL_HEADER_WORDS + epi_words,
@@ -424,7 +472,7 @@ def emit_files(plan: Plan) -> tuple[tuple[str, bytes], ...]:
         return ()
     gctx = graph_context(plan)
     files: list[tuple[str, bytes]] = []
-    for ctx in gctx["layers"]:
+    for ctx in gctx["kernels"]:  # one per tile variant and epilogue form
         files.append((f"aie/kernels/{ctx['fn']}.cc", render("gemm_kernel.cc.j2", **ctx)))
         files.append((f"aie/kernels/{ctx['fn']}.h", render("gemm_kernel.h.j2", **ctx)))
     files.append(("aie/kernels/dispatch.h", render("dispatch.h.j2", **gctx)))

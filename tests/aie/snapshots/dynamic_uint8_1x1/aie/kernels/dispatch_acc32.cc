@@ -8,7 +8,6 @@
 #include "aie_api/aie_adf.hpp"
 #include "dispatch.h"
 #include "gemm0.h"
-#include "gemm1.h"
 
 void core_acc32_only(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
@@ -28,7 +27,7 @@ void core_acc32_only(
           epi, reinterpret_cast<int32*>(c.data()), pass, passes, za);
       break;
     case 1:
-      gemm1_only(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()),
+      gemm0_only(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()),
           epi, reinterpret_cast<int32*>(c.data()), pass, passes, za);
       break;
     default:
