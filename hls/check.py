@@ -16,7 +16,7 @@ runs each PL function on files:
 - the sequencer (the kernel the host launches) for one whole inference, with the AIE block
   replaced by the C tiles of the simulator's GEMM outputs: starting from an arena that holds
   only the data files and the inputs, every tensor it writes must equal the simulator's, and the
-  A, B and ``rtp`` streams it sends must be every GEMM layer's, in layer order.
+  A, B and ``rtp_<chain>`` control streams it sends must be every GEMM layer's, in layer order.
 """
 
 from __future__ import annotations
