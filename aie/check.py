@@ -116,7 +116,7 @@ def graph_differences(log: str, plan: Plan) -> list[str]:
     want_plios = {
         p["name"]: (
             p["kind"][:-3] if p["kind"] == "output" else "in",
-            ctx["plio_bits"],
+            p["bits"],
             ctx["plio_mhz"],
         )
         for p in ctx["plios"]

@@ -10,7 +10,12 @@ Conventions shared by the kernels, the graph and the harness (the PL tiler's con
 - an A tile (m x k) is stored in native blocks ``[m/M][k/K]``, each M x K row-major;
 - a B tile is the core's slice of the ``tempus.b/1`` stream (blocks ``[k/K][n/N]`` of K x N);
 - a C tile (m x n) leaves the last core in native blocks ``[m/M][n/N]``, each M x N row-major;
-- the epilogue array (int32 words, a run-time parameter of the last core) holds, for the tile's
+- every core reads, per invocation, one control record from its chain's control stream (PLIO
+  ``rtp_<chain>``, 32-bit, broadcast to the chain's cores; the PL sequencer writes it): layer,
+  pass, passes, za, then the chain's epilogue words for the tile, zero-padded to the largest
+  layer's (docs/pl_streams.md). No run-time parameter comes from the PS, so the host launches once
+  per inference;
+- the epilogue array (int32 words, read by the last core from its control record) holds, for the tile's
   n columns: bias (fp32 bits for bf16; for acc64 the low part ``bias & (2**31 - 1)`` and then
   the high part ``bias >> 31``), colsum, multiplier, shift, each section present when the layer
   has it (multiplier and shift one word when per-tensor).
@@ -52,6 +57,17 @@ ROUNDING_API = {
     "conv_even": "conv_even",
     "conv_odd": "conv_odd",
 }
+
+
+#: Width of the control PLIOs (``rtp_<chain>``): one 32-bit word per beat.
+CONTROL_BITS = 32
+#: Words of a control record before the epilogue words: layer, pass, passes, za.
+CONTROL_HEADER_WORDS = 4
+
+
+def rtp_name(chain: int) -> str:
+    """PLIO name of chain ``chain``'s control stream (the PL sequencer's ``rtp_<chain>``)."""
+    return f"rtp_{chain}"
 
 
 @cache
@@ -183,19 +199,61 @@ def layer_context(plan: Plan, g: GemmLayer, index: int) -> dict[str, Any]:
     }
 
 
+#: What a compiled GEMM kernel depends on: its tile variant (the per-core tile and native shape)
+#: and the form of its epilogue. Layers equal in all of these run one kernel.
+KERNEL_FIELDS = (
+    "dtype", "m", "k", "n", "nm", "nk", "nn", "ta", "tb", "tag", "tout", "bias", "colsum",
+    "relu", "acc_shift", "requant", "per_channel", "zero_point", "rounding_api", "off",
+    "epi_words", "chains", "cascade", "positions",
+)  # fmt: skip
+#: Layer names listed in a shared kernel's header comment before "and N more".
+_NAMES_SHOWN = 4
+
+
+def _frozen(v: Any) -> Any:
+    if isinstance(v, dict):
+        return tuple(sorted((k, _frozen(x)) for k, x in v.items()))
+    if isinstance(v, list | tuple):
+        return tuple(_frozen(x) for x in v)
+    return v
+
+
+def share_kernels(contexts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One kernel per tile variant and epilogue form: layers whose :data:`KERNEL_FIELDS` agree
+    run the same ``gemm<v>`` kernel (``v`` in first-use order), so the graph's program memory
+    holds a kernel per variant, not per layer. Sets each layer context's ``fn``/``header``/
+    ``kernel`` to its shared kernel's and returns the kernel contexts (the first member's values,
+    the largest K pass count of the members, their names in ``layer``). The epilogue constants
+    (``acc_shift``, zero point, rounding) are still compiled in: layers differing in them get
+    kernels of their own, of the same variant."""
+    keys: dict[tuple, int] = {}
+    members: list[list[dict[str, Any]]] = []
+    for c in contexts:
+        key = tuple(_frozen(c[f]) for f in KERNEL_FIELDS)
+        v = keys.setdefault(key, len(keys))
+        if v == len(members):
+            members.append([])
+        members[v].append(c)
+        c.update(fn=f"gemm{v}", header=f"gemm{v}.h", kernel=v)
+    kernels = []
+    for group in members:
+        names = [c["layer"] for c in group]
+        shown = ", ".join(names[:_NAMES_SHOWN])
+        if len(names) > _NAMES_SHOWN:
+            shown += f" and {len(names) - _NAMES_SHOWN} more"
+        kernels.append({**group[0], "layer": shown, "k_passes": max(c["k_passes"] for c in group)})
+    return kernels
+
+
 def _port_lists(pos: str, carry: bool) -> tuple[list[str], list[str]]:
-    """The dispatch kernel's input and output ports in ADF order (in[i], out[i])."""
-    last = pos in ("last", "only")
+    """The dispatch kernel's input and output ports in ADF order (in[i], out[i]). No port is a
+    run-time parameter from the PS: the layer, pass and epilogue arrive on the ``ctl`` stream."""
     ins = ["a", "b"]
     if pos in ("middle", "last"):
         ins.append("cin")
     if carry and pos in ("first", "only"):
         ins.append("carry_in")
-    if last:
-        ins.append("epi")
-    ins += ["layer", "pass"]
-    if last:
-        ins += ["passes", "za"]
+    ins.append("ctl")  # the chain's control stream (rtp_<chain>): every record, in order
     outs = ["cout"] if pos in ("first", "middle") else ["c"] + (["carry_out"] if carry else [])
     return ins, outs
 
@@ -206,6 +264,7 @@ def graph_context(plan: Plan) -> dict[str, Any]:
     layers = gemm_layers(plan)
     board = load_board(plan.board)
     contexts = [layer_context(plan, g, i) for i, g in enumerate(layers)]
+    kernels = share_kernels(contexts)
     C, L = plan.block.chains, plan.block.cascade
     pos = positions(L)
     groups = []
@@ -248,6 +307,10 @@ def graph_context(plan: Plan) -> dict[str, Any]:
     for c in range(C):
         for l_ in range(L):
             plios.append({"kind": "input", "var": f"b_in_{c}_{l_}", "name": f"b_{c}_{l_}"})
+    for c in range(C):
+        plios.append(
+            {"kind": "input", "var": f"rtp_in_{c}", "name": rtp_name(c), "bits": CONTROL_BITS}
+        )
     for c in range(C):
         plios.append({"kind": "output", "var": f"c_out_{c}", "name": f"c_{c}"})
     for gi, grp in enumerate(groups):
@@ -351,14 +414,17 @@ def graph_context(plan: Plan) -> dict[str, Any]:
                     dims.append(
                         {"port": f"{var}.out[{outs.index('carry_out')}]", "size": carry_bytes}
                     )
-                for r in ("epi", "layer", "pass", "passes", "za"):
-                    if r in ins:
-                        rv = f"{var}_{r}"
-                        rtps.append({"var": rv})
-                        conns.append(
-                            {"kind": "parameter", "src": rv, "dst": f"{var}.in[{ins.index(r)}]"}
-                        )
+                # the chain's control stream, broadcast to each of its cores
+                conns.append(
+                    {
+                        "kind": "",
+                        "src": f"rtp_in_{c}.out[0]",
+                        "dst": f"{var}.in[{ins.index('ctl')}]",
+                    }
+                )
     beat_bits = max(board.plio.widths_bits)
+    for p in plios:
+        p.setdefault("bits", beat_bits)
     return {
         "model": comment_safe(plan.model or "the model"),
         "board": plan.board,
@@ -368,7 +434,10 @@ def graph_context(plan: Plan) -> dict[str, Any]:
         "positions": pos,
         "groups": groups,
         "layers": contexts,
+        "kernels": kernels,
         "plio_in": L + C * L,
+        "control_in": C,
+        "control_words": CONTROL_HEADER_WORDS + epi_words,
         "plio_out": C,
         "plio_bits": beat_bits,
         "plio_mhz": board.pl.default_clock_mhz,
@@ -403,7 +472,7 @@ def emit_files(plan: Plan) -> tuple[tuple[str, bytes], ...]:
         return ()
     gctx = graph_context(plan)
     files: list[tuple[str, bytes]] = []
-    for ctx in gctx["layers"]:
+    for ctx in gctx["kernels"]:  # one per tile variant and epilogue form
         files.append((f"aie/kernels/{ctx['fn']}.cc", render("gemm_kernel.cc.j2", **ctx)))
         files.append((f"aie/kernels/{ctx['fn']}.h", render("gemm_kernel.h.j2", **ctx)))
     files.append(("aie/kernels/dispatch.h", render("dispatch.h.j2", **gctx)))

@@ -132,8 +132,14 @@ def compile_cmd(
     console.print(
         f"[green]compiled[/] {safe_text(model)} -> {safe_text(out)}/ for {safe_text(board)} "
         f"(block {plan.block}): {stage_summary(plan)}; "
-        f"modelled {t['time_s'] * 1e3:.3f} ms, {t['gops']:.1f} GOPS, {report['power']['total_w']:.2f} W "
-        f"(see `codesign report {safe_text(out)}`)"
+        f"modelled {t['time_s'] * 1e3:.3f} ms per inference (one graph run), {t['gops']:.1f} GOPS, "
+        f"{report['power']['total_w']:.2f} W"
+        + (
+            f"; one launch per GEMM (Tempus's host flow): {t['per_launch_time_s'] * 1e3:.3f} ms"
+            if "per_launch_time_s" in t
+            else ""
+        )
+        + f" (see `codesign report {safe_text(out)}`)"
     )
     for a in report.get("advice", []):
         console.print(f"[yellow]advice:[/] {safe_text(a)}")

@@ -16,7 +16,7 @@ runs each PL function on files:
 - the sequencer (the kernel the host launches) for one whole inference, with the AIE block
   replaced by the C tiles of the simulator's GEMM outputs: starting from an arena that holds
   only the data files and the inputs, every tensor it writes must equal the simulator's, and the
-  A, B and ``rtp`` streams it sends must be every GEMM layer's, in layer order.
+  A, B and ``rtp_<chain>`` control streams it sends must be every GEMM layer's, in layer order.
 """
 
 from __future__ import annotations
@@ -241,6 +241,61 @@ def _dense_b(g: GemmLayer, arena: bytes | bytearray, regions: dict) -> np.ndarra
     return dense_b(values, index, g)
 
 
+class _ArenaData:
+    """Decoded data files read from the arena bytes (what ``_epilogue_words`` asks for)."""
+
+    def __init__(self, plan: Plan, full: bytes | bytearray) -> None:
+        self.regions, _ = pl.arena(plan)
+        self.full = full
+
+    def data(self, f):
+        r = self.regions[f.path]
+        return decode(bytes(self.full[r.offset : r.offset + r.nbytes]), f)
+
+
+def expected_control(
+    plan: Plan, g: GemmLayer, index: int, zp: int, full: bytes | bytearray
+) -> dict[str, bytes]:
+    """The control records of GEMM layer ``g`` (plan layer ``index``) on each chain's
+    ``rtp_<chain>`` stream: per (M tile, N tile, K pass) the words layer, pass, passes, za, then
+    the chain's epilogue words of the N tile, zero-padded (docs/pl_streams.md). The epilogue
+    words are the AIE harness's (:func:`codesign.aie.check._epilogue_words`), cut per tile as the
+    AIE kernels read them (:func:`codesign.aie.emit.epilogue_layout`)."""
+    from codesign.aie.check import _epilogue_words
+    from codesign.aie.emit import epilogue_layout
+
+    s = g.schedule
+    C, n = s.block.chains, s.tile.n
+    words = pl.epilogue_words(plan)
+    table = np.frombuffer(_epilogue_words(_ArenaData(plan, full), g), dtype="<i4")
+    ep = epilogue_layout(g)
+    out: dict[str, bytes] = {}
+    for c, name in enumerate(pl.rtp_names(plan)):
+        records = []
+        for _i in range(s.m_tiles):
+            for j in range(s.n_tiles):
+                epi = np.zeros(words, dtype=np.int64)
+                col0, base = (j * C + c) * n, 0
+                for off, whole in (
+                    (ep.bias, True),
+                    (ep.bias_hi, True),
+                    (ep.colsum, True),
+                    (ep.mult, ep.per_channel),
+                    (ep.shift, ep.per_channel),
+                ):
+                    if off is None:
+                        continue
+                    width = n if whole else 1
+                    src = table[base + col0 : base + col0 + n] if whole else table[base : base + 1]
+                    epi[off : off + width] = src
+                    base += s.padded_N if whole else 1
+                for p in range(s.k_passes):
+                    records.append(np.concatenate([[index, p, s.k_passes, zp], epi]))
+        flat = np.concatenate(records) if records else np.zeros(0, dtype=np.int64)
+        out[name] = flat.astype(np.int64).astype("<u4").tobytes()
+    return out
+
+
 def _check_sequencer(
     work: Path, plan: Plan, tensors: dict[str, np.ndarray], build: Path, hls_dir: Path
 ) -> CheckResult:
@@ -248,7 +303,10 @@ def _check_sequencer(
     part = f"{PART}:sequencer"
     a, b, c = pl.stream_names(plan)
     src = work / "seq_harness.cpp"
-    src.write_bytes(pl.render("seq_harness.cpp.j2", a_streams=a, b_streams=b, c_streams=c))
+    rtp = pl.rtp_names(plan)
+    src.write_bytes(
+        pl.render("seq_harness.cpp.j2", a_streams=a, b_streams=b, c_streams=c, rtp_streams=rtp)
+    )
     exe = work / "seq_harness"
     err = compile_cpp(src, exe, hls_dir)
     if err is not None:
@@ -260,7 +318,7 @@ def _check_sequencer(
     keep += [regions[t.name] for t in plan.inputs]
     for r in keep:
         start[r.offset : r.offset + r.nbytes] = full[r.offset : r.offset + r.nbytes]
-    want: dict[str, bytes] = {n: b"" for n in a + b + c + ["rtp"]}
+    want: dict[str, bytes] = {n: b"" for n in a + b + c + rtp}
     for i, g in enumerate(plan.layers):
         if not isinstance(g, GemmLayer):
             continue
@@ -271,10 +329,9 @@ def _check_sequencer(
             want[name] += data
         for name, data in c_streams(plan, g, tensors[g.outputs[0]]).items():
             want[name] += data
-        s = g.schedule
         zp = int(np.asarray(tensors[g.inputs[1]]).reshape(-1)[0]) if len(g.inputs) > 1 else 0
-        words = [i, s.m_tiles, s.n_tiles, s.k_passes, s.tile.m, s.tile.k, s.tile.n, zp]
-        want["rtp"] += np.array(words, dtype=np.int64).astype("<u4").tobytes()
+        for name, data in expected_control(plan, g, i, zp, full).items():
+            want[name] += data
     out_dir = work / "sequencer"
     out_dir.mkdir()
     for name in c:
@@ -292,7 +349,7 @@ def _check_sequencer(
             got[r.offset : r.offset + r.nbytes], bytes(full[r.offset : r.offset + r.nbytes])
         ):
             details.append(f"tensor {t.name}: {d}")
-    for name in a + b + ["rtp"]:
+    for name in a + b + rtp:
         if d := _compare((out_dir / f"{name}.bin").read_bytes(), want[name]):
             details.append(f"stream {name}: {d}")
     return CheckResult("(sequencer)", part, True, not details, "; ".join(details[:4]))

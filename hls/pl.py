@@ -31,6 +31,7 @@ from functools import cache
 
 import jinja2
 
+from codesign.aie.emit import CONTROL_HEADER_WORDS, epilogue_layout, rtp_name
 from codesign.boards import load as load_board
 from codesign.errors import CodesignError
 from codesign.ir.data import itemsize
@@ -75,6 +76,56 @@ def b_name(c: int, l: int) -> str:  # noqa: E741
 def c_name(c: int) -> str:
     """PLIO name of the C stream leaving chain ``c``."""
     return f"c_{c}"
+
+
+def rtp_names(plan: Plan) -> list[str]:
+    """The control PLIO names of the plan's block (one 32-bit stream per chain): the AIE graph's
+    ``rtp_<chain>`` inputs (:func:`codesign.aie.emit.rtp_name`, the one definition)."""
+    return [rtp_name(c) for c in range(plan.block.chains)]
+
+
+def epilogue_words(plan: Plan) -> int:
+    """Epilogue words of every control record: the largest GEMM layer's (the AIE kernels read a
+    fixed-length record)."""
+    return max((epilogue_layout(g).words for g in plan.gemms()), default=1)
+
+
+def _epilogue_sections(plan: Plan, g: GemmLayer) -> list[dict]:
+    """How the sequencer forms the tile's epilogue words of layer ``g`` from the arena, in the
+    order of :func:`codesign.aie.emit.epilogue_layout`: per section the data file's region, its
+    dtype, how a word is formed (``f32`` bits, ``lo``/``hi`` of an acc64 bias, ``int``), whether
+    it is per column (else one word, element 0) and its element count."""
+    regions, _ = arena(plan)
+    ep = epilogue_layout(g)
+    out = []
+
+    def add(f: DataFile, word: str, per_column: bool) -> None:
+        r = regions[f.path]
+        out.append(
+            {
+                "offset": r.offset,
+                "dtype": f.dtype,
+                "word": word,
+                "per_column": per_column,
+                "count": math.prod(f.shape),
+                "size": itemsize(f.dtype),
+            }
+        )
+
+    if ep.bias is not None:
+        if g.dtype == "bf16":
+            add(g.bias, "f32", True)
+        elif ep.bias_hi is not None:
+            add(g.bias, "lo", True)
+            add(g.bias, "hi", True)
+        else:
+            add(g.bias, "int", True)
+    if ep.colsum is not None:
+        add(g.colsum, "int", True)
+    if ep.mult is not None:
+        add(g.requant.multiplier, "int", ep.per_channel)
+        add(g.requant.shift, "int", ep.per_channel)
+    return out
 
 
 def stream_names(plan: Plan) -> tuple[list[str], list[str], list[str]]:
@@ -245,6 +296,11 @@ def gemm_context(plan: Plan, index: int, g: GemmLayer) -> dict:
         "w_bytes": w_bytes,
         "y": y,
         "y_bytes": y_bytes,
+        "rtp_streams": rtp_names(plan),
+        "epi_sections": _epilogue_sections(plan, g),
+        "epi_words": epilogue_words(plan),
+        "ctl_header": CONTROL_HEADER_WORDS,
+        "index": index,
         "a_streams": [a_name(pos) for pos in range(s.block.cascade)],
         "b_streams": streams_b,
         "c_streams": streams_c,
@@ -381,15 +437,13 @@ def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[s
     for i, layer in enumerate(plan.layers):
         p = ident(i, layer.name)
         if isinstance(layer, GemmLayer):
-            s = layer.schedule
             steps.append(
                 {
                     "kind": "gemm",
                     "p": p,
                     "name": layer.name,
-                    "rtp": [i, s.m_tiles, s.n_tiles, s.k_passes, s.tile.m, s.tile.k, s.tile.n],
                     # a run-time activation zero point (dynamic quantisation) is read from the
-                    # arena when the layer runs and sent as the 8th word (0 without one)
+                    # arena when the layer runs and sent in every control record (0 without one)
                     "zp": regions[layer.inputs[1]] if len(layer.inputs) > 1 else None,
                 }
             )
@@ -411,6 +465,7 @@ def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[s
         a_streams=streams_a,
         b_streams=streams_b,
         c_streams=streams_c,
+        rtp_streams=rtp_names(plan),
         arena_bytes=size,
         model=re.sub(r"[^A-Za-z0-9_.-]", "_", plan.model),
     )

@@ -54,6 +54,7 @@ def check_block(board: Board, block: Block) -> None:
             f"--block {block}: a cascade of {block.cascade} cores does not fit {board.name}"
         )
     plio_in, plio_out = plios(block)
+    plio_in += block.chains  # the PL sequencer's control streams, one per chain (rtp_<chain>)
     if plio_in > board.plio_in_limit:
         raise FitError(
             f"--block {block} needs {plio_in} PL->AIE streams, but {board.name} has at most "

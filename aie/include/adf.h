@@ -74,6 +74,22 @@ struct output_cascade {
   cascade_queue<Tag>* link;
 };
 
+// Stream ports: a kernel's input_stream<T>* reads 32-bit words in order with readincr (the
+// control records the PL sequencer sends on the rtp_<chain> PLIOs). Reading from an empty
+// stream would stall on hardware; here it throws.
+template <typename T>
+struct input_stream {
+  std::deque<T> q;
+};
+
+template <typename T>
+inline T readincr(input_stream<T>* in) {
+  if (in->q.empty()) throw std::runtime_error("readincr on an empty input stream");
+  const T v = in->q.front();
+  in->q.pop_front();
+  return v;
+}
+
 // AIE compiler loop pragmas are plain keywords on hardware; here they expand to nothing.
 #ifndef chess_prepare_for_pipelining
 #define chess_prepare_for_pipelining

@@ -140,6 +140,7 @@ def vitis_files(plan: Plan) -> list[tuple[str, bytes]]:
         "a_streams": a,
         "b_streams": b,
         "c_streams": c,
+        "rtp_streams": pl.rtp_names(plan),
         "platform": platform,
         "aie_graph": AIE_GRAPH,
         "aie_cfg": AIE_CFG,

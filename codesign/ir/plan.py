@@ -211,6 +211,65 @@ class ReshapeLayer(Layer):
     unit: ClassVar[str] = "none"
 
 
+@dataclass(frozen=True)
+class KernelVariant:
+    """One compiled GEMM kernel of the block: the per-core tile it is compiled for, in ``dtype``.
+
+    One AIE graph serves every layer, so the layers' tiles come from a small fixed set of these
+    (at most :attr:`Execution.max_variants` per dtype)."""
+
+    dtype: str
+    tile: Tile
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    """How one hardware stage of the plan runs inside the single graph run of an inference.
+
+    Per layer: ``reconfig_cycles`` (its run-time parameters reach the block), ``fill_cycles`` (the
+    pipeline fills and drains once); per tile: ``tiles`` x ``tile_cycles`` (the slowest overlapped
+    stage, operand and weight streaming included). ``weight_bytes``: the weight the layer streams
+    (already inside its tile stages; listed, not added again). ``variant``: index into
+    :attr:`Execution.variants` (-1 for a stage off the AIE block). ``launch_cycles``: what the
+    stage would pay on its own graph run (Tempus's host flow), for comparison only. All cycles are
+    the cost model's, in AIE cycles (modelled)."""
+
+    layer: str
+    unit: str
+    variant: int
+    tiles: int
+    tile_cycles: int
+    fill_cycles: int
+    reconfig_cycles: int
+    weight_bytes: int
+    launch_cycles: int
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Whole-model execution: one AIE graph and one PL sequencer walk every layer on the block,
+    with ``launches`` (one) launch per inference.
+
+    Per inference: ``launch_cycles`` (kernel launch and graph run, paid once). Per layer and per
+    tile: :class:`LayerRun`. ``cycles``: the modelled inference latency (launch + every layer's
+    reconfiguration, fill and tiles); ``per_launch_cycles``: the same layers each launched as its
+    own graph run (Tempus's host flow: one launch per GEMM), for comparison. ``variants``: the
+    kernel tile variants the graph is compiled with (at most ``max_variants`` per dtype).
+    Every figure is modelled (codesign.cost), in AIE cycles at ``aie_clock_mhz``."""
+
+    mode: str
+    launches: int
+    launch_cycles: int
+    aie_clock_mhz: float
+    cycles: int
+    per_launch_cycles: int
+    max_variants: int
+    variants: tuple[KernelVariant, ...]
+    layers: tuple[LayerRun, ...]
+    reconfig_source: str = ""
+    label: str = "modelled"
+
+
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls for cls in (GemmLayer, VectorLayer, ReshapeLayer)
 }
@@ -220,7 +279,9 @@ LAYER_KINDS: dict[str, type[Layer]] = {
 class Plan:
     """Everything a build runs: board, block, graph inputs/outputs, tensors, constants, layers.
 
-    ``data`` holds the stored bytes of the plan's DataFiles by sha256 when the plan was made in
+    ``execution`` says how the layers run in one graph run per inference and which modelled
+    costs are per inference, per layer and per tile (None in a plan written before it existed:
+    readers recompute it from the cost model). ``data`` holds the stored bytes of the plan's DataFiles by sha256 when the plan was made in
     memory (:func:`codesign.schedulers.planner.plan`); a plan read from schedule.json has none
     and its data is in the build's files. ``data`` is not part of the JSON.
     """
@@ -233,6 +294,7 @@ class Plan:
     constants: dict[str, DataFile]
     layers: tuple[Layer, ...]
     model: str = ""
+    execution: Execution | None = None
     schema: str = field(default=SCHEMA)
     data: dict[str, bytes] = field(
         default_factory=dict, compare=False, repr=False, metadata={"json": False}

@@ -19,6 +19,7 @@ from codesign import progress
 from codesign.aie.emit import emit_files as emit_aie_files
 from codesign.boards import load as load_board
 from codesign.cost import GemmWorkload, TemporalConfig, estimate_temporal_gemm, gemm_layer
+from codesign.cost.variants import VariantChoice, choose_variants
 from codesign.errors import BuildError, FitError
 from codesign.ir.graph import Gemm, numpy_dtype
 from codesign.ir.layouts import (
@@ -57,9 +58,16 @@ def plan(ctx: PlanContext, op: Gemm) -> GemmLayer:
     M = int(np.prod(a_shape[:-1], dtype=np.int64)) if len(a_shape) > 1 else 1
     progress.stage(f"solving the tiling of {op.name!r} (GEMM {M}x{K}x{N} {op.dtype})")
     try:
-        sched = tempus.schedule_gemm(
+        own = tempus.schedule_gemm(
             ctx.board, M, K, N, op.dtype, ctx.block, time_limit_s=ctx.solver_time_limit
         )
+        tile = _variants(ctx).tile_for(GemmWorkload(M, K, N, op.dtype))
+        sched = own
+        if tile != own.tile:  # the shared kernel variant, with the layer's own search report
+            sched = replace(
+                tempus.schedule_gemm(ctx.board, M, K, N, op.dtype, ctx.block, tile=tile),
+                solver=own.solver,
+            )
         sched = tempus.choose_dataflow(ctx.board, sched)
     except FitError as e:
         raise FitError(f"node {op.name!r} (GEMM {M}x{K}x{N} {op.dtype}): {e}") from None
@@ -165,6 +173,30 @@ def dense_b(data: np.ndarray, index: np.ndarray | None, layer: GemmLayer) -> np.
     positions = unpack_index(index, bits, data.size)
     rows = numerics.nm_expand(data.reshape(-1, slots), positions.reshape(-1, slots), sp.n, sp.m)
     return from_nm_order(rows, s)
+
+
+def _gemm_shape(ctx: PlanContext, op: Gemm) -> GemmWorkload:
+    K, N = ctx.kg.types[op.weight].shape
+    a_shape = ctx.kg.types[op.inputs[0]].shape
+    M = int(np.prod(a_shape[:-1], dtype=np.int64)) if len(a_shape) > 1 else 1
+    return GemmWorkload(M, K, N, op.dtype)
+
+
+def _variants(ctx: PlanContext) -> VariantChoice:
+    """The kernel tile variants of the whole graph's GEMMs, chosen once per plan by the cost
+    model (:mod:`codesign.cost.variants`): one compiled graph serves every layer."""
+    key = "gemm.variants"
+    if key not in ctx.state:
+        shapes = [_gemm_shape(ctx, op) for op in ctx.kg.ops if isinstance(op, Gemm)]
+        ctx.state[key] = choose_variants(
+            ctx.board,
+            shapes,
+            ctx.block.chains,
+            ctx.block.cascade,
+            max_variants=ctx.max_variants,
+            time_limit_s=ctx.solver_time_limit,
+        )
+    return ctx.state[key]
 
 
 # --- executor -----------------------------------------------------------------------------------

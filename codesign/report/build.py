@@ -15,6 +15,7 @@ from typing import Any
 from codesign.boards import Board, load
 from codesign.cost import LayerEstimate, capacities, require_fit, summarize
 from codesign.cost.calibration import power_rows, time_rows
+from codesign.cost.execution import PER_LAUNCH_LABEL, WholeModelEstimate
 from codesign.cost.params import optional
 
 SCHEMA = "codesign.report/1"
@@ -108,12 +109,20 @@ def make_report(
     spatial: Iterable[dict[str, Any]] = (),
     notes: Iterable[str] = (),
     check_fit: bool = True,
+    execution: WholeModelEstimate | None = None,
 ) -> dict[str, Any]:
     """The report dict for ``layers`` run in order on ``board``.
 
     ``check_fit``: raise :class:`FitError` (what overflows, by how much) when the shared
     resources exceed the board. ``spatial``: optional side-by-side rows (see :func:`spatial_entry`).
+    ``execution``: the layers as one graph run per inference
+    (:func:`codesign.cost.execution.whole_model` of ``layers``): the rows and totals then show
+    the whole-model times, with each layer's and the model's per-launch figures beside them
+    (Tempus's host flow). Without it each GEMM is its own graph run.
     """
+    per_launch = list(layers)
+    if execution is not None:
+        layers = list(execution.views)
     m = summarize(layers)
     if check_fit:
         require_fit(board, m.resources, title or "model")
@@ -152,25 +161,37 @@ def make_report(
         }
         for r in util
     ]
+    entries = [layer_entry(board, x) for x in layers]
+    time_s, energy_j = m.time_s, m.energy_j
+    if execution is not None:
+        time_s = execution.time_s
+        energy_j += execution.launch_energy_j
+        for entry, x in zip(entries, per_launch, strict=True):
+            entry["per_launch_time_s"] = x.time_s
+        all_notes.append(execution_note(execution))
+    totals = {
+        "time_s": time_s,
+        "ops": m.ops,
+        "gops": m.ops / time_s / 1e9 if time_s else 0.0,
+        "ddr_bytes": m.ddr_bytes,
+        "energy_j": energy_j,
+        "avg_power_w": energy_j / time_s if time_s else 0.0,
+        "peak_power_w": m.peak_power_w,
+        "inferences_per_s": 1.0 / time_s if time_s else 0.0,
+    }
+    if execution is not None:
+        totals["per_launch_time_s"] = execution.per_launch_time_s
     return {
         "schema": SCHEMA,
         "modelled": True,
         "title": title or f"codesign report ({board.name})",
         "board": board_entry(board),
-        "layers": [layer_entry(board, x) for x in layers],
-        "totals": {
-            "time_s": m.time_s,
-            "ops": m.ops,
-            "gops": m.gops,
-            "ddr_bytes": m.ddr_bytes,
-            "energy_j": m.energy_j,
-            "avg_power_w": m.avg_power_w,
-            "peak_power_w": m.peak_power_w,
-            "inferences_per_s": m.inferences_per_s,
-        },
+        "layers": entries,
+        "totals": totals,
+        "execution": execution_entry(execution) if execution is not None else None,
         "resources": resources,
         "fit": fit_verdict(board, resources),
-        "advice": advice(layers, m.time_s),
+        "advice": advice(layers, time_s, execution),
         "power": power,
         "calibration": calibration_entries(),
         "spatial": [_flag_plios(board, s) for s in spatial],
@@ -265,13 +286,66 @@ def fit_verdict(board: Board, resources: Sequence[dict[str, Any]]) -> dict[str, 
 LAUNCH_BOUND_SHARE = 0.5
 
 
-def advice(layers: Sequence[LayerEstimate], total_s: float) -> list[str]:
+def execution_entry(e: WholeModelEstimate) -> dict[str, Any]:
+    """The report's ``execution`` section: what is paid per inference, per layer, per tile."""
+    return {
+        "mode": "whole-model",
+        "launches_per_inference": e.launches,
+        "launch_s": e.launch_s,
+        "time_s": e.time_s,
+        "per_launch_time_s": e.per_launch_time_s,
+        "per_launch_label": PER_LAUNCH_LABEL,
+        "speedup_over_per_launch": e.speedup,
+        "reconfig_s": sum(s.reconfig_s for s in e.stages),
+        "fill_s": sum(s.fill_s for s in e.stages),
+        "steady_s": sum(s.steady_s for s in e.stages),
+        "reconfig_source": e.reconfig_source,
+        "per_layer": [
+            {
+                "name": s.name,
+                "unit": s.unit,
+                "reconfig_s": s.reconfig_s,
+                "fill_s": s.fill_s,
+                "tiles": s.tiles,
+                "tile_s": s.tile_s,
+                "weight_bytes": s.weight_bytes,
+            }
+            for s in e.stages
+        ],
+        "label": e.label,
+    }
+
+
+def execution_note(e: WholeModelEstimate) -> str:
+    """One line saying how the latency is counted, with the per-launch figure beside it."""
+    return (
+        f"latency is one graph run per inference: launch {e.launch_s * 1e3:.3f} ms once, then "
+        f"every layer's reconfiguration, pipeline fill and tiles ({e.time_s * 1e3:.3f} ms, "
+        f"modelled); {PER_LAUNCH_LABEL}: {e.per_launch_time_s * 1e3:.3f} ms "
+        f"({e.speedup:.2f}x slower); per-layer reconfiguration: {e.reconfig_source}"
+    )
+
+
+def advice(
+    layers: Sequence[LayerEstimate], total_s: float, execution: WholeModelEstimate | None = None
+) -> list[str]:
     """What would help, from where the modelled time goes (empty when nothing stands out).
 
-    The fixed launch cost (kernel launch and graph run, paid per GEMM run) is read from each
-    layer's critical path; when it is most of the time, more work per launch is what helps."""
+    The fixed launch cost (kernel launch and graph run) is read from each layer's critical path,
+    or once per inference under whole-model ``execution``; when it is most of the time, more work
+    per launch is what helps."""
     if total_s <= 0:
         return []
+    if execution is not None:
+        launch = execution.launches * execution.launch_s
+        share = launch / total_s
+        if share < LAUNCH_BOUND_SHARE:
+            return []
+        return [
+            f"{share:.1%} of the modelled time is launch overhead, paid once per inference "
+            f"(one graph run per inference, {launch * 1e3:.3f} ms): the model is too small to "
+            "keep the array busy; batch several inputs into one run (a larger M per GEMM)"
+        ]
     launch = sum(x.critical_path.get("launch", 0.0) for x in layers)
     share = launch / total_s
     if share < LAUNCH_BOUND_SHARE:

@@ -17,7 +17,8 @@ from typing import Any
 from codesign.boards import Board
 from codesign.cost import GemmWorkload, LayerEstimate, PlUsage, require_fit, summarize
 from codesign.cost.calibration import TEMPUS_PL_USAGE
-from codesign.ir.plan import Layer, Plan
+from codesign.cost.execution import whole_model
+from codesign.ir.plan import Execution, KernelVariant, Layer, LayerRun, Plan
 from codesign.kinds import registry
 from codesign.kinds.registry import Cost
 from codesign.report.build import compare_spatial, make_report
@@ -77,6 +78,8 @@ def plan_report(
     ]
     notes.append(stage_summary(plan))
     notes += placement_notes(extra)
+    if plan.execution is not None and plan.execution.variants:
+        notes.append(variant_note(plan))
     notes += [
         f"solver fallback in {name!r}: {e['solver_fallback']}"
         for name, e in extra.items()
@@ -88,6 +91,7 @@ def plan_report(
         title=_title(plan, board),
         spatial=compare_spatial(board, largest) if largest else (),
         notes=notes,
+        execution=whole_model(board, layers),
     )
     for entry in report["layers"]:
         entry.update(extra.get(entry["name"], {}))
@@ -101,6 +105,16 @@ def estimate(plan: Plan, synthesized: dict[str, Any] | None = None) -> dict[str,
     from codesign.boards import load
 
     return plan_report(plan, load(plan.board), synthesized)
+
+
+def variant_note(plan: Plan) -> str:
+    """The kernel tile variants the one graph is compiled with."""
+    ex = plan.execution
+    shown = ", ".join(f"{v.dtype} {v.tile}" for v in ex.variants)
+    return (
+        f"one graph serves every layer: {len(ex.variants)} GEMM kernel tile variant(s) "
+        f"({shown}; at most {ex.max_variants} per dtype), chosen by the cost model"
+    )
 
 
 def _title(plan: Plan, board: Board) -> str:
@@ -117,6 +131,51 @@ def stage_costs(plan: Plan, board: Board, pl: PlUsage | None = None) -> list[Cos
         if cost is not None:
             costs.append(cost)
     return costs
+
+
+def execution_record(plan: Plan, board: Board, max_variants: int) -> Execution:
+    """The plan's :class:`~codesign.ir.plan.Execution`: its hardware stages as one graph run per
+    inference (:func:`codesign.cost.execution.whole_model`), in AIE cycles, with the GEMM kernel
+    tile variants its layers use."""
+    wm = whole_model(board, [c.estimate for c in stage_costs(plan, board)])
+    hz = board.aie.clock_mhz * 1e6
+
+    def cyc(seconds: float) -> int:
+        return round(seconds * hz)
+
+    variants: list[KernelVariant] = []
+    index: dict[str, int] = {}
+    for g in plan.gemms():
+        v = KernelVariant(g.dtype, g.schedule.tile)
+        if v not in variants:
+            variants.append(v)
+        index[g.name] = variants.index(v)
+    runs = tuple(
+        LayerRun(
+            layer=s.name,
+            unit=s.unit,
+            variant=index.get(s.name, -1),
+            tiles=s.tiles,
+            tile_cycles=cyc(s.tile_s),
+            fill_cycles=cyc(s.fill_s),
+            reconfig_cycles=cyc(s.reconfig_s),
+            weight_bytes=s.weight_bytes,
+            launch_cycles=cyc(s.launch_s),
+        )
+        for s in wm.stages
+    )
+    return Execution(
+        mode="whole-model",
+        launches=wm.launches,
+        launch_cycles=cyc(wm.launch_s),
+        aie_clock_mhz=float(board.aie.clock_mhz),
+        cycles=cyc(wm.time_s),
+        per_launch_cycles=cyc(wm.per_launch_time_s),
+        max_variants=max_variants,
+        variants=tuple(variants),
+        layers=runs,
+        reconfig_source=wm.reconfig_source,
+    )
 
 
 def check_fit(plan: Plan, board: Board, synthesized: dict[str, Any] | None = None) -> None:

@@ -64,7 +64,12 @@ BOUND_COLOURS = {
     "host": "#56B4E9",
 }
 #: Phases of a layer's latency (critical path), as stacked bar segments.
-PHASE_COLOURS = {"launch": "#000000", "fill": "#E69F00", "steady": "#0072B2"}
+PHASE_COLOURS = {
+    "launch": "#000000",
+    "reconfig": "#009E73",
+    "fill": "#E69F00",
+    "steady": "#0072B2",
+}
 _RC = {
     "svg.hashsalt": "codesign",
     "svg.fonttype": "none",
@@ -176,9 +181,15 @@ def roofline(report: dict[str, Any]) -> str:
 
 
 def breakdown(report: dict[str, Any]) -> str:
-    """Per-layer latency as horizontal stacked bars: launch, pipeline fill, steady state (ms).
-    The y labels name the layer and its bound; long names wrap instead of being clipped."""
+    """Per-layer latency as horizontal stacked bars: launch, reconfiguration, pipeline fill,
+    steady state (ms). Under whole-model execution the launch is one bar of its own, paid once
+    per inference. The y labels name the layer and its bound; long names wrap instead of being
+    clipped."""
     layers = report["layers"]
+    ex = report.get("execution")
+    if ex:
+        once = {"name": "launch, once per inference", "bound": "launch"}
+        layers = [{**once, "critical_path_s": {"launch": ex["launch_s"]}}, *layers]
     with plt.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(layers) + 1.4))
         names = [f"{_short(x['name'])} [{x['bound']}]" for x in layers]

@@ -27,6 +27,7 @@ LAYER_COLUMNS = (
     "iters",
     "cycles",
     "time ms",
+    "per-launch ms",
     "bound",
     "GOPS",
     "DDR MB",
@@ -49,6 +50,7 @@ _RIGHT = {
     "BRAM36",
     "cycles",
     "time ms",
+    "per-launch ms",
     "GOPS",
     "DDR MB",
     "W",
@@ -95,6 +97,7 @@ def _layer_cells(x: dict[str, Any]) -> dict[str, str]:
         "iters": str(x["iterations"]) if x.get("iterations") is not None else "",
         "cycles": f"{x['cycles']:,}" if x.get("cycles") is not None else "",
         "time ms": _f(x["time_s"] * 1e3, 3),
+        "per-launch ms": _f(x["per_launch_time_s"] * 1e3, 3) if "per_launch_time_s" in x else "",
         "bound": x["bound"],
         "GOPS": _f(x["gops"], 1),
         "DDR MB": _f(x["ddr_bytes"] / 2**20),
@@ -179,8 +182,18 @@ def render_terminal(
         "DDR MB": _f(tot["ddr_bytes"] / 2**20),
         "W": _f(tot["avg_power_w"]),
     }
+    if "per_launch_time_s" in tot:
+        total["per-launch ms"] = _f(tot["per_launch_time_s"] * 1e3, 3)
     t.add_row(*(total.get(c, "") for c in cols))
     con.print(t)
+    ex = report.get("execution")
+    if ex:
+        con.print(
+            f"latency {ex['time_s'] * 1e3:.3f} ms: one graph run per inference "
+            f"(launch {ex['launch_s'] * 1e3:.3f} ms once; modelled)\n"
+            f"{ex['per_launch_label']}: {ex['per_launch_time_s'] * 1e3:.3f} ms "
+            f"({ex['speedup_over_per_launch']:.2f}x the latency; modelled, for comparison)"
+        )
     if not wide:
         con.print("[dim](block, tile, dataflow, cycles, DDR and power per layer: --wide)[/dim]")
     render_sparsity(report, con)

@@ -78,11 +78,17 @@ def test_graph_matches_the_plan(make, block: str, tmp_path: Path) -> None:
         ((c, l_), (c, l_ + 1)) for c in range(C) for l_ in range(L - 1)
     )
     # PLIOs: the plan's counts, the board's widest PLIO at its PL clock
+    # (data streams), plus one 32-bit control stream per chain (rtp_<chain>)
     for s in (x.schedule for x in gemms):
-        assert (len(g["plio_in"]), len(g["plio_out"])) == (s.plio_in, s.plio_out)
+        assert (len(g["plio_in"]), len(g["plio_out"])) == (s.plio_in + C, s.plio_out)
     board = load_board(plan.board)
-    assert {(int(w), float(f)) for _, _, w, f in g["plio_create"]} == {
-        (max(board.plio.widths_bits), board.pl.default_clock_mhz)
+    widths = {name: (int(w), float(f)) for _, name, w, f in g["plio_create"]}
+    mhz = board.pl.default_clock_mhz
+    assert {w for n, w in widths.items() if not n.startswith("rtp_")} == {
+        (max(board.plio.widths_bits), mhz)
+    }
+    assert {n: w for n, w in widths.items() if n.startswith("rtp_")} == {
+        f"rtp_{c}": (32, mhz) for c in range(C)
     }
     # every B stream feeds its own core (through its resident buffer when the plan holds B);
     # every A stream feeds every chain's core at its position; the last core feeds its chain's C
@@ -113,14 +119,10 @@ def test_graph_matches_the_plan(make, block: str, tmp_path: Path) -> None:
     if any(x.dtype == "bf16" for x in gemms):
         want_buffers |= {f"carry_{c}" for c in range(C)}
     assert set(g["buffers"]) == want_buffers
-    # run-time parameters reach every core: layer and pass everywhere, the epilogue at the end
-    per_core = {}
-    for rtp, core in g["params"]:
-        per_core.setdefault(core, set()).add(rtp.rsplit("_", 1)[1])
-    for k in g["kernels"]:
-        _, l_ = core_xy(k)
-        want = {"layer", "pass"} | ({"epi", "passes", "za"} if l_ == L - 1 else set())
-        assert per_core[k] == want
+    # no run-time parameter from the PS: each chain's control stream reaches every core of it
+    assert g["params"] == []
+    for c in range(C):
+        assert {core_xy(k) for k in reach(f"rtp_in_{c}")} == {(c, l_) for l_ in range(L)}
 
 
 def test_graph_parser_sees_a_missing_cascade(tmp_path: Path) -> None:

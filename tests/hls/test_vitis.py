@@ -89,19 +89,53 @@ def test_system_cfg_connects_every_plio_of_the_block(saved):
     root, build = saved("qdq")
     cfg = (root / "system.cfg").read_text()
     a, b, c = pl.stream_names(build.plan)
+    rtp = pl.rtp_names(build.plan)
     L, C = build.plan.block.cascade, build.plan.block.chains
-    assert (len(a), len(b), len(c)) == (L, L * C, C)
+    assert (len(a), len(b), len(c), len(rtp)) == (L, L * C, C, C)
     assert a[0] == "a_0" and b[-1] == f"b_{C - 1}_{L - 1}" and c[-1] == f"c_{C - 1}"
+    assert rtp == [f"rtp_{i}" for i in range(C)]
     connects = re.findall(r"^stream_connect=(\S+):(\S+)$", cfg, re.M)
     assert sorted(connects) == sorted(
-        [(f"pl.{n}", f"ai_engine_0.{n}") for n in a + b + ["rtp"]]
+        [(f"pl.{n}", f"ai_engine_0.{n}") for n in a + b + rtp]
         + [(f"ai_engine_0.{n}", f"pl.{n}") for n in c]
     )
     kernel = (root / "hls" / "codesign_pl.cpp").read_text()
-    for n in a + b + c + ["rtp"]:
+    for n in a + b + c + rtp:
         assert re.search(rf"hls::stream<[^>]+>+& {n}[,)]", kernel), n
         assert f"mode=axis port={n})" in kernel
     assert "sp=pl.arena:" in cfg
+
+
+def test_every_stream_connect_endpoint_exists_on_both_sides(saved):
+    """system.cfg against the generated ADF graph and the PL kernel: each stream_connect names
+    a PL kernel port of the right direction and width and a PLIO the graph declares, of the
+    same direction and width; every PLIO of the graph is connected."""
+    from tests.aie.test_graph import parse_graph
+
+    for name in ("qdq", "dynamic"):
+        root, build = saved(name)
+        cfg = (root / "system.cfg").read_text()
+        graph = parse_graph((root / "aie" / "graph.h").read_text())
+        plios = {pname: (var, int(bits)) for var, pname, bits, _ in graph["plio_create"]}
+        ins = {pname for pname, (var, _) in plios.items() if var in graph["plio_in"]}
+        outs = {pname for pname, (var, _) in plios.items() if var in graph["plio_out"]}
+        kernel = (root / "hls" / "codesign_pl.cpp").read_text()
+        beat = pl.beat_bits(build.plan)
+        ports = {}
+        for typ, port in re.findall(r"hls::stream<(beat_t|ap_uint<32>)>& (\w+)[,)]", kernel):
+            ports[port] = beat if typ == "beat_t" else 32
+        connected = set()
+        for src, dst in re.findall(r"^stream_connect=(\S+):(\S+)$", cfg, re.M):
+            if src.startswith("pl."):
+                port, plio = src[3:], dst.removeprefix("ai_engine_0.")
+                assert dst.startswith("ai_engine_0.") and plio in ins, (name, src, dst)
+            else:
+                port, plio = dst.removeprefix("pl."), src.removeprefix("ai_engine_0.")
+                assert src.startswith("ai_engine_0.") and plio in outs, (name, src, dst)
+            assert port in ports, (name, port)
+            assert ports[port] == plios[plio][1], (name, port, ports[port], plios[plio])
+            connected.add(plio)
+        assert connected == set(plios), (name, set(plios) - connected)
 
 
 def test_golden_is_the_simulators_run(saved):

@@ -59,8 +59,15 @@ def test_fit_verdict_and_launch_advice(cli, model, tmp_path) -> None:
     # this small FFN is almost all launch overhead: the report says so and what helps
     (advice,) = d["advice"]
     assert "launch overhead" in advice and "batch" in advice and "one graph run" in advice
+    assert "once per inference" in advice
+    # one launch per inference, with Tempus's host flow (one launch per GEMM) beside it
+    tot, ex = d["totals"], d["execution"]
+    assert ex["launches_per_inference"] == 1 and ex["time_s"] == tot["time_s"]
+    assert tot["per_launch_time_s"] == ex["per_launch_time_s"] > tot["time_s"]
+    assert ex["per_launch_label"] == "Tempus's host flow: one launch per GEMM"
     text = cli("report", out).out
     assert "fit is unchecked" in text and "advice:" in text and "launch overhead" in text
+    assert "one launch per GEMM" in text and "one graph run per inference" in text
     # compile's layer count is explained against the report's rows
     assert any("plan layers run as 6 hardware stages" in n for n in d["notes"])
     assert len(d["layers"]) == 6

@@ -85,4 +85,4 @@ def test_default_report_has_fewer_columns_and_wide_all(build: Path) -> None:
         return top.count("┳") + 1
 
     assert columns(narrow) == 7 and "--wide" in narrow
-    assert columns(wide) == 14
+    assert columns(wide) == 15

@@ -2,11 +2,13 @@
 // The ADF graph of the 1x2 temporal block on vek280: 1 chain(s) of
 // 2 core(s) joined by cascades. PL->AIE: one A stream per cascade position (the PL
 // broadcasts it to every chain) and one B stream per core; AIE->PL: one C stream per chain
-// (plan: 4 in, 1 out; 128-bit PLIOs at 312.5 MHz).
+// (plan: 4 in, 1 out; 128-bit PLIOs at 312.5 MHz). Control: one
+// 32-bit stream per chain (rtp_<chain>, 1 in), broadcast to the chain's cores.
 //
-// One graph serves the whole model: the host walks the layers through the run-time parameters
-// (layer, pass, passes, za and the epilogue array), one graph iteration per (M tile, N tile,
-// K pass), as the plan's whole-model execution says. Kernel buffers stay double buffered
+// One graph serves the whole model: the PL sequencer walks the layers, sending each core one
+// control record per graph iteration (layer, pass, passes, za and the chain's epilogue words,
+// 8 words) on its chain's control stream, one graph iteration per (M tile,
+// N tile, K pass), as the plan's whole-model execution says; the host launches once. Kernel buffers stay double buffered
 // (ping-pong, the ADF default). The plan fixes no core placement, so no location constraint is given: each cascade makes its chain a row of neighbours, which the AIE compiler places.
 // Verified on x86 only (codesign check): no Vitis ran on this text. In particular the carry
 // buffers (bf16 sums between K passes) close a loop from the last core to the first, which on
@@ -25,17 +27,11 @@ class codesign_graph : public adf::graph {
   adf::input_plio a_in_1;
   adf::input_plio b_in_0_0;
   adf::input_plio b_in_0_1;
+  adf::input_plio rtp_in_0;
   adf::output_plio c_out_0;
   adf::shared_buffer<uint8> a_reuse_0;  // memory tile: A tiles of cascade position 0, reused by every chain and N tile
   adf::shared_buffer<uint8> a_reuse_1;  // memory tile: A tiles of cascade position 1, reused by every chain and N tile
   adf::shared_buffer<uint8> carry_0;  // memory tile: chain 0's fp32 sums carried from its last core to its first between K passes
-  adf::port<adf::input> core_0_0_layer;
-  adf::port<adf::input> core_0_0_pass;
-  adf::port<adf::input> core_0_1_epi;
-  adf::port<adf::input> core_0_1_layer;
-  adf::port<adf::input> core_0_1_pass;
-  adf::port<adf::input> core_0_1_passes;
-  adf::port<adf::input> core_0_1_za;
 
   codesign_graph() {
     core_0_0 = adf::kernel::create(core_accfloat_first);
@@ -48,6 +44,7 @@ class codesign_graph : public adf::graph {
     a_in_1 = adf::input_plio::create("a_1", adf::plio_128_bits, "data/a_1.txt", 312.5);
     b_in_0_0 = adf::input_plio::create("b_0_0", adf::plio_128_bits, "data/b_0_0.txt", 312.5);
     b_in_0_1 = adf::input_plio::create("b_0_1", adf::plio_128_bits, "data/b_0_1.txt", 312.5);
+    rtp_in_0 = adf::input_plio::create("rtp_0", adf::plio_32_bits, "data/rtp_0.txt", 312.5);
     c_out_0 = adf::output_plio::create("c_0", adf::plio_128_bits, "data/c_0.txt", 312.5);
     a_reuse_0 = adf::shared_buffer<uint8>::create({64}, 1, 1);
     a_reuse_1 = adf::shared_buffer<uint8>::create({64}, 1, 1);
@@ -57,18 +54,13 @@ class codesign_graph : public adf::graph {
     adf::connect(a_reuse_0.out[0], core_0_0.in[0]);
     adf::connect(b_in_0_0.out[0], core_0_0.in[1]);
     adf::connect(carry_0.out[0], core_0_0.in[2]);
-    adf::connect<adf::parameter>(core_0_0_layer, adf::async(core_0_0.in[3]));
-    adf::connect<adf::parameter>(core_0_0_pass, adf::async(core_0_0.in[4]));
+    adf::connect(rtp_in_0.out[0], core_0_0.in[3]);
     adf::connect(a_reuse_1.out[0], core_0_1.in[0]);
     adf::connect(b_in_0_1.out[0], core_0_1.in[1]);
     adf::connect<adf::cascade>(core_0_0.out[0], core_0_1.in[2]);
     adf::connect(core_0_1.out[0], c_out_0.in[0]);
     adf::connect(core_0_1.out[1], carry_0.in[0]);
-    adf::connect<adf::parameter>(core_0_1_epi, adf::async(core_0_1.in[3]));
-    adf::connect<adf::parameter>(core_0_1_layer, adf::async(core_0_1.in[4]));
-    adf::connect<adf::parameter>(core_0_1_pass, adf::async(core_0_1.in[5]));
-    adf::connect<adf::parameter>(core_0_1_passes, adf::async(core_0_1.in[6]));
-    adf::connect<adf::parameter>(core_0_1_za, adf::async(core_0_1.in[7]));
+    adf::connect(rtp_in_0.out[0], core_0_1.in[3]);
     adf::dimensions(core_0_0.in[0]) = {64};
     adf::dimensions(core_0_0.in[1]) = {64};
     adf::dimensions(core_0_0.in[2]) = {64};

@@ -2,11 +2,13 @@
 // The ADF graph of the 2x3 temporal block on vek280: 2 chain(s) of
 // 3 core(s) joined by cascades. PL->AIE: one A stream per cascade position (the PL
 // broadcasts it to every chain) and one B stream per core; AIE->PL: one C stream per chain
-// (plan: 9 in, 2 out; 128-bit PLIOs at 312.5 MHz).
+// (plan: 9 in, 2 out; 128-bit PLIOs at 312.5 MHz). Control: one
+// 32-bit stream per chain (rtp_<chain>, 2 in), broadcast to the chain's cores.
 //
-// One graph serves the whole model: the host walks the layers through the run-time parameters
-// (layer, pass, passes, za and the epilogue array), one graph iteration per (M tile, N tile,
-// K pass), as the plan's whole-model execution says. Kernel buffers stay double buffered
+// One graph serves the whole model: the PL sequencer walks the layers, sending each core one
+// control record per graph iteration (layer, pass, passes, za and the chain's epilogue words,
+// 6 words) on its chain's control stream, one graph iteration per (M tile,
+// N tile, K pass), as the plan's whole-model execution says; the host launches once. Kernel buffers stay double buffered
 // (ping-pong, the ADF default). The plan fixes no core placement, so no location constraint is given: each cascade makes its chain a row of neighbours, which the AIE compiler places.
 // Verified on x86 only (codesign check): no Vitis ran on this text. In particular the carry
 // buffers (bf16 sums between K passes) close a loop from the last core to the first, which on
@@ -34,29 +36,13 @@ class codesign_graph : public adf::graph {
   adf::input_plio b_in_1_0;
   adf::input_plio b_in_1_1;
   adf::input_plio b_in_1_2;
+  adf::input_plio rtp_in_0;
+  adf::input_plio rtp_in_1;
   adf::output_plio c_out_0;
   adf::output_plio c_out_1;
   adf::shared_buffer<uint8> a_reuse_0;  // memory tile: A tiles of cascade position 0, reused by every chain and N tile
   adf::shared_buffer<uint8> a_reuse_1;  // memory tile: A tiles of cascade position 1, reused by every chain and N tile
   adf::shared_buffer<uint8> a_reuse_2;  // memory tile: A tiles of cascade position 2, reused by every chain and N tile
-  adf::port<adf::input> core_0_0_layer;
-  adf::port<adf::input> core_0_0_pass;
-  adf::port<adf::input> core_0_1_layer;
-  adf::port<adf::input> core_0_1_pass;
-  adf::port<adf::input> core_0_2_epi;
-  adf::port<adf::input> core_0_2_layer;
-  adf::port<adf::input> core_0_2_pass;
-  adf::port<adf::input> core_0_2_passes;
-  adf::port<adf::input> core_0_2_za;
-  adf::port<adf::input> core_1_0_layer;
-  adf::port<adf::input> core_1_0_pass;
-  adf::port<adf::input> core_1_1_layer;
-  adf::port<adf::input> core_1_1_pass;
-  adf::port<adf::input> core_1_2_epi;
-  adf::port<adf::input> core_1_2_layer;
-  adf::port<adf::input> core_1_2_pass;
-  adf::port<adf::input> core_1_2_passes;
-  adf::port<adf::input> core_1_2_za;
 
   codesign_graph() {
     core_0_0 = adf::kernel::create(core_acc64_first);
@@ -86,6 +72,8 @@ class codesign_graph : public adf::graph {
     b_in_1_0 = adf::input_plio::create("b_1_0", adf::plio_128_bits, "data/b_1_0.txt", 312.5);
     b_in_1_1 = adf::input_plio::create("b_1_1", adf::plio_128_bits, "data/b_1_1.txt", 312.5);
     b_in_1_2 = adf::input_plio::create("b_1_2", adf::plio_128_bits, "data/b_1_2.txt", 312.5);
+    rtp_in_0 = adf::input_plio::create("rtp_0", adf::plio_32_bits, "data/rtp_0.txt", 312.5);
+    rtp_in_1 = adf::input_plio::create("rtp_1", adf::plio_32_bits, "data/rtp_1.txt", 312.5);
     c_out_0 = adf::output_plio::create("c_0", adf::plio_128_bits, "data/c_0.txt", 312.5);
     c_out_1 = adf::output_plio::create("c_1", adf::plio_128_bits, "data/c_1.txt", 312.5);
     a_reuse_0 = adf::shared_buffer<uint8>::create({64}, 1, 2);
@@ -96,40 +84,28 @@ class codesign_graph : public adf::graph {
     adf::connect(a_in_2.out[0], a_reuse_2.in[0]);
     adf::connect(a_reuse_0.out[0], core_0_0.in[0]);
     adf::connect(b_in_0_0.out[0], core_0_0.in[1]);
-    adf::connect<adf::parameter>(core_0_0_layer, adf::async(core_0_0.in[2]));
-    adf::connect<adf::parameter>(core_0_0_pass, adf::async(core_0_0.in[3]));
+    adf::connect(rtp_in_0.out[0], core_0_0.in[2]);
     adf::connect(a_reuse_1.out[0], core_0_1.in[0]);
     adf::connect(b_in_0_1.out[0], core_0_1.in[1]);
     adf::connect<adf::cascade>(core_0_0.out[0], core_0_1.in[2]);
-    adf::connect<adf::parameter>(core_0_1_layer, adf::async(core_0_1.in[3]));
-    adf::connect<adf::parameter>(core_0_1_pass, adf::async(core_0_1.in[4]));
+    adf::connect(rtp_in_0.out[0], core_0_1.in[3]);
     adf::connect(a_reuse_2.out[0], core_0_2.in[0]);
     adf::connect(b_in_0_2.out[0], core_0_2.in[1]);
     adf::connect<adf::cascade>(core_0_1.out[0], core_0_2.in[2]);
     adf::connect(core_0_2.out[0], c_out_0.in[0]);
-    adf::connect<adf::parameter>(core_0_2_epi, adf::async(core_0_2.in[3]));
-    adf::connect<adf::parameter>(core_0_2_layer, adf::async(core_0_2.in[4]));
-    adf::connect<adf::parameter>(core_0_2_pass, adf::async(core_0_2.in[5]));
-    adf::connect<adf::parameter>(core_0_2_passes, adf::async(core_0_2.in[6]));
-    adf::connect<adf::parameter>(core_0_2_za, adf::async(core_0_2.in[7]));
+    adf::connect(rtp_in_0.out[0], core_0_2.in[3]);
     adf::connect(a_reuse_0.out[1], core_1_0.in[0]);
     adf::connect(b_in_1_0.out[0], core_1_0.in[1]);
-    adf::connect<adf::parameter>(core_1_0_layer, adf::async(core_1_0.in[2]));
-    adf::connect<adf::parameter>(core_1_0_pass, adf::async(core_1_0.in[3]));
+    adf::connect(rtp_in_1.out[0], core_1_0.in[2]);
     adf::connect(a_reuse_1.out[1], core_1_1.in[0]);
     adf::connect(b_in_1_1.out[0], core_1_1.in[1]);
     adf::connect<adf::cascade>(core_1_0.out[0], core_1_1.in[2]);
-    adf::connect<adf::parameter>(core_1_1_layer, adf::async(core_1_1.in[3]));
-    adf::connect<adf::parameter>(core_1_1_pass, adf::async(core_1_1.in[4]));
+    adf::connect(rtp_in_1.out[0], core_1_1.in[3]);
     adf::connect(a_reuse_2.out[1], core_1_2.in[0]);
     adf::connect(b_in_1_2.out[0], core_1_2.in[1]);
     adf::connect<adf::cascade>(core_1_1.out[0], core_1_2.in[2]);
     adf::connect(core_1_2.out[0], c_out_1.in[0]);
-    adf::connect<adf::parameter>(core_1_2_epi, adf::async(core_1_2.in[3]));
-    adf::connect<adf::parameter>(core_1_2_layer, adf::async(core_1_2.in[4]));
-    adf::connect<adf::parameter>(core_1_2_pass, adf::async(core_1_2.in[5]));
-    adf::connect<adf::parameter>(core_1_2_passes, adf::async(core_1_2.in[6]));
-    adf::connect<adf::parameter>(core_1_2_za, adf::async(core_1_2.in[7]));
+    adf::connect(rtp_in_1.out[0], core_1_2.in[3]);
     adf::dimensions(core_0_0.in[0]) = {64};
     adf::dimensions(core_0_0.in[1]) = {64};
     adf::dimensions(core_0_1.in[0]) = {64};

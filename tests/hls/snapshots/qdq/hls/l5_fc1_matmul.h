@@ -458,8 +458,82 @@ inline void l5_fc1_matmul_pack_b(const u8* w, u8* packed) {
                 }
 }
 
-// One GEMM layer: A and B go out while C comes back (the three movers run concurrently).
-inline void l5_fc1_matmul_run(u8* arena,
+// Control records: per (M tile, N tile, K pass), each chain's cores read one record from the
+// chain's control stream: layer 5, pass, 1 passes, za, then the chain's 10
+// epilogue words of the N tile (zero-padded; layout: codesign.aie.emit.epilogue_layout).
+inline ap_uint<32> l5_fc1_matmul_epi_word(const u8* arena, int sec, int col) {
+  if (sec == 0) {
+    if (col >= 8) return 0;  // padding columns
+    const int at = col;
+    return ap_uint<32>(static_cast<std::uint32_t>(static_cast<std::int64_t>(ld_int32(arena + 4160 + at * 4))));
+  }
+  if (sec == 1) {
+    const int at = 0;
+    return ap_uint<32>(static_cast<std::uint32_t>(static_cast<std::int64_t>(ld_int32(arena + 4224 + at * 4))));
+  }
+  if (sec == 2) {
+    const int at = 0;
+    return ap_uint<32>(static_cast<std::uint32_t>(static_cast<std::int64_t>(ld_int32(arena + 4288 + at * 4))));
+  }
+  (void)arena;
+  (void)sec;
+  (void)col;
+  return 0;
+}
+
+inline void l5_fc1_matmul_control(const u8* arena, ap_uint<32> za,
+                            hls::stream<ap_uint<32>>& rtp_0,
+                            hls::stream<ap_uint<32>>& rtp_1) {
+  for (int it = 0; it < 1; ++it) {
+    const int j = (it / 1) % 1;
+    const int p = it % 1;
+    (void)j;  // no epilogue word depends on the N tile when the layer has none
+    rtp_0.write(5);
+    rtp_0.write(p);
+    rtp_0.write(1);
+    rtp_0.write(za);
+    {
+      int w = 0;
+      for (int x = 0; x < 8; ++x, ++w) {
+  CODESIGN_HLS(HLS PIPELINE II=1)
+        rtp_0.write(l5_fc1_matmul_epi_word(arena, 0, (j * 2 + 0) * 8 + x));
+      }
+      for (int x = 0; x < 1; ++x, ++w) {
+  CODESIGN_HLS(HLS PIPELINE II=1)
+        rtp_0.write(l5_fc1_matmul_epi_word(arena, 1, (j * 2 + 0) * 8 + x));
+      }
+      for (int x = 0; x < 1; ++x, ++w) {
+  CODESIGN_HLS(HLS PIPELINE II=1)
+        rtp_0.write(l5_fc1_matmul_epi_word(arena, 2, (j * 2 + 0) * 8 + x));
+      }
+      for (; w < 10; ++w) rtp_0.write(0);
+    }
+    rtp_1.write(5);
+    rtp_1.write(p);
+    rtp_1.write(1);
+    rtp_1.write(za);
+    {
+      int w = 0;
+      for (int x = 0; x < 8; ++x, ++w) {
+  CODESIGN_HLS(HLS PIPELINE II=1)
+        rtp_1.write(l5_fc1_matmul_epi_word(arena, 0, (j * 2 + 1) * 8 + x));
+      }
+      for (int x = 0; x < 1; ++x, ++w) {
+  CODESIGN_HLS(HLS PIPELINE II=1)
+        rtp_1.write(l5_fc1_matmul_epi_word(arena, 1, (j * 2 + 1) * 8 + x));
+      }
+      for (int x = 0; x < 1; ++x, ++w) {
+  CODESIGN_HLS(HLS PIPELINE II=1)
+        rtp_1.write(l5_fc1_matmul_epi_word(arena, 2, (j * 2 + 1) * 8 + x));
+      }
+      for (; w < 10; ++w) rtp_1.write(0);
+    }
+  }
+}
+
+// One GEMM layer: A, B and the control records go out while C comes back (the movers run
+// concurrently).
+inline void l5_fc1_matmul_run(u8* arena, ap_uint<32> za,
                         hls::stream<beat_t>& a_0,
                         hls::stream<beat_t>& a_1,
                         hls::stream<beat_t>& a_2,
@@ -485,8 +559,11 @@ inline void l5_fc1_matmul_run(u8* arena,
                         hls::stream<beat_t>& b_1_6,
                         hls::stream<beat_t>& b_1_7,
                         hls::stream<beat_t>& c_0,
-                        hls::stream<beat_t>& c_1) {
+                        hls::stream<beat_t>& c_1,
+                        hls::stream<ap_uint<32>>& rtp_0,
+                        hls::stream<ap_uint<32>>& rtp_1) {
   CODESIGN_HLS(HLS DATAFLOW)
+  l5_fc1_matmul_control(arena, za, rtp_0, rtp_1);
   l5_fc1_matmul_tile_a(arena, a_0, a_1, a_2, a_3, a_4, a_5, a_6, a_7);
   l5_fc1_matmul_feed_b(arena, b_0_0, b_0_1, b_0_2, b_0_3, b_0_4, b_0_5, b_0_6, b_0_7, b_1_0, b_1_1, b_1_2, b_1_3, b_1_4, b_1_5, b_1_6, b_1_7);
   l5_fc1_matmul_untile_c(c_0, c_1, arena);

@@ -7,12 +7,12 @@
 void core_accfloat_first(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     adf::input_buffer<uint8>& __restrict carry_in,
-    output_cascade<accfloat>* __restrict cout,
-    int32 layer, int32 pass);
+    input_stream<int32>* __restrict ctl,
+    output_cascade<accfloat>* __restrict cout);
 
 void core_accfloat_last(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_cascade<accfloat>* __restrict cin,
-    const int32 (&epi)[4], adf::output_buffer<uint8>& __restrict c,
-    adf::output_buffer<uint8>& __restrict carry_out,
-    int32 layer, int32 pass, int32 passes, int32 za);
+    input_stream<int32>* __restrict ctl,
+    adf::output_buffer<uint8>& __restrict c,
+    adf::output_buffer<uint8>& __restrict carry_out);

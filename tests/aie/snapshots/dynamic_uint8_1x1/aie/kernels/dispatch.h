@@ -6,5 +6,5 @@
 
 void core_acc32_only(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
-    const int32 (&epi)[8], adf::output_buffer<uint8>& __restrict c,
-    int32 layer, int32 pass, int32 passes, int32 za);
+    input_stream<int32>* __restrict ctl,
+    adf::output_buffer<uint8>& __restrict c);

@@ -6,17 +6,17 @@
 
 void core_acc64_first(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
-    output_cascade<acc64>* __restrict cout,
-    int32 layer, int32 pass);
+    input_stream<int32>* __restrict ctl,
+    output_cascade<acc64>* __restrict cout);
 
 void core_acc64_middle(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_cascade<acc64>* __restrict cin,
-    output_cascade<acc64>* __restrict cout,
-    int32 layer, int32 pass);
+    input_stream<int32>* __restrict ctl,
+    output_cascade<acc64>* __restrict cout);
 
 void core_acc64_last(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_cascade<acc64>* __restrict cin,
-    const int32 (&epi)[2], adf::output_buffer<uint8>& __restrict c,
-    int32 layer, int32 pass, int32 passes, int32 za);
+    input_stream<int32>* __restrict ctl,
+    adf::output_buffer<uint8>& __restrict c);

@@ -1,0 +1,176 @@
+"""Fixed kernel tile variants: one compiled graph serves every layer of a model.
+
+The AIE GEMM kernel is compiled for one per-core tile shape, and every core's program memory
+(16 KB on AIE-ML, AM020) holds the kernels of all the layers the graph walks. So the layers'
+tiles must come from a small fixed set of variants: at most :data:`MAX_VARIANTS` per compute
+dtype (a codesign setting, not a device fact; the planner takes it as an option).
+
+One cost model decides. Each distinct GEMM proposes its own best tile
+(:func:`codesign.cost.tiles.search_tile`, the scheduler's search); the cost of running a GEMM on a
+variant is :func:`codesign.cost.tiles.tile_estimate`'s modelled time (its fastest dataflow that
+fits), and the set of at most V variants minimising the sum over the model's GEMMs (each on the
+best variant of the set, weighted by how often the GEMM occurs) is chosen: exhaustively over the
+subsets of the candidates when they are few, else greedily with exchange steps. The whole-model
+time differs from that sum by terms that do not depend on the tiles (one launch, a
+reconfiguration per layer), so this minimises the modelled whole-model time over the candidates.
+Because every subset of one candidate is searched, the choice is never worse than any single
+candidate shared by every layer. Deterministic: ties keep the earlier candidate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+from codesign.boards import Board
+from codesign.cost.tiles import SOLVER_TIME_LIMIT, search_tile, tile_estimate
+from codesign.cost.workload import GemmWorkload, TemporalConfig
+from codesign.errors import FitError
+from codesign.ir.plan import Tile
+
+#: Default largest number of GEMM kernel tile variants per dtype in one compiled graph.
+MAX_VARIANTS = 2
+#: Largest number of subsets searched exhaustively; beyond it, greedy with exchange steps.
+EXHAUSTIVE_SUBSETS = 20_000
+
+
+@dataclass(frozen=True)
+class VariantChoice:
+    """The variants (dtype, tile) chosen, and the tile each distinct workload runs with.
+
+    ``time_s``: the modelled sum over the model's GEMMs (occurrences counted) of their time on
+    their variant, as each per-launch estimate gives it; ``own_time_s`` the same with every GEMM
+    on its own best tile (a lower bound of ``time_s``). ``exhaustive``: every subset was searched.
+    """
+
+    variants: tuple[tuple[str, Tile], ...]
+    tiles: dict[GemmWorkload, Tile]
+    time_s: float
+    own_time_s: float
+    candidates: int
+    exhaustive: bool
+
+    def tile_for(self, w: GemmWorkload) -> Tile:
+        return self.tiles[w]
+
+
+def config_for(board: Board, chains: int, cascade: int, tile: Tile) -> TemporalConfig:
+    """The block and tile as the scheduler configures them (the board's widest PLIO)."""
+    return TemporalConfig(
+        chains, cascade, tile.m, tile.k, tile.n, plio_bits=max(board.plio.widths_bits)
+    )
+
+
+def variant_time(board: Board, w: GemmWorkload, chains: int, cascade: int, tile: Tile) -> float:
+    """Modelled time of ``w`` on the variant ``tile`` (inf when no dataflow fits)."""
+    est = tile_estimate(board, w, config_for(board, chains, cascade, tile))
+    return math.inf if est is None else est.time_s
+
+
+def _cover(cost: list[list[float]], counts: list[int], subset: Sequence[int]) -> float:
+    return sum(n * min(row[j] for j in subset) for row, n in zip(cost, counts, strict=True))
+
+
+def _best_subset(
+    cost: list[list[float]], counts: list[int], v: int
+) -> tuple[tuple[int, ...], bool]:
+    """Indices of at most ``v`` candidates minimising the weighted cover cost."""
+    n = len(cost[0]) if cost else 0
+    if n <= v:
+        return tuple(range(n)), True
+    total = sum(math.comb(n, r) for r in range(1, v + 1))
+    if total <= EXHAUSTIVE_SUBSETS:
+        best, best_t = (), math.inf
+        for r in range(1, v + 1):
+            for sub in combinations(range(n), r):
+                t = _cover(cost, counts, sub)
+                if t < best_t:
+                    best, best_t = sub, t
+        return best, True
+    # greedy: the candidate that lowers the cover most, then exchanges until none helps
+    chosen: list[int] = []
+    for _ in range(v):
+        pick = min(
+            (j for j in range(n) if j not in chosen),
+            key=lambda j: (_cover(cost, counts, [*chosen, j]), j),
+        )
+        chosen.append(pick)
+    improved = True
+    while improved:
+        improved = False
+        base = _cover(cost, counts, chosen)
+        for i in range(len(chosen)):
+            for j in range(n):
+                if j in chosen:
+                    continue
+                trial = chosen[:i] + [j] + chosen[i + 1 :]
+                if _cover(cost, counts, trial) < base * (1 - 1e-12):
+                    chosen, base, improved = trial, _cover(cost, counts, trial), True
+    return tuple(sorted(chosen)), False
+
+
+def choose_variants(
+    board: Board,
+    workloads: Sequence[GemmWorkload],
+    chains: int,
+    cascade: int,
+    *,
+    max_variants: int = MAX_VARIANTS,
+    time_limit_s: float = SOLVER_TIME_LIMIT,
+) -> VariantChoice:
+    """At most ``max_variants`` tiles per dtype for the model's GEMMs ``workloads`` (in order,
+    repeats counted) on a ``chains x cascade`` block, chosen by the cost model.
+
+    Raises :class:`FitError` when a GEMM fits no tile (as the scheduler would), and
+    :class:`ValueError` for ``max_variants`` < 1."""
+    if max_variants < 1:
+        raise ValueError(f"max_variants must be at least 1, not {max_variants}")
+    counts: dict[GemmWorkload, int] = {}
+    for w in workloads:
+        counts[w] = counts.get(w, 0) + 1
+    own: dict[GemmWorkload, Tile] = {}
+    own_time: dict[GemmWorkload, float] = {}
+    plio_bits = max(board.plio.widths_bits)
+    for w in counts:
+        est = search_tile(
+            board, w, chains, cascade, plio_bits=plio_bits, time_limit_s=time_limit_s
+        ).estimate
+        own[w] = Tile(est.config.tile_m, est.config.tile_k, est.config.tile_n)
+        own_time[w] = est.time_s
+    variants: list[tuple[str, Tile]] = []
+    tiles: dict[GemmWorkload, Tile] = {}
+    total = 0.0
+    exhaustive = True
+    n_candidates = 0
+    for dtype in dict.fromkeys(w.dtype for w in counts):
+        ws = [w for w in counts if w.dtype == dtype]
+        cands = list(dict.fromkeys(own[w] for w in ws))
+        n_candidates += len(cands)
+        cost = [
+            [
+                own_time[w] if t == own[w] else variant_time(board, w, chains, cascade, t)
+                for t in cands
+            ]
+            for w in ws
+        ]
+        n = [counts[w] for w in ws]
+        sub, ex = _best_subset(cost, n, max_variants)
+        exhaustive &= ex
+        for w, row in zip(ws, cost, strict=True):
+            j = min(sub, key=lambda j: (row[j], j))
+            if math.isinf(row[j]):
+                raise FitError(f"GEMM {w.label()} fits none of the kernel tile variants chosen")
+            tiles[w] = cands[j]
+        used = [j for j in sub if any(tiles[w] == cands[j] for w in ws)]
+        variants += [(dtype, cands[j]) for j in used]
+        total += _cover(cost, n, used)
+    return VariantChoice(
+        variants=tuple(variants),
+        tiles=tiles,
+        time_s=total,
+        own_time_s=sum(own_time[w] * counts[w] for w in counts),
+        candidates=n_candidates,
+        exhaustive=exhaustive,
+    )
