@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from codesign.errors import ModelError, UnsupportedError
 from codesign.ir.graph import Gemm, KernelGraph, Reshape, Vector
+from codesign.ir.host import Host
 from codesign.passes.base import Pass, run_passes
 from codesign.passes.epilogue import FoldEpilogue
 from codesign.passes.float import FloatGemm
@@ -18,7 +19,18 @@ from codesign.passes.fold import FoldConstants, Prune
 from codesign.passes.primitives import LowerPrimitives
 from codesign.passes.quant import QuantGemm
 
-HARDWARE_OPS = (Gemm, Vector, Reshape)
+HARDWARE_OPS = (Gemm, Vector, Reshape, Host)
+
+
+class UnmappedOpsError(UnsupportedError):
+    """Primitive ops the passes could not map to the hardware; ``ops`` names every one of them
+    (KernelGraph op names: the ONNX node's name, or ``node/part`` for a part of one), so the
+    compile can place their ONNX nodes on the Host and lower again."""
+
+    def __init__(self, message: str, ops: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.ops = ops
+
 
 #: The passes :func:`to_hardware` runs, in order.
 PIPELINE: tuple[Pass, ...] = (
@@ -40,7 +52,10 @@ def to_hardware(
     debug: bool = False,
     passes: tuple[Pass, ...] = PIPELINE,
 ) -> KernelGraph:
-    """Rewrite a primitive KernelGraph into hardware ops (Gemm, Vector, Reshape), in place.
+    """Rewrite a primitive KernelGraph into hardware ops (Gemm, Vector, Reshape, and the Host
+    partitions the frontend made), in place.
+
+    Primitive ops left over raise :class:`UnmappedOpsError` naming every one of them.
 
     A rule that finds the model's values unusable raises :class:`ModelError`; its message gets
     ``source`` (the model file) in front. With ``debug``, the graph is validated after every
@@ -50,12 +65,15 @@ def to_hardware(
         run_passes(kg, passes, debug=debug)
     except ModelError as e:
         raise type(e)(f"{source}: {e}") from None
-    for op in kg.ops:
-        if not isinstance(op, HARDWARE_OPS):
-            raise UnsupportedError(
-                f"{source}: node {op.name!r} ({type(op).__name__}) could not be mapped to the "
-                "hardware: its weight must be a constant of a supported integer or float type"
-            )
+    unmapped = [op for op in kg.ops if not isinstance(op, HARDWARE_OPS)]
+    if unmapped:
+        op = unmapped[0]
+        more = f" (and {len(unmapped) - 1} more)" if len(unmapped) > 1 else ""
+        raise UnmappedOpsError(
+            f"{source}: node {op.name!r} ({type(op).__name__}){more} could not be mapped to the "
+            "hardware: its weight must be a constant of a supported integer or float type",
+            tuple(o.name for o in unmapped),
+        )
     for t in kg.outputs:
         if kg.is_const(t):
             raise UnsupportedError(
