@@ -20,6 +20,7 @@ from codesign.boards import DEFAULT_BOARD
 from codesign.cli_check import check
 from codesign.cli_errors import error_line, one_line, os_error_line, safe_data, safe_text
 from codesign.cli_estimate import estimate
+from codesign.cli_inspect import inspect
 from codesign.errors import CodesignError, FidelityError, OptionError
 from codesign.rtl.cli import verify
 
@@ -404,6 +405,7 @@ def _show(v) -> str:
 
 main_group.add_command(estimate)
 main_group.add_command(check)  # codesign check BUILD (codesign/cli_check.py)
+main_group.add_command(inspect)  # codesign inspect MODEL (codesign/cli_inspect.py)
 main_group.add_command(verify)
 
 

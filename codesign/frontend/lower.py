@@ -90,6 +90,13 @@ class _Lowering:
                     "fix the graph inputs with --shape"
                 )
             dims.append(d)
+        if 0 in dims:
+            # legal ONNX, but the accelerator moves no empty tensors: the node goes to the Host
+            # (constants, which fold away or become Host initializers, never come here)
+            raise UnsupportedError(
+                f"{self.where()}: tensor {v.name!r} is empty (shape {dims}); "
+                "the accelerator does not take empty tensors"
+            )
         check_dims(dims, f"{self.where()}: tensor {v.name!r}")
         return TensorType(tuple(dims), dtype)
 
@@ -142,7 +149,19 @@ class _Lowering:
             if v.name not in g.initializers:
                 self.declare(v)
         for v in g.initializers.values():
-            self.add_const(v)
+            try:
+                self.add_const(v)
+            except ModelError as e:
+                if not self.keep_going:
+                    raise
+                # inspect: the node that reads the bad constant is refused (its own lowering
+                # says so again); the value is kept so the rest of the graph still lowers
+                if self._node is not None:
+                    self.refused[self.host.label(self._node)] = self._reason(e)
+                self._node = None
+                arr = np.asarray(v.const_value.numpy())
+                self.kg.constants[v.name] = arr
+                self.kg.types[v.name] = TensorType(tuple(arr.shape), _dtype_of(arr, v, self.source))
         for node in g:
             self._node = node
             self.lower(node)

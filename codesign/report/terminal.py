@@ -123,6 +123,9 @@ def render_terminal(
     con.print(t)
     if not wide:
         con.print("[dim](block, tile, dataflow, cycles, DDR and power per layer: --wide)[/dim]")
+    from codesign.report.placement import render_placement
+
+    render_placement(report, con)
     u = make_table(
         f"utilisation against {report['board']['name']}", ("resource", "used", "available", "%")
     )

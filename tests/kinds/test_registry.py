@@ -52,7 +52,7 @@ def counted_kinds():
 
 def test_every_kind_through_every_registry(counted_kinds, tmp_path) -> None:
     originals, calls = counted_kinds
-    for make in (models.ffn_block, models.float_mlp_reshape):
+    for make in (models.ffn_block, models.float_mlp_reshape, models.unsupported_op_model):
         build = codesign.compile(make(tmp_path / f"{make.__name__}.onnx"), synth=False)
         outputs = build.simulate()
         build.report()
