@@ -259,7 +259,8 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
         host = placed.host_nodes()
         raise UnsupportedError(
             f"{path}: --strict: {len(host)} node(s) would run on the Host (ARM, onnxruntime), "
-            f"not the accelerator: {summary(host)}; see `codesign inspect {path.name}`"
+            f"not the accelerator: {summary(host)} ({host[0].name!r}: {host[0].reason}); "
+            f"see `codesign inspect {path.name}`"
         )
     for rewrite in passes:
         rewrite(kg)

@@ -7,9 +7,9 @@ the node's reason), or when the pass pipeline could not map it and the compile a
 the node forced onto the Host. A :class:`~codesign.errors.ModelError` stays an error.
 
 Partitioning is one walk in the model's topological order. Host nodes gather in a *pending*
-group; the group is closed ("flushed") when a node the accelerator takes reads one of its
-values, or at the end. A flush emits one :class:`~codesign.ir.host.Host` op per connected
-component of the group, at that point of the KernelGraph, so every input of a partition is a
+group of connected components; a component is closed ("flushed") when a node the accelerator
+takes reads one of its values, and the rest at the end. A flush emits one
+:class:`~codesign.ir.host.Host` op per component, at that point of the KernelGraph, so every input of a partition is a
 tensor defined before it (a graph input, an earlier op's output, or a constant, which goes into
 the partition as an initializer). A partition's outputs are its values read outside it; they
 must be tensors the accelerator can carry (a KernelGraph dtype, static non-empty shape). If
@@ -31,6 +31,7 @@ import onnx
 import onnx_ir as ir
 
 from codesign.errors import CodesignError, ModelError
+from codesign.ir.graph import Op
 from codesign.ir.host import Host
 
 if TYPE_CHECKING:
@@ -76,25 +77,42 @@ class HostPartitioner:
 
     # -- the decision for a node the accelerator could take ----------------------------------------
 
-    def before_lowering(self, node: ir.Node) -> str | None:
-        """Called before lowering ``node``: None when it may be lowered (the pending group it
-        reads from, if any, has been flushed), else why it must join the Host group."""
+    def before_lowering(self, node: ir.Node) -> tuple[str | None, list[list[ir.Node]]]:
+        """Called before lowering ``node``: ``(reason, [])`` when it must join the Host group,
+        else ``(None, components)``, the pending partitions it reads from. The caller declares
+        their outputs (:meth:`declare_outputs`), lowers the node and, if that succeeds, closes
+        them in front of the node's ops (:meth:`flush`); if the lowering refuses the node, it
+        joins them instead (a partition is not cut where a refused node would rejoin it)."""
         reads = [v for v in _all_inputs(node, self.graph) if v.name in self.pending_values]
         if not reads:
-            return None
+            return None, []
         for v in reads:
             why = self.undeclarable(v)
             if why:
-                return f"it reads {v.name!r} from a Host partition, {why}"
-        for v in self.group_outputs(self.pending):
+                return f"it reads {v.name!r} from a Host partition, {why}", []
+        # only the partitions the node reads from close; the others stay open to grow
+        names = {v.name for v in reads}
+        needed = [
+            c
+            for c in _components(self.pending, self.graph)
+            if any(v is not None and v.name in names for n in c for v in n.outputs)
+        ]
+        for v in self.group_outputs([n for c in needed for n in c]):
             why = self.undeclarable(v)
             if why:
                 return (
                     f"it reads a Host partition that also hands out {v.name!r}, {why}, so the "
                     "partition stays open"
-                )
-        self.flush()
-        return None
+                ), []
+        return None, needed
+
+    def declare_outputs(self, components: list[list[ir.Node]]) -> None:
+        """Give the outputs of ``components`` their KernelGraph types (before they close)."""
+        saved = self.lw._node
+        for v in self.group_outputs([n for c in components for n in c]):
+            self.lw._node = v.producer()
+            self.lw.declare(v)
+        self.lw._node = saved
 
     def undeclarable(self, v: ir.Value) -> str | None:
         """Why the accelerator cannot carry tensor ``v`` (None: it can)."""
@@ -138,14 +156,24 @@ class HostPartitioner:
     def top(self, node: ir.Node) -> ir.Node:
         return self.owner.get(id(node), node)
 
-    def flush(self) -> None:
-        """Emit the pending group as Host ops, one per connected component, in order."""
-        group, self.pending = self.pending, []
-        self.pending_ids, self.pending_values = set(), set()
-        for component in _components(group, self.graph):
-            self._emit(component)
+    def flush(
+        self, components: list[list[ir.Node]] | None = None, before: Op | None = None
+    ) -> None:
+        """Emit ``components`` of the pending group (default: all of it) as Host ops, one per
+        connected component, in order, at the end of the KernelGraph or in front of op
+        ``before``; the rest stays pending."""
+        if components is None:
+            components = _components(self.pending, self.graph)
+        gone = {id(n) for c in components for n in c}
+        self.pending = [n for n in self.pending if id(n) not in gone]
+        self.pending_ids = {id(n) for n in self.pending}
+        self.pending_values = {
+            v.name for n in self.pending for v in n.outputs if v is not None and v.name
+        }
+        for component in components:
+            self._emit(component, before)
 
-    def _emit(self, nodes: list[ir.Node]) -> None:
+    def _emit(self, nodes: list[ir.Node], before: Op | None = None) -> None:
         lw, kg = self.lw, self.lw.kg
         made = {v.name for n in nodes for v in n.outputs if v is not None and v.name}
         inputs: dict[str, ir.Value] = {}
@@ -166,7 +194,7 @@ class HostPartitioner:
         feeds = [v for v in inputs.values() if v.name not in kg.constants]
         consts = [v for v in inputs.values() if v.name in kg.constants]
         model = self._submodel(name, nodes, feeds, consts, outputs, made)
-        kg.append(
+        host = (
             Host(
                 name,
                 tuple(v.name for v in feeds),
@@ -176,8 +204,12 @@ class HostPartitioner:
                 reasons=tuple(self.reasons[id(n)] for n in nodes),
                 model=model,
                 flops=sum(node_flops(n) for n in nodes),
-            )
+            ),
         )
+        if before is None:
+            kg.append(host[0])
+        else:
+            kg.insert_before(before, host)
 
     def _submodel(
         self,

@@ -190,13 +190,15 @@ class _Lowering:
                 # QLinearAdd, ...): its QDQ format expresses the same model in standard ops
                 hint = "; quantize with onnxruntime's quant_format=QuantFormat.QDQ instead"
             reason = f"op {op_label(node)} is not supported by the accelerator{hint}"
+        closing: list = []
         if reason is None:
-            reason = self.host.before_lowering(node)
+            reason, closing = self.host.before_lowering(node)
         if reason is not None:
             self.host.add(node, reason)
             return
         mark = (self.kg.num_ops(), len(self.kg.types), len(self.kg.constants))
         try:
+            self.host.declare_outputs(closing)  # the Host partitions the node reads
             if node.op_type != "Constant":
                 for v in node.inputs:
                     if v is not None and v.name not in self.kg.types:
@@ -215,6 +217,10 @@ class _Lowering:
             self._take_back(mark)
             self.refused[self.host.label(node)] = self._reason(e)
             self.host.add(node, self._reason(e))
+        else:
+            if closing:  # the partitions it reads close in front of its ops
+                first = self.kg.ops[mark[0]] if self.kg.num_ops() > mark[0] else None
+                self.host.flush(closing, before=first)
 
     def _take_back(self, mark: tuple[int, int, int]) -> None:
         """Undo what a refused lowering emitted: ops, tensor types and constants added since

@@ -254,9 +254,11 @@ def test_static_qdq_16bit_options(
         if _ort_allows(a, w)
     ],
 )
-def test_static_qoperator_is_refused_naming_qdq(
+def test_static_qoperator_runs_on_the_host_and_strict_names_qdq(
     use_gemm, per_channel, activation, weight, tmp_path: Path
 ) -> None:
+    """QOperator ops (com.microsoft QGemm, QLinearAdd, ...) have no lowering: they run in Host
+    partitions and match onnxruntime; --strict refuses them naming the QDQ format."""
     model = models.qdq_mlp(
         tmp_path / "m.onnx",
         DIMS,
@@ -268,8 +270,13 @@ def test_static_qoperator_is_refused_naming_qdq(
         quant_format="QOperator",
     )
     got = _run(model, tmp_path)
-    assert isinstance(got, str), "QOperator MLPs use com.microsoft ops (QGemm, QLinearAdd)"
-    _assert_refusal(got, "QuantFormat.QDQ")
+    assert not isinstance(got, str), got
+    plan, _, _, results = got
+    assert any(layer.kind == "host" for layer in plan.layers)
+    assert results and all(r.passed for r in results), results
+    with pytest.raises(CodesignError) as e:
+        compile_model(model, tmp_path / "strict", CompileOptions(synth=False, strict=True))
+    _assert_refusal(str(e.value), "QuantFormat.QDQ")
 
 
 @pytest.mark.parametrize(
