@@ -184,6 +184,24 @@ def test_com_microsoft_ops_keep_their_opset(tmp_path: Path) -> None:
     _check_fidelity(model, tmp_path)
 
 
+def test_ops_the_passes_cannot_map_go_to_the_host(tmp_path: Path) -> None:
+    """An int32 MatMul lowers to a primitive MatMul that no pass maps (no AIE mode multiplies
+    int32): the compile places its node on the Host and lowers again."""
+    w = numpy_helper.from_array(np.arange(32, dtype=np.int32).reshape(8, 4) - 10, "w")
+    nodes = [
+        helper.make_node("Cast", ["x"], ["xi"], name="cast", to=TensorProto.INT32),
+        helper.make_node("MatMul", ["xi", "w"], ["yi"], name="imm"),
+        helper.make_node("Cast", ["yi"], ["y"], name="cast2", to=TensorProto.FLOAT),
+    ]
+    model = _save(tmp_path / "m.onnx", nodes, [_vi("x", (4, 8))], [_vi("y", (4, 4))], [w])
+    assert _host_ops(model) == []  # the lowering alone takes the MatMul
+    plan = _check_fidelity(model, tmp_path)
+    (layer,) = [layer for layer in plan.layers if layer.kind == "host"]
+    assert layer.nodes == ("imm",) and "passes" in layer.reasons[0]
+    with pytest.raises(UnsupportedError, match="'imm'"):
+        codesign.compile(model, synth=False, strict=True)
+
+
 def test_model_errors_stay_errors(tmp_path: Path) -> None:
     """A lowering's ModelError (bad values) is not hidden on the Host."""
     nodes = [
