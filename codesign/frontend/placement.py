@@ -9,8 +9,8 @@ layer's numbers (a quantisation it cannot compute exactly) stays an error, as it
 change in the model.
 
 The result names, for every ONNX node, its unit: ``AIE``, ``PL`` (the plan-layer unit of the
-kind that runs it), ``Host``, ``view`` (a reshape, no work), ``folded`` (computed at compile time
-or fused into a neighbouring layer) or, for ``codesign inspect`` only (``keep_going``),
+kind that runs it, or of the layer it is fused into, found by the tensor that layer computes),
+``Host``, ``view`` (a reshape, no work), ``folded`` (computed at compile time) or, for ``codesign inspect`` only (``keep_going``),
 ``refused`` with the reason.
 """
 
@@ -138,20 +138,22 @@ def _nodes(
     refused = lw.refused if refused is None else refused
     host: dict[str, str] = {}
     units: dict[str, list[str]] = {}
+    made: dict[str, str] = {}  # tensor -> unit of the hardware op that computes it
     ops = kg.ops if kg is not None else lw.kg.ops
     for op in ops:
         if isinstance(op, Host):
             for n, r in zip(op.nodes, op.reasons, strict=True):
                 host[n] = r
             continue
-        owner = _owner(lw, op.name)
-        if owner is None or kg is None:
+        if kg is None:
             continue
         try:
             unit = _UNITS.get(registry.for_op(op).layer.unit, "AIE")
         except LookupError:
             unit = "PL"
-        if unit not in units.setdefault(owner, []):
+        made.update(dict.fromkeys(op.outputs, unit))
+        owner = _owner(lw, op.name)
+        if owner is not None and unit not in units.setdefault(owner, []):
             units[owner].append(unit)
     out = []
     for node in lw.model.graph:
@@ -168,7 +170,10 @@ def _nodes(
             work = [u for u in us if u != "view"] or us
             out.append(NodePlacement(label, op, "+".join(work)))
         else:
-            out.append(NodePlacement(label, op, "folded"))
+            # fused into a layer that computes its output (a bias Add, a requantising Q
+            # folded into a GEMM), else folded at compile time (a weight's DequantizeLinear)
+            fused = [made[v.name] for v in node.outputs if v is not None and v.name in made]
+            out.append(NodePlacement(label, op, fused[0] if fused else "folded"))
     return out
 
 
