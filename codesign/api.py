@@ -187,6 +187,7 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
     synth: bool = True,
     passes: Sequence[Callable[[KernelGraph], bool]] = (),
     debug: bool = False,
+    strict: bool = False,
 ) -> Build:
     """Compile ``model`` (an ONNX file path or an ``onnx.ModelProto``) for ``board`` in memory.
 
@@ -199,6 +200,8 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
     ModelProto must carry its tensors inline or with external data relative to the current
     directory; its build names it ``model.onnx``. ``debug`` validates the KernelGraph after
     every pass of the pipeline, naming the pass that broke it (``codesign --debug compile``).
+    Nodes the accelerator does not take run in Host partitions (onnxruntime on the board's ARM
+    cores); ``strict`` refuses them instead (UnsupportedError naming the nodes, ``--strict``).
 
     Raises the :class:`~codesign.errors.CodesignError` subclasses the CLI prints: ModelError
     and UnsupportedError for the model, OptionError, BoardError, FitError.
@@ -207,11 +210,10 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
     from codesign.codegen.build import CompileOptions, check_options
     from codesign.frontend import (
         MAX_MODEL_BYTES,
-        import_model,
+        place_model,
         read_model_bytes,
         reference_copy,
     )
-    from codesign.passes.pipeline import to_hardware
     from codesign.schedulers.planner import plan as make_plan
     from codesign.schedulers.tempus import check_block
 
@@ -248,9 +250,18 @@ def compile(  # noqa: A001  (the API's name, as in the issue: codesign.compile)
     # external data is read once (no-follow, one handle per file), into the self-contained copy;
     # the plan is made from that same copy, so the build's model.onnx and its weights agree
     reference = reference_copy(path, data, options.max_model_bytes)
-    kg = import_model(path, options.shapes, options.max_model_bytes, reference)
-    progress.stage("lowering to hardware kinds")
-    to_hardware(kg, source=str(path), debug=debug)
+    placed = place_model(path, options.shapes, options.max_model_bytes, reference, debug=debug)
+    kg = placed.kg
+    if strict and placed.host_nodes():
+        from codesign.errors import UnsupportedError
+        from codesign.frontend.placement import summary
+
+        host = placed.host_nodes()
+        raise UnsupportedError(
+            f"{path}: --strict: {len(host)} node(s) would run on the Host (ARM, onnxruntime), "
+            f"not the accelerator: {summary(host)} ({host[0].name!r}: {host[0].reason}); "
+            f"see `codesign inspect {path.name}`"
+        )
     for rewrite in passes:
         rewrite(kg)
     if passes:

@@ -20,6 +20,7 @@ from codesign.boards import DEFAULT_BOARD
 from codesign.cli_check import check
 from codesign.cli_errors import error_line, one_line, os_error_line, safe_data, safe_text
 from codesign.cli_estimate import estimate
+from codesign.cli_inspect import inspect
 from codesign.cli_prune import prune
 from codesign.errors import CodesignError, FidelityError, OptionError
 from codesign.rtl.cli import verify
@@ -85,6 +86,11 @@ def main_group(ctx: click.Context, debug: bool) -> None:
     metavar="SIZE",
     help="Largest model file plus external data, e.g. 500M (at most 2G).",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse the model if any node would run on the Host (ARM) instead of the AIE/PL.",
+)
 def compile_cmd(
     model: Path,
     board: str,
@@ -95,6 +101,7 @@ def compile_cmd(
     no_synth: bool,
     solver_time_limit: float,
     max_model_size: str,
+    strict: bool,
 ) -> None:
     """Compile MODEL (ONNX) for a board into a build directory."""
     from codesign import api
@@ -124,6 +131,7 @@ def compile_cmd(
             max_model_bytes=max_bytes,
             synth=not no_synth,
             debug=bool((click.get_current_context().find_root().obj or {}).get("debug")),
+            strict=strict,
         )
         build.save(out, force=force)
     _warn_without_yosys(out)
@@ -143,6 +151,14 @@ def compile_cmd(
     )
     for a in report.get("advice", []):
         console.print(f"[yellow]advice:[/] {safe_text(a)}")
+    host = [layer for layer in plan.layers if layer.unit == "host"]
+    if host:
+        count = sum(len(getattr(layer, "nodes", ())) for layer in host)
+        console.print(
+            f"[yellow]host:[/] {count} node(s) run on the ARM cores in {len(host)} Host "
+            f"partition(s) (onnxruntime); `codesign inspect {safe_text(model)}` lists them, "
+            "--strict refuses them"
+        )
     for g in plan.gemms():
         if g.schedule.solver.fallback:
             console.print(
@@ -397,6 +413,7 @@ def _show(v) -> str:
 main_group.add_command(estimate)
 main_group.add_command(check)  # codesign check BUILD (codesign/cli_check.py)
 main_group.add_command(prune)  # codesign prune MODEL (codesign/cli_prune.py)
+main_group.add_command(inspect)  # codesign inspect MODEL (codesign/cli_inspect.py)
 main_group.add_command(verify)
 
 

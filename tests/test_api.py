@@ -97,8 +97,8 @@ def test_errors_are_the_cli_classes(tmp_path) -> None:
     model = models.float_mlp(tmp_path / "m.onnx")
     with pytest.raises(OptionError, match="block"):
         codesign.compile(model, block="2y8")
-    with pytest.raises(UnsupportedError):
-        codesign.compile(models.unsupported_op_model(tmp_path / "u.onnx"))
+    with pytest.raises(UnsupportedError, match="--strict"):
+        codesign.compile(models.unsupported_op_model(tmp_path / "u.onnx"), strict=True)
     with pytest.raises(OptionError, match="path or an onnx.ModelProto"):
         codesign.compile(42)
     with pytest.raises(BuildError, match="not a codesign build"):

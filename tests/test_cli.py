@@ -93,7 +93,7 @@ def test_fidelity_failure_exits_3(cli, qdq_model: Path, tmp_path: Path) -> None:
         ),
         (
             lambda d: models.unsupported_op_model(d / "u.onnx"),
-            (),
+            ("--strict",),
             (models.UNSUPPORTED_OP_TYPE, repr(models.UNSUPPORTED_NODE_NAME)),
         ),
         (

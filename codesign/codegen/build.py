@@ -71,6 +71,9 @@ class CompileOptions:
     max_model_bytes: int = MAX_MODEL_BYTES
     #: run yosys on the RTL blocks (cached by parameters) for the report's PL figures
     synth: bool = True
+    #: refuse a model with Host partitions (``--strict``); a build never has one then, so the
+    #: option is not recorded in the manifest
+    strict: bool = False
 
 
 def compile_model(
@@ -108,6 +111,7 @@ def compile_model(
             max_model_bytes=options.max_model_bytes,
             synth=options.synth,
             debug=debug,
+            strict=options.strict,
         )
         build.save(out, force=options.force)
     return build.plan

@@ -13,6 +13,7 @@ import onnx_ir as ir
 
 from codesign.errors import ModelError, UnsupportedError
 from codesign.frontend import lower_attention, lower_nonlinear, lowerings
+from codesign.frontend.host import HostPartitioner, op_label
 from codesign.frontend.lowerings import lowering
 from codesign.frontend.validate import check_dims, check_reshape_target
 from codesign.ir.graph import (
@@ -46,8 +47,19 @@ _ELEMENTWISE = {"Add": "add", "Sub": "sub", "Mul": "mul", "Relu": "relu", "Cast"
 
 
 class _Lowering:
-    def __init__(self, model: onnx.ModelProto, source: str) -> None:
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        source: str,
+        host_nodes: frozenset[str] = frozenset(),
+        keep_going: bool = False,
+    ) -> None:
         self.source = source
+        #: with ``keep_going`` (``codesign inspect``), a node whose lowering raises ModelError
+        #: is recorded in :attr:`refused` (label -> message) and handed to the Host, so every
+        #: blocker is found in one run
+        self.keep_going = keep_going
+        self.refused: dict[str, str] = {}
         self.model = ir.serde.deserialize_model(model)
         g = self.model.graph
         self.kg = KernelGraph(
@@ -56,6 +68,7 @@ class _Lowering:
         )
         self._node: ir.Node | None = None
         self.kg.reserved.update(_all_names(model.graph))
+        self.host = HostPartitioner(self, host_nodes)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -80,6 +93,13 @@ class _Lowering:
                     "fix the graph inputs with --shape"
                 )
             dims.append(d)
+        if 0 in dims:
+            # legal ONNX, but the accelerator moves no empty tensors: the node goes to the Host
+            # (constants, which fold away or become Host initializers, never come here)
+            raise UnsupportedError(
+                f"{self.where()}: tensor {v.name!r} is empty (shape {dims}); "
+                "the accelerator does not take empty tensors"
+            )
         check_dims(dims, f"{self.where()}: tensor {v.name!r}")
         return TensorType(tuple(dims), dtype)
 
@@ -139,11 +159,24 @@ class _Lowering:
                     )
                 self.declare(v)
         for v in g.initializers.values():
-            self.add_const(v)
+            try:
+                self.add_const(v)
+            except ModelError as e:
+                if not self.keep_going:
+                    raise
+                # inspect: the node that reads the bad constant is refused (its own lowering
+                # says so again); the value is kept so the rest of the graph still lowers
+                if self._node is not None:
+                    self.refused[self.host.label(self._node)] = self._reason(e)
+                self._node = None
+                arr = np.asarray(v.const_value.numpy())
+                self.kg.constants[v.name] = arr
+                self.kg.types[v.name] = TensorType(tuple(arr.shape), _dtype_of(arr, v, self.source))
         for node in g:
             self._node = node
             self.lower(node)
         self._node = None
+        self.host.flush()
         for v in g.outputs:
             self.declare(v)
             if v.name in self.kg.constants:
@@ -154,29 +187,65 @@ class _Lowering:
         return self.kg
 
     def lower(self, node: ir.Node) -> None:
+        """Lower ``node`` to primitive ops, or hand it to the Host partitioner: when no lowering
+        is registered for it, when its lowering raises UnsupportedError (that message is the
+        reason; what the lowering emitted is taken back), or when it must stay beside a Host
+        partition (see :mod:`codesign.frontend.host`). ModelError stays an error."""
         fn = lowerings.find(node.domain, node.op_type)
-        if fn is None:
+        reason = self.host.forced_reason(node)
+        if reason is None and fn is None:
             hint = ""
             if node.domain == "com.microsoft" and node.op_type.startswith("Q"):
                 # what onnxruntime's quantizer writes in QuantFormat.QOperator (QGemm,
                 # QLinearAdd, ...): its QDQ format expresses the same model in standard ops
                 hint = "; quantize with onnxruntime's quant_format=QuantFormat.QDQ instead"
-            op = (
-                f"{node.domain}.{node.op_type}"
-                if node.domain not in ("", "ai.onnx")
-                else node.op_type
-            )
-            raise UnsupportedError(
-                f"{self.where()}: op {op} is not supported{hint}; "
-                f"supported ops are {', '.join(lowerings.supported())}"
-            )
-        if node.op_type != "Constant":
-            for v in node.inputs:
-                if v is not None and v.name not in self.kg.types:
-                    raise ModelError(f"{self.where()}: input {v.name!r} is not defined before use")
-            for v in node.outputs:
-                self.declare(v)
-        fn(self, node)
+            reason = f"op {op_label(node)} is not supported by the accelerator{hint}"
+        closing: list = []
+        if reason is None:
+            reason, closing = self.host.before_lowering(node)
+        if reason is not None:
+            self.host.add(node, reason)
+            return
+        mark = (self.kg.num_ops(), len(self.kg.types), len(self.kg.constants))
+        try:
+            self.host.declare_outputs(closing)  # the Host partitions the node reads
+            if node.op_type != "Constant":
+                for v in node.inputs:
+                    if v is not None and v.name not in self.kg.types:
+                        raise ModelError(
+                            f"{self.where()}: input {v.name!r} is not defined before use"
+                        )
+                for v in node.outputs:
+                    self.declare(v)
+            fn(self, node)
+        except UnsupportedError as e:
+            self._take_back(mark)
+            self.host.add(node, self._reason(e))
+        except ModelError as e:
+            if not self.keep_going:
+                raise
+            self._take_back(mark)
+            self.refused[self.host.label(node)] = self._reason(e)
+            self.host.add(node, self._reason(e))
+        else:
+            if closing:  # the partitions it reads close in front of its ops
+                first = self.kg.ops[mark[0]] if self.kg.num_ops() > mark[0] else None
+                self.host.flush(closing, before=first)
+
+    def _take_back(self, mark: tuple[int, int, int]) -> None:
+        """Undo what a refused lowering emitted: ops, tensor types and constants added since
+        ``mark`` (dicts keep insertion order, so the new entries are the last ones)."""
+        n_ops, n_types, n_consts = mark
+        for op in self.kg.ops[n_ops:]:
+            self.kg.remove(op)
+        for d, n in ((self.kg.types, n_types), (self.kg.constants, n_consts)):
+            for key in list(d)[n:]:
+                del d[key]
+
+    def _reason(self, e: Exception) -> str:
+        text = str(e)
+        head = f"{self.where()}: "
+        return text[len(head) :] if text.startswith(head) else text
 
 
 def _all_names(g: onnx.GraphProto) -> set[str]:
@@ -614,9 +683,14 @@ for _op_type, _fn in {
 from codesign.frontend import lower_nbits, lower_qoperator  # noqa: E402, F401
 
 
-def lower_model(model: onnx.ModelProto, source: str = "model") -> KernelGraph:
-    """Lower ``model`` (checked and shape-inferred by :func:`load_model`) to primitive ops.
+def lower_model(
+    model: onnx.ModelProto, source: str = "model", host_nodes: frozenset[str] = frozenset()
+) -> KernelGraph:
+    """Lower ``model`` (checked and shape-inferred by :func:`load_model`) to primitive ops and
+    Host partitions (:class:`~codesign.ir.host.Host`, see :mod:`codesign.frontend.host`).
 
-    ``source`` names the model in error messages (usually the file path).
+    ``source`` names the model in error messages (usually the file path); ``host_nodes`` are
+    node labels (names, or ``<OpType #index>`` for unnamed nodes) to place on the Host whatever
+    their lowering (what the passes could not map, on a second try).
     """
-    return _Lowering(model, source).run()
+    return _Lowering(model, source, host_nodes).run()

@@ -110,13 +110,14 @@ def check_structure(model: onnx.ModelProto, path: Path) -> None:
                 f"{path}: graph {'input' if vi in g.input else 'output'} {vi.name!r} must "
                 f"declare a numeric element type, not {type_name(t.elem_type)}"
             )
-    for vi in [*g.input, *g.output, *g.value_info]:
+    io = len(g.input) + len(g.output)
+    for i, vi in enumerate([*g.input, *g.output, *g.value_info]):
         if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
             dims = [
                 d.dim_value if d.HasField("dim_value") else None
                 for d in vi.type.tensor_type.shape.dim
             ]
-            check_dims(dims, f"{path}: tensor {vi.name!r}")
+            check_dims(dims, f"{path}: tensor {vi.name!r}", allow_empty=i >= io)
     for t in g.initializer:
         check_tensor(t, f"{path}: initializer {t.name!r}")
     for n in g.node:
@@ -164,17 +165,20 @@ def _check_opsets(model: onnx.ModelProto, path: Path) -> None:
             )
 
 
-def check_dims(dims: list[int | None], where: str) -> int:
+def check_dims(dims: list[int | None], where: str, allow_empty: bool = False) -> int:
     """Check static dims (None for a dynamic one) against the limits; return the element count.
 
-    ``where`` starts the message, e.g. ``"model.onnx: tensor 'x'"``.
+    ``where`` starts the message, e.g. ``"model.onnx: tensor 'x'"``. With ``allow_empty`` a
+    dimension may be 0 (an empty tensor, legal ONNX: exporters write zero-length constants and
+    shape arguments); graph inputs and outputs are checked without it.
     """
     count = 1
+    low = 0 if allow_empty else 1
     for i, d in enumerate(dims):
         if d is None:
             continue
-        if not 1 <= d <= MAX_DIM:
-            raise ModelError(f"{where} dimension {i} must lie in 1..{MAX_DIM}, not {d}")
+        if not low <= d <= MAX_DIM:
+            raise ModelError(f"{where} dimension {i} must lie in {low}..{MAX_DIM}, not {d}")
         count *= d
     if count > MAX_ELEMENTS:
         raise ModelError(
@@ -191,8 +195,9 @@ def tensor_nbytes(t: TensorProto, count: int) -> int | None:
 
 
 def check_tensor(t: TensorProto, where: str) -> None:
-    """Check a TensorProto's dims, element type and (inline) data size before it is decoded."""
-    count = check_dims(list(t.dims), where)
+    """Check a TensorProto's dims, element type and (inline) data size before it is decoded
+    (an empty tensor, a 0 dimension, is legal: a constant or initializer may hold no values)."""
+    count = check_dims(list(t.dims), where, allow_empty=True)
     if t.data_type not in BITS and t.data_type != TensorProto.STRING:
         raise ModelError(f"{where} has an unknown element type ({type_name(t.data_type)})")
     if t.data_location == TensorProto.EXTERNAL:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from codesign.errors import ModelError, UnsupportedError
 from codesign.ir.graph import Gemm, KernelGraph, Reshape, Vector
+from codesign.ir.host import Host
 from codesign.ir.nonlinear import Nonlinear, RowNorm
 from codesign.kinds.batched_matmul import BatchedMatMul
 from codesign.kinds.transpose import Transpose
@@ -23,7 +24,18 @@ from codesign.passes.primitives import LowerPrimitives
 from codesign.passes.quant import QuantGemm
 from codesign.passes.shrink import ShrinkGemms
 
-HARDWARE_OPS = (Gemm, Vector, Reshape, Nonlinear, RowNorm, BatchedMatMul, Transpose)
+HARDWARE_OPS = (Gemm, Vector, Reshape, Nonlinear, RowNorm, BatchedMatMul, Transpose, Host)
+
+
+class UnmappedOpsError(UnsupportedError):
+    """Primitive ops the passes could not map to the hardware; ``ops`` names every one of them
+    (KernelGraph op names: the ONNX node's name, or ``node/part`` for a part of one), so the
+    compile can place their ONNX nodes on the Host and lower again."""
+
+    def __init__(self, message: str, ops: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.ops = ops
+
 
 #: The passes :func:`to_hardware` runs, in order.
 PIPELINE: tuple[Pass, ...] = (
@@ -53,7 +65,10 @@ def to_hardware(
     debug: bool = False,
     passes: tuple[Pass, ...] = PIPELINE,
 ) -> KernelGraph:
-    """Rewrite a primitive KernelGraph into hardware ops (Gemm, Vector, Reshape), in place.
+    """Rewrite a primitive KernelGraph into hardware ops (Gemm, Vector, Reshape, and the Host
+    partitions the frontend made), in place.
+
+    Primitive ops left over raise :class:`UnmappedOpsError` naming every one of them.
 
     A rule that finds the model's values unusable raises :class:`ModelError`; its message gets
     ``source`` (the model file) in front. With ``debug``, the graph is validated after every
@@ -63,13 +78,16 @@ def to_hardware(
         run_passes(kg, passes, debug=debug)
     except ModelError as e:
         raise type(e)(f"{source}: {e}") from None
-    for op in kg.ops:
-        # a kind registered beyond the three core ones (codesign.kinds) is a hardware op too
-        if not isinstance(op, HARDWARE_OPS) and not _registered(op):
-            raise UnsupportedError(
-                f"{source}: node {op.name!r} ({type(op).__name__}) could not be mapped to the "
-                "hardware: its weight must be a constant of a supported integer or float type"
-            )
+    # a kind registered beyond the core ones (codesign.kinds) is a hardware op too
+    unmapped = [op for op in kg.ops if not isinstance(op, HARDWARE_OPS) and not _registered(op)]
+    if unmapped:
+        op = unmapped[0]
+        more = f" (and {len(unmapped) - 1} more)" if len(unmapped) > 1 else ""
+        raise UnmappedOpsError(
+            f"{source}: node {op.name!r} ({type(op).__name__}){more} could not be mapped to the "
+            "hardware: its weight must be a constant of a supported integer or float type",
+            tuple(o.name for o in unmapped),
+        )
     for t in kg.outputs:
         if kg.is_const(t):
             raise UnsupportedError(

@@ -96,6 +96,9 @@ def plan_report(
     for entry in report["layers"]:
         entry.update(extra.get(entry["name"], {}))
     _mark_synthesis(report, plan, synthesized)
+    from codesign.report.placement import placement_entry
+
+    report["placement"] = placement_entry(plan, report["layers"])
     return report
 
 

@@ -198,6 +198,9 @@ def render_terminal(
         con.print("[dim](block, tile, dataflow, cycles, DDR and power per layer: --wide)[/dim]")
     render_sparsity(report, con)
     _render_modes(con, report["layers"])
+    from codesign.report.placement import render_placement
+
+    render_placement(report, con)
     u = make_table(
         f"utilisation against {report['board']['name']}", ("resource", "used", "available", "%")
     )

@@ -59,6 +59,7 @@ def test_every_kind_through_every_registry(counted_kinds, tmp_path) -> None:
         models.nbits_mlp,
         nonlinear_models.masked_norm_block,
         attention_core,
+        models.unsupported_op_model,
     ):
         build = codesign.compile(make(tmp_path / f"{make.__name__}.onnx"), synth=False)
         outputs = build.simulate()

@@ -520,7 +520,7 @@ def test_failed_compile_removes_the_parents_it_created(cli, tmp_path: Path) -> N
     bad = models.unsupported_op_model(tmp_path / "bad.onnx")
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "keep").write_text("x")
-    r = cli("compile", bad, "-o", tmp_path / "new" / "a" / "b" / "build")
+    r = cli("compile", bad, "-o", tmp_path / "new" / "a" / "b" / "build", "--strict")
     assert r.code == 2
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["keep"]
     from codesign.codegen import build as build_mod
