@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 
 from codesign.errors import ModelError, OptionError
 from codesign.fileio import open_in
+from codesign.frontend.canonical import canonicalize
 from codesign.frontend.validate import (
     MAX_DIM,
     check_dims,
@@ -97,12 +98,10 @@ def load_model(
         onnx.checker.check_model(model)
     except Exception as e:  # ValidationError, and whatever a hostile proto provokes
         raise ModelError(f"{p}: the ONNX checker rejected the model: {_short(e)}") from None
-    try:
-        model = onnx.shape_inference.infer_shapes(
-            model, check_type=True, strict_mode=True, data_prop=True
-        )
-    except Exception as e:  # onnx raises InferenceError and plain RuntimeErrors here
-        raise ModelError(f"{p}: shape inference failed: {_short(e)}") from None
+    model = _infer_shapes(model, p)
+    # exporter output -> one canonical form (folded, fused norms / GELUs, opset 23); the
+    # fused ops need value_info of their own, so shapes are inferred once more
+    model = _infer_shapes(canonicalize(model, str(p)), p, "after canonicalisation")
     for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
         shape = vi.type.tensor_type.shape
         if len(shape.dim) > MAX_RANK:
@@ -112,6 +111,50 @@ def load_model(
             )
         dims = [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
         check_dims(dims, f"{p}: tensor {vi.name!r} (inferred)")
+    return model
+
+
+#: Initializers with more raw bytes than this are hidden from shape inference (see
+#: :func:`_infer_shapes`): no shape computation reads a weight matrix's values.
+_INFER_SKIP_BYTES = 64 * 1024
+
+
+def _infer_shapes(model: onnx.ModelProto, p: Path, when: str = "") -> onnx.ModelProto:
+    """``model`` with onnx's strict, type-checked shape inference (with data propagation) in
+    its value_info; ModelError naming ``p`` if inference fails.
+
+    onnx's inference copies the whole model through protobuf (seconds for BERT-base's 440 MB).
+    The large initializers are therefore marked external (dims and type kept, bytes set aside)
+    while it runs, and restored after; the inferred value_info and output types are copied into
+    ``model``, which is returned.
+    """
+    hidden: list[tuple[onnx.TensorProto, bytes]] = []
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.DEFAULT and len(t.raw_data) > _INFER_SKIP_BYTES:
+            hidden.append((t, t.raw_data))
+            t.ClearField("raw_data")
+            t.data_location = onnx.TensorProto.EXTERNAL
+            entry = t.external_data.add()
+            entry.key, entry.value = "location", "codesign-shape-inference-placeholder"
+    try:
+        inferred = onnx.shape_inference.infer_shapes(
+            model, check_type=True, strict_mode=True, data_prop=True
+        )
+    except Exception as e:  # onnx raises InferenceError and plain RuntimeErrors here
+        where = f" {when}" if when else ""
+        raise ModelError(f"{p}: shape inference{where} failed: {_short(e)}") from None
+    finally:
+        for t, raw in hidden:
+            del t.external_data[:]
+            t.data_location = onnx.TensorProto.DEFAULT
+            t.raw_data = raw
+    if not hidden:
+        return inferred
+    g = model.graph
+    del g.value_info[:]
+    g.value_info.extend(inferred.graph.value_info)
+    del g.output[:]
+    g.output.extend(inferred.graph.output)
     return model
 
 
