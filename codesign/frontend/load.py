@@ -343,7 +343,7 @@ def _inline_external(
         if key not in handles:
             handles[key] = _open_external(base_fd, rel, location, where)
         fd = handles[key]
-        count = check_dims(list(tensor.dims), where)
+        count = check_dims(list(tensor.dims), where, empty_ok=True)
         need = tensor_nbytes(tensor, count)
         if need is None:
             raise ModelError(f"{where}: external data of this element type is not supported")

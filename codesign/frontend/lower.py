@@ -570,6 +570,9 @@ for _op_type, _fn in {
 }.items():
     lowering(_op_type)(_fn)
 
+# topic modules register their lowerings on import
+from codesign.frontend import lower_movement  # noqa: E402, F401
+
 
 def lower_model(model: onnx.ModelProto, source: str = "model") -> KernelGraph:
     """Lower ``model`` (checked and shape-inferred by :func:`load_model`) to primitive ops.

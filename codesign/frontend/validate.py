@@ -164,17 +164,20 @@ def _check_opsets(model: onnx.ModelProto, path: Path) -> None:
             )
 
 
-def check_dims(dims: list[int | None], where: str) -> int:
+def check_dims(dims: list[int | None], where: str, empty_ok: bool = False) -> int:
     """Check static dims (None for a dynamic one) against the limits; return the element count.
 
-    ``where`` starts the message, e.g. ``"model.onnx: tensor 'x'"``.
+    ``where`` starts the message, e.g. ``"model.onnx: tensor 'x'"``. ``empty_ok`` admits
+    dimensions of 0: a stored tensor (initializer, Constant value) may be empty in ONNX, and
+    canonicalisation folds empty tensors away before anything is lowered.
     """
     count = 1
+    low = 0 if empty_ok else 1
     for i, d in enumerate(dims):
         if d is None:
             continue
-        if not 1 <= d <= MAX_DIM:
-            raise ModelError(f"{where} dimension {i} must lie in 1..{MAX_DIM}, not {d}")
+        if not low <= d <= MAX_DIM:
+            raise ModelError(f"{where} dimension {i} must lie in {low}..{MAX_DIM}, not {d}")
         count *= d
     if count > MAX_ELEMENTS:
         raise ModelError(
@@ -191,8 +194,9 @@ def tensor_nbytes(t: TensorProto, count: int) -> int | None:
 
 
 def check_tensor(t: TensorProto, where: str) -> None:
-    """Check a TensorProto's dims, element type and (inline) data size before it is decoded."""
-    count = check_dims(list(t.dims), where)
+    """Check a TensorProto's dims (empty tensors are legal), element type and (inline) data
+    size before it is decoded."""
+    count = check_dims(list(t.dims), where, empty_ok=True)
     if t.data_type not in BITS and t.data_type != TensorProto.STRING:
         raise ModelError(f"{where} has an unknown element type ({type_name(t.data_type)})")
     if t.data_location == TensorProto.EXTERNAL:

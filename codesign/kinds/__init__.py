@@ -2,12 +2,13 @@
 
 :mod:`codesign.kinds.registry` defines the :class:`~codesign.kinds.registry.OpKind` record and
 the lookups the shared drivers use. Importing this package registers the built-in kinds
-(:mod:`~codesign.kinds.gemm`, :mod:`~codesign.kinds.vector`, :mod:`~codesign.kinds.reshape`).
+(:mod:`~codesign.kinds.gemm`, :mod:`~codesign.kinds.vector`, :mod:`~codesign.kinds.reshape`,
+:mod:`~codesign.kinds.movement`).
 A new kind is one more module that calls :func:`~codesign.kinds.registry.register`, plus its
 tests.
 """
 
-from codesign.kinds import gemm, reshape, vector  # noqa: F401  (registration)
+from codesign.kinds import gemm, movement, reshape, vector  # noqa: F401  (registration)
 from codesign.kinds.registry import (
     Cost,
     Emitted,

@@ -17,11 +17,13 @@ from codesign.ir.graph import (
     TensorType,
     Vector,
 )
+from codesign.kinds import movement
+from codesign.kinds.movement import Movement
 from codesign.passes.base import Pass, PassResult, PostconditionError
 from codesign.sim import vector
 
 #: Op types :func:`fold_constants` evaluates when all their inputs are constants.
-FOLDABLE = (Reshape, Vector, QuantizeLinear, DequantizeLinear)
+FOLDABLE = (Reshape, Vector, QuantizeLinear, DequantizeLinear, Movement)
 
 
 def fold_constants(kg: KernelGraph) -> bool:
@@ -56,6 +58,9 @@ def _evaluate(kg: KernelGraph, op: Op) -> tuple[np.ndarray, ...] | None:
         return vector.apply("quantize", xs, {"axis": op.axis, "dtype": op.dtype})
     if isinstance(op, DequantizeLinear):
         return vector.apply("dequantize", xs, {"axis": op.axis})
+    if isinstance(op, Movement):
+        out = kg.types[op.outputs[0]].shape
+        return (movement.apply(op.fn, xs, out, op.axis, op.starts, op.steps),)
     return None
 
 

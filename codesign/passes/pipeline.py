@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from codesign.errors import ModelError, UnsupportedError
 from codesign.ir.graph import Gemm, KernelGraph, Reshape, Vector
+from codesign.kinds.movement import Movement
 from codesign.passes.base import Pass, run_passes
 from codesign.passes.epilogue import FoldEpilogue
 from codesign.passes.float import FloatGemm
@@ -18,7 +19,7 @@ from codesign.passes.fold import FoldConstants, Prune
 from codesign.passes.primitives import LowerPrimitives
 from codesign.passes.quant import QuantGemm
 
-HARDWARE_OPS = (Gemm, Vector, Reshape)
+HARDWARE_OPS = (Gemm, Vector, Reshape, Movement)
 
 #: The passes :func:`to_hardware` runs, in order.
 PIPELINE: tuple[Pass, ...] = (

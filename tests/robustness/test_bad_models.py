@@ -244,7 +244,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], Edit | None, tuple[str, ...], tup
         float_mlp,
         lambda m: init(m, "fc0.weight").dims.__setitem__(0, 2**40),
         (),
-        ("initializer 'fc0.weight' dimension 0 must lie in 1..2147483647, not 1099511627776",),
+        ("initializer 'fc0.weight' dimension 0 must lie in 0..2147483647, not 1099511627776",),
     ),
     "reshape-target-2^40": (
         lambda d: models.float_mlp_reshape(
