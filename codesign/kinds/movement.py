@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from codesign.cost.movement import estimate_movement, movement_traffic
+from codesign.errors import ModelError
 from codesign.ir.graph import Op, TensorType
 from codesign.ir.plan import Layer, Plan
 from codesign.kinds.registry import (
@@ -87,8 +88,13 @@ def apply(
         return np.concatenate(args, axis=axis)
     if fn == "gather":
         data, idx = args
-        idx = np.where(idx < 0, idx + data.shape[axis], idx)
-        return np.take(data, idx, axis=axis)
+        n = data.shape[axis]
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise ModelError(
+                f"gather indices must lie in [{-n}, {n}) (ONNX Gather), not "
+                f"{int(idx.min())}..{int(idx.max())}"
+            )
+        return np.take(data, np.where(idx < 0, idx + n, idx), axis=axis)
     if fn == "expand":
         return np.ascontiguousarray(np.broadcast_to(args[0], out_shape))
     raise ValueError(f"movement fn must be one of {', '.join(FUNCTIONS)}, not {fn!r}")
@@ -105,8 +111,13 @@ def plan(ctx: PlanContext, op: Movement) -> MovementLayer:
 
 
 def execute(sim: Simulator, layer: MovementLayer, args: list) -> tuple[np.ndarray]:
+    """The layer on its input arrays; ModelError naming the layer for gather indices out of
+    range (the user's ids)."""
     out = sim.plan.tensor(layer.outputs[0]).shape
-    return (apply(layer.fn, list(args), tuple(out), layer.axis, layer.starts, layer.steps),)
+    try:
+        return (apply(layer.fn, list(args), tuple(out), layer.axis, layer.starts, layer.steps),)
+    except ModelError as e:
+        raise ModelError(f"layer {layer.name!r}: {e}") from None
 
 
 def check(ck: PlanChecker, m: MovementLayer) -> None:

@@ -52,7 +52,7 @@ def counted_kinds():
 
 def test_every_kind_through_every_registry(counted_kinds, tmp_path) -> None:
     originals, calls = counted_kinds
-    for make in (models.ffn_block, models.float_mlp_reshape):
+    for make in (models.ffn_block, models.float_mlp_reshape, models.movement_block):
         build = codesign.compile(make(tmp_path / f"{make.__name__}.onnx"), synth=False)
         outputs = build.simulate()
         build.report()
@@ -63,10 +63,10 @@ def test_every_kind_through_every_registry(counted_kinds, tmp_path) -> None:
         constants = {n: sim.data(f) for n, f in build.plan.constants.items()}
         compare(build.plan, outputs, outputs, constants)
     kinds = {k.name for k in originals}
-    assert {"gemm", "vector", "reshape"} <= kinds
+    assert {"gemm", "vector", "reshape", "movement"} <= kinds
     missing = [(k, r) for k in sorted(kinds) for r in REGISTRIES if calls[k, r] == 0]
     # output_scale is asked only for the kinds producing graph outputs in these models
-    missing = [(k, r) for k, r in missing if r != "output_scale" or k == "vector"]
+    missing = [(k, r) for k, r in missing if r != "output_scale" or k in ("vector", "movement")]
     assert missing == []
 
 
