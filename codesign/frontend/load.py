@@ -8,6 +8,7 @@ inferred shapes.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -114,42 +115,53 @@ def load_model(
     return model
 
 
-#: Initializers with more raw bytes than this are hidden from shape inference (see
-#: :func:`_infer_shapes`): no shape computation reads a weight matrix's values.
+#: Initializers of more bytes than this are left out of shape inference's copy of the model
+#: (see :func:`_skeleton`): no shape computation reads a weight matrix's values.
 _INFER_SKIP_BYTES = 64 * 1024
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose large initializers carry their name, type and dims but no
+    bytes (marked external, so onnx reads nothing): what shape inference needs, without the
+    protobuf copies of every weight that take seconds on BERT-base."""
+    skel = onnx.ModelProto()
+    for field in ("ir_version", "opset_import", "functions", "producer_name", "domain"):
+        if field in ("opset_import", "functions"):
+            getattr(skel, field).extend(getattr(model, field))
+        else:
+            setattr(skel, field, getattr(model, field))
+    g, sg = model.graph, skel.graph
+    sg.name = g.name
+    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(sg, field).extend(getattr(g, field))
+    for t in g.initializer:
+        need = tensor_nbytes(t, math.prod(t.dims))
+        st = sg.initializer.add()
+        if need is None or need <= _INFER_SKIP_BYTES or t.data_location != onnx.TensorProto.DEFAULT:
+            st.CopyFrom(t)
+            continue
+        st.name, st.data_type = t.name, t.data_type
+        st.dims.extend(t.dims)
+        st.data_location = onnx.TensorProto.EXTERNAL
+        entry = st.external_data.add()
+        entry.key, entry.value = "location", "codesign-shape-inference-skeleton"
+    return skel
 
 
 def _infer_shapes(model: onnx.ModelProto, p: Path, when: str = "") -> onnx.ModelProto:
     """``model`` with onnx's strict, type-checked shape inference (with data propagation) in
-    its value_info; ModelError naming ``p`` if inference fails.
+    its value_info and output types; ModelError naming ``p`` if inference fails.
 
-    onnx's inference copies the whole model through protobuf (seconds for BERT-base's 440 MB).
-    The large initializers are therefore marked external (dims and type kept, bytes set aside)
-    while it runs, and restored after; the inferred value_info and output types are copied into
-    ``model``, which is returned.
+    Inference runs on :func:`_skeleton` of the model; its value_info and output types are then
+    copied into ``model``, which is returned.
     """
-    hidden: list[tuple[onnx.TensorProto, bytes]] = []
-    for t in model.graph.initializer:
-        if t.data_location == onnx.TensorProto.DEFAULT and len(t.raw_data) > _INFER_SKIP_BYTES:
-            hidden.append((t, t.raw_data))
-            t.ClearField("raw_data")
-            t.data_location = onnx.TensorProto.EXTERNAL
-            entry = t.external_data.add()
-            entry.key, entry.value = "location", "codesign-shape-inference-placeholder"
     try:
         inferred = onnx.shape_inference.infer_shapes(
-            model, check_type=True, strict_mode=True, data_prop=True
+            _skeleton(model), check_type=True, strict_mode=True, data_prop=True
         )
     except Exception as e:  # onnx raises InferenceError and plain RuntimeErrors here
         where = f" {when}" if when else ""
         raise ModelError(f"{p}: shape inference{where} failed: {_short(e)}") from None
-    finally:
-        for t, raw in hidden:
-            del t.external_data[:]
-            t.data_location = onnx.TensorProto.DEFAULT
-            t.raw_data = raw
-    if not hidden:
-        return inferred
     g = model.graph
     del g.value_info[:]
     g.value_info.extend(inferred.graph.value_info)
