@@ -22,7 +22,8 @@ It works on onnx-ir with the onnxscript optimizer and rewriter, not a walker of 
    RMSNormalization; GELU in erf and tanh form -> Gelu (approximate none / tanh);
    com.microsoft Gelu / FastGelu / BiasGelu -> Gelu; an element-wise scale and shift by a
    per-feature constant after a LayerNormalization / RMSNormalization fold into its scale and
-   bias.
+   bias; the NaN guard torch's attention export puts after Softmax goes when every constant of
+   the model is finite (:class:`SoftmaxNanGuard`).
 
 Each rule keeps the numbers onnxruntime computes (tests/frontend/test_canonical.py runs every
 rule's tiny model before and after). The result is a ModelProto for :func:`load_model` to
@@ -412,6 +413,38 @@ class MicrosoftFastGelu(pattern.RewriteRuleClassBase):
         return op.Gelu(x, approximate="tanh")
 
 
+class SoftmaxNanGuard(pattern.RewriteRuleClassBase):
+    """Where(IsNaN(Softmax(x)), 0, Softmax(x)) -> Softmax(x).
+
+    torch's scaled_dot_product_attention export guards fully masked rows this way: a row of
+    Softmax is NaN only when its inputs are all -inf (or hold a NaN or +inf). The rule is used
+    only on a model whose float constants are all finite (:func:`_all_constants_finite`; codesign
+    refuses non-finite constants anyway), where the scores of a row can be -inf only by float
+    overflow, so the guard never changes a value of a finite input."""
+
+    def pattern(self, op, x, zero):
+        s = op.Softmax(x, _outputs=["s"])
+        return op.Where(op.IsNaN(s), zero, s)
+
+    def check(self, context, x, zero, s, **_):
+        result = pattern.MatchResult()
+        if not _near(zero, 0.0):
+            return result.fail("the guard must replace NaN by 0", zero)
+        return result
+
+    def rewrite(self, op, x, zero, s, **_):
+        return op.Softmax(x, **_attrs(s.producer()))
+
+
+def _all_constants_finite(model: ir.Model) -> bool:
+    """Every float initializer (Constant nodes are lifted by then) holds finite numbers."""
+    for v in model.graph.initializers.values():
+        if v.dtype in _FLOATS and v.const_value is not None:
+            if not np.all(np.isfinite(v.const_value.numpy())):
+                return False
+    return True
+
+
 #: The fusion rules, in the order they are tried on each node (commuted variants included).
 RULES: tuple[pattern.RewriteRule, ...] = (
     *(LayerNormFusion.rule(form) for form in ("div", "mul")),
@@ -558,7 +591,8 @@ def canonicalize(model: onnx.ModelProto, source: str = "model") -> onnx.ModelPro
             step = f"conversion to opset {CANONICAL_OPSET}"
             version_converter.convert_version(m, CANONICAL_OPSET)
         step = "rewriting"
-        RewritePass([*rewriter._DEFAULT_REWRITE_RULES, *RULES])(m)
+        guard = [SoftmaxNanGuard.rule()] if _all_constants_finite(m) else []
+        RewritePass([*rewriter._DEFAULT_REWRITE_RULES, *RULES, *guard])(m)
         RewritePass(pattern.RewriteRuleSet(list(AFFINE_RULES), commute=True))(m)
         step = "constant folding"
         FoldEmptyTensors()(m)

@@ -374,3 +374,23 @@ def test_canonical_model_op_counts_are_stable_under_a_second_pass(tmp_path) -> N
     assert Counter(n.op_type for n in twice.graph.node) == Counter(
         n.op_type for n in once.graph.node
     )
+
+
+@pytest.mark.parametrize("mask", [-1e9, -np.inf])
+def test_softmax_nan_guard_goes_only_when_constants_are_finite(mask, tmp_path) -> None:
+    """torch's attention export: Where(IsNaN(Softmax(s)), 0, Softmax(s)). With finite masks no
+    row can be NaN and the guard goes; with a -inf mask (a fully masked row is NaN) it stays."""
+    nodes = [
+        h.make_node("Add", ["x", "mask"], ["s"]),
+        h.make_node("Softmax", ["s"], ["p"], axis=-1),
+        h.make_node("IsNaN", ["p"], ["nan"]),
+        h.make_node("Where", ["nan", "zero", "p"], ["y"]),
+    ]
+    m = np.zeros(SHAPE, np.float32)
+    m[0, 1, :] = mask  # one fully masked row
+    m[1, :, 3] = mask
+    inits = [("mask", m), _c("zero", 0.0)]
+    if np.isfinite(mask):
+        check_rule(_model(nodes, inits), ["Add", "Softmax"], tmp_path)
+    else:
+        check_rule(_model(nodes, inits), ["Add", "Softmax", "IsNaN", "Where"], tmp_path)

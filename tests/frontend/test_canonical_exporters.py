@@ -42,6 +42,8 @@ NOISE = {
     "Trilu",
     "Identity",
     "Constant",
+    "IsNaN",  # the NaN guard of torch's attention export
+    "Where",
 }
 
 
