@@ -438,11 +438,11 @@ class SoftmaxNanGuard(pattern.RewriteRuleClassBase):
 
 def _all_constants_finite(model: ir.Model) -> bool:
     """Every float initializer (Constant nodes are lifted by then) holds finite numbers."""
-    for v in model.graph.initializers.values():
-        if v.dtype in _FLOATS and v.const_value is not None:
-            if not np.all(np.isfinite(v.const_value.numpy())):
-                return False
-    return True
+    return all(
+        np.all(np.isfinite(v.const_value.numpy()))
+        for v in model.graph.initializers.values()
+        if v.dtype in _FLOATS and v.const_value is not None
+    )
 
 
 #: The fusion rules, in the order they are tried on each node (commuted variants included).
