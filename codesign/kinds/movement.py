@@ -100,6 +100,18 @@ def apply(
     raise ValueError(f"movement fn must be one of {', '.join(FUNCTIONS)}, not {fn!r}")
 
 
+def index_bound(plan: Plan, name: str) -> int | None:
+    """The number of rows every gather of ``plan`` reading ``name`` as its indices can index
+    (the smallest extent of their gathered axes), or None when no gather reads it: random
+    inputs for the simulator draw ids below it, as a tokenizer's would be."""
+    bounds = [
+        plan.value_spec(layer.inputs[0]).shape[layer.axis]
+        for layer in plan.layers
+        if isinstance(layer, MovementLayer) and layer.fn == "gather" and layer.inputs[1] == name
+    ]
+    return min(bounds) if bounds else None
+
+
 def plan(ctx: PlanContext, op: Movement) -> MovementLayer:
     """The layer as the op; constant inputs (an embedding table) become plan constants."""
     for name in op.inputs:
