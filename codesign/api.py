@@ -314,14 +314,19 @@ def _options_from_manifest(opts: dict[str, Any], default: Any) -> Any:
 
 
 def random_inputs(plan: Plan, seed: int = 0) -> dict[str, np.ndarray]:
-    """Deterministic inputs for a plan: N(0,1) floats, uniform integers over the dtype."""
+    """Deterministic inputs for a plan: N(0,1) floats, uniform integers over the dtype (ids
+    that a gather reads uniform over the rows of its table)."""
     from codesign.ir.graph import numpy_dtype
+    from codesign.kinds.movement import index_bound
 
     rng = np.random.default_rng(seed)
     out = {}
     for t in plan.inputs:
         dt = numpy_dtype(t.dtype)
-        if np.issubdtype(dt, np.integer):
+        rows = index_bound(plan, t.name) if np.issubdtype(dt, np.integer) else None
+        if rows is not None:
+            out[t.name] = rng.integers(0, rows, size=t.shape).astype(dt)
+        elif np.issubdtype(dt, np.integer):
             info = np.iinfo(dt)
             out[t.name] = rng.integers(info.min, info.max, size=t.shape, endpoint=True).astype(dt)
         else:

@@ -723,6 +723,47 @@ def nbits_mlp(
     return _save(q.model.model, path)
 
 
+def movement_block(path: PathLike, seq: int = 8, d_model: int = 16, seed: int = 0) -> Path:
+    """Write a float block of data-movement ops around a fused QKV projection; return its path.
+
+    ``x[1, seq, d_model] -> MatMul(qkv.weight[d_model, 3 d_model]) -> Split (q, k, v) ->
+    Concat(q + k, v) -> Slice (every other token) -> Gather (tokens 0 and 1, BERT's pooler
+    form) -> Expand to a batch of 2``. Input ``"input"`` float32, output ``"output"`` float32
+    ``[2, 2, 2 d_model]`` (``seq`` must be at least 4).
+    """
+    seq, d = _check_positive(seq, "seq"), _check_positive(d_model, "d_model")
+    if seq < 4:
+        raise OptionError(f"seq must be at least 4, not {seq}")
+    rng = _rng(seed, _STREAM_WEIGHTS)
+    w = (rng.standard_normal((d, 3 * d)) / np.sqrt(d)).astype(np.float32)
+    inits = [
+        numpy_helper.from_array(w, "qkv.weight"),
+        numpy_helper.from_array(np.asarray([0], np.int64), "starts"),
+        numpy_helper.from_array(np.asarray([seq], np.int64), "ends"),
+        numpy_helper.from_array(np.asarray([1], np.int64), "axes"),
+        numpy_helper.from_array(np.asarray([2], np.int64), "steps"),
+        numpy_helper.from_array(np.asarray([0, 1], np.int64), "tokens"),
+        numpy_helper.from_array(np.asarray([2, 1, 1], np.int64), "batch"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["input", "qkv.weight"], ["qkv"], name="qkv"),
+        helper.make_node("Split", ["qkv"], ["q", "k", "v"], axis=-1, num_outputs=3, name="split"),
+        helper.make_node("Add", ["q", "k"], ["qk"], name="add"),
+        helper.make_node("Concat", ["qk", "v"], ["cat"], axis=-1, name="concat"),
+        helper.make_node("Slice", ["cat", "starts", "ends", "axes", "steps"], ["sl"], name="slice"),
+        helper.make_node("Gather", ["sl", "tokens"], ["g"], axis=1, name="gather"),
+        helper.make_node("Expand", ["g", "batch"], ["output"], name="expand"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "movement_block",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, seq, d])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [2, 2, 2 * d])],
+        inits,
+    )
+    return _save(_make_model(graph), path)
+
+
 # --------------------------------------------------------------------------------------------
 # inputs
 

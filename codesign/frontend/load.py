@@ -8,6 +8,7 @@ inferred shapes.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -21,6 +22,7 @@ from google.protobuf.message import DecodeError
 from codesign.errors import ModelError, OptionError
 from codesign.fileio import open_in
 from codesign.frontend import contrib_shapes
+from codesign.frontend.canonical import canonicalize
 from codesign.frontend.validate import (
     MAX_DIM,
     check_dims,
@@ -98,17 +100,10 @@ def load_model(
         onnx.checker.check_model(model)
     except Exception as e:  # ValidationError, and whatever a hostile proto provokes
         raise ModelError(f"{p}: the ONNX checker rejected the model: {_short(e)}") from None
-    try:
-        model = onnx.shape_inference.infer_shapes(
-            model, check_type=True, strict_mode=True, data_prop=True
-        )
-        # contrib ops (com.microsoft MatMulNBits) are typed by codesign, then inferred through
-        while contrib_shapes.annotate(model):
-            model = onnx.shape_inference.infer_shapes(
-                model, check_type=True, strict_mode=True, data_prop=True
-            )
-    except Exception as e:  # onnx raises InferenceError and plain RuntimeErrors here
-        raise ModelError(f"{p}: shape inference failed: {_short(e)}") from None
+    model = _infer_shapes(model, p)
+    # exporter output -> one canonical form (folded, fused norms / GELUs, opset 23); the
+    # fused ops need value_info of their own, so shapes are inferred once more
+    model = _infer_shapes(canonicalize(model, str(p)), p, "after canonicalisation")
     io = {vi.name for vi in [*model.graph.input, *model.graph.output]}
     for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
         shape = vi.type.tensor_type.shape
@@ -121,6 +116,70 @@ def load_model(
         # an intermediate tensor may be empty (a zero-length shape argument); graph inputs and
         # outputs may not (the simulator and the board move real data)
         check_dims(dims, f"{p}: tensor {vi.name!r} (inferred)", allow_empty=vi.name not in io)
+    return model
+
+
+#: Initializers of more bytes than this are left out of shape inference's copy of the model
+#: (see :func:`_skeleton`): no shape computation reads a weight matrix's values.
+_INFER_SKIP_BYTES = 64 * 1024
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose large initializers carry their name, type and dims but no
+    bytes (marked external, so onnx reads nothing): what shape inference needs, without the
+    protobuf copies of every weight that take seconds on BERT-base."""
+    skel = onnx.ModelProto()
+    for field in ("ir_version", "opset_import", "functions", "producer_name", "domain"):
+        if field in ("opset_import", "functions"):
+            getattr(skel, field).extend(getattr(model, field))
+        else:
+            setattr(skel, field, getattr(model, field))
+    g, sg = model.graph, skel.graph
+    sg.name = g.name
+    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(sg, field).extend(getattr(g, field))
+    for t in g.initializer:
+        need = tensor_nbytes(t, math.prod(t.dims))
+        st = sg.initializer.add()
+        if need is None or need <= _INFER_SKIP_BYTES or t.data_location != onnx.TensorProto.DEFAULT:
+            st.CopyFrom(t)
+            continue
+        st.name, st.data_type = t.name, t.data_type
+        st.dims.extend(t.dims)
+        st.data_location = onnx.TensorProto.EXTERNAL
+        entry = st.external_data.add()
+        entry.key, entry.value = "location", "codesign-shape-inference-skeleton"
+    return skel
+
+
+def _infer_shapes(model: onnx.ModelProto, p: Path, when: str = "") -> onnx.ModelProto:
+    """``model`` with onnx's strict, type-checked shape inference (with data propagation) in
+    its value_info and output types; ModelError naming ``p`` if inference fails.
+
+    Inference runs on :func:`_skeleton` of the model; its value_info and output types are then
+    copied into ``model``, which is returned. Contrib ops onnx cannot type (com.microsoft
+    MatMulNBits, QGemm, ...) are typed by :mod:`codesign.frontend.contrib_shapes`, and inference
+    runs again through them.
+    """
+    model = _infer_once(model, p, when)
+    while contrib_shapes.annotate(model):
+        model = _infer_once(model, p, when)
+    return model
+
+
+def _infer_once(model: onnx.ModelProto, p: Path, when: str) -> onnx.ModelProto:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(
+            _skeleton(model), check_type=True, strict_mode=True, data_prop=True
+        )
+    except Exception as e:  # onnx raises InferenceError and plain RuntimeErrors here
+        where = f" {when}" if when else ""
+        raise ModelError(f"{p}: shape inference{where} failed: {_short(e)}") from None
+    g = model.graph
+    del g.value_info[:]
+    g.value_info.extend(inferred.graph.value_info)
+    del g.output[:]
+    g.output.extend(inferred.graph.output)
     return model
 
 
@@ -309,7 +368,7 @@ def _inline_external(
         if key not in handles:
             handles[key] = _open_external(base_fd, rel, location, where)
         fd = handles[key]
-        count = check_dims(list(tensor.dims), where)
+        count = check_dims(list(tensor.dims), where, allow_empty=True)
         need = tensor_nbytes(tensor, count)
         if need is None:
             raise ModelError(f"{where}: external data of this element type is not supported")

@@ -678,9 +678,13 @@ for _op_type, _fn in {
 }.items():
     lowering(_op_type)(_fn)
 
-
+# topic modules register their lowerings on import
 # topic modules register their own lowerings (imported for the registration)
-from codesign.frontend import lower_nbits, lower_qoperator  # noqa: E402, F401
+from codesign.frontend import (  # noqa: E402, F401
+    lower_movement,  # noqa: E402, F401
+    lower_nbits,
+    lower_qoperator,
+)
 
 
 def lower_model(

@@ -19,11 +19,13 @@ from codesign.ir.graph import (
     numpy_dtype,
 )
 from codesign.ir.nonlinear import Nonlinear, RowNorm
+from codesign.kinds import movement
+from codesign.kinds.movement import Movement
 from codesign.passes.base import Pass, PassResult, PostconditionError
 from codesign.sim import nonlinear, vector
 
 #: Op types :func:`fold_constants` evaluates when all their inputs are constants.
-FOLDABLE = (Reshape, Vector, QuantizeLinear, DequantizeLinear, Nonlinear, RowNorm)
+FOLDABLE = (Reshape, Vector, QuantizeLinear, DequantizeLinear, Nonlinear, RowNorm, Movement)
 
 
 def fold_constants(kg: KernelGraph) -> bool:
@@ -62,6 +64,9 @@ def _evaluate(kg: KernelGraph, op: Op) -> tuple[np.ndarray, ...] | None:
         fns = nonlinear.ELEMENTWISE if isinstance(op, Nonlinear) else nonlinear.ROWWISE
         y = nonlinear.apply(fns, op.fn, xs, dict(op.attrs))
         return (np.asarray(y).astype(numpy_dtype(kg.types[op.outputs[0]].dtype), copy=False),)
+    if isinstance(op, Movement):
+        out = kg.types[op.outputs[0]].shape
+        return (movement.apply(op.fn, xs, out, op.axis, op.starts, op.steps),)
     return None
 
 

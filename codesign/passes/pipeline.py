@@ -14,6 +14,7 @@ from codesign.ir.graph import Gemm, KernelGraph, Reshape, Vector
 from codesign.ir.host import Host
 from codesign.ir.nonlinear import Nonlinear, RowNorm
 from codesign.kinds.batched_matmul import BatchedMatMul
+from codesign.kinds.movement import Movement
 from codesign.kinds.transpose import Transpose
 from codesign.passes.attention import AttentionProducts
 from codesign.passes.base import Pass, run_passes
@@ -24,7 +25,7 @@ from codesign.passes.primitives import LowerPrimitives
 from codesign.passes.quant import QuantGemm
 from codesign.passes.shrink import ShrinkGemms
 
-HARDWARE_OPS = (Gemm, Vector, Reshape, Nonlinear, RowNorm, BatchedMatMul, Transpose, Host)
+HARDWARE_OPS = (Gemm, Vector, Reshape, Nonlinear, RowNorm, BatchedMatMul, Transpose, Movement, Host)
 
 
 class UnmappedOpsError(UnsupportedError):

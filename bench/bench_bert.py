@@ -1,0 +1,164 @@
+"""A BERT-base-sized encoder, exported by torch's default (dynamo) exporter, through codesign.
+
+Issue 12's bench: a Hugging Face ``BertModel`` built from a config with random weights (12 layers,
+hidden 768, 12 heads, FFN 3072, sequence 128; nothing is downloaded), exported with
+``torch.onnx.export`` at its defaults (dynamo), with a padding mask that masks the last quarter
+of the sequence. Printed, measured in this one run:
+
+- the compile time (``codesign.compile``, wall and CPU of this process; goal < 30 s, stretch
+  < 10 s);
+- the simulate time against onnxruntime's single-thread run of the same model on the same
+  inputs (goal within 10x, stretch 3x), and the fidelity of the output (cosine);
+
+and, modelled by the cost model (codesign.cost), not measured:
+
+- the latency on vek280 as one graph run per inference, and beside it Tempus's host flow (one
+  launch per GEMM);
+- the fraction of the 16-core block's peak reached on the weight GEMMs (goal >= 50 %);
+- where the nodes run (AIE / PL / Host).
+
+Run: .venv/bin/python bench/bench_bert.py [--layers N] [--seq S] [--exporter dynamo|torchscript]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+HIDDEN, HEADS, FFN, VOCAB = 768, 12, 3072, 30522
+BOARD, BLOCK = "vek280", "2x8"
+
+
+def export_bert(path: Path, layers: int, seq: int, dynamo: bool) -> Path:
+    """Export a random-weight BertModel (last_hidden_state only) to ``path``."""
+    import torch
+    import transformers
+
+    cfg = transformers.BertConfig(
+        hidden_size=HIDDEN,
+        num_hidden_layers=layers,
+        num_attention_heads=HEADS,
+        intermediate_size=FFN,
+        vocab_size=VOCAB,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertModel(cfg, add_pooling_layer=False).eval()
+
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = model
+
+        def forward(self, input_ids, attention_mask):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    ids, mask = example_inputs(seq)
+    with torch.no_grad():
+        torch.onnx.export(
+            Encoder(),
+            (torch.from_numpy(ids), torch.from_numpy(mask)),
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamo=dynamo,
+            **({} if dynamo else {"opset_version": 17}),
+        )
+    return path
+
+
+def example_inputs(seq: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, VOCAB, size=(1, seq), dtype=np.int64)
+    mask = np.ones((1, seq), dtype=np.int64)
+    mask[:, seq - seq // 4 :] = 0  # the last quarter is padding
+    return ids, mask
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo")
+    args = ap.parse_args()
+
+    import onnxruntime as ort
+
+    import codesign
+    from codesign.boards import load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        path = export_bert(
+            Path(tmp) / "bert.onnx", args.layers, args.seq, args.exporter == "dynamo"
+        )
+        t_export = time.perf_counter() - t0
+        print(
+            f"BertModel {args.layers} layers, hidden {HIDDEN}, {HEADS} heads, FFN {FFN}, "
+            f"sequence {args.seq}, random weights; torch {args.exporter} export {t_export:.1f} s"
+        )
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        build = codesign.compile(path, board=BOARD, block=BLOCK, synth=False)
+        t_compile, c_compile = time.perf_counter() - t0, time.process_time() - c0
+        print(
+            f"  compile (measured):             {t_compile:8.2f} s wall, {c_compile:.2f} s CPU "
+            "(goal < 30 s, stretch < 10 s)"
+        )
+
+        ids, mask = example_inputs(args.seq)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sess.run(None, feed)  # warm-up
+        t0 = time.perf_counter()
+        (want,) = sess.run(None, feed)
+        t_ort = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        got = build.simulate(feed)["last_hidden_state"]
+        t_sim = time.perf_counter() - t0
+        g, w = got.reshape(-1).astype(np.float64), want.reshape(-1).astype(np.float64)
+        cosine = float(g @ w / (np.linalg.norm(g) * np.linalg.norm(w)))
+        print(
+            f"  simulate (measured):            {t_sim:8.2f} s; onnxruntime 1 thread {t_ort:.3f} s; "
+            f"ratio {t_sim / t_ort:.1f}x (goal <= 10x, stretch 3x)"
+        )
+        print(f"  output cosine to onnxruntime:   {cosine:8.5f}")
+
+        report = build.report()
+        plan, ex = build.plan, build.plan.execution
+        units = Counter(x["unit"] for x in report.get("placement", {}).get("nodes", []))
+        print(
+            "  nodes by unit:                  " + ", ".join(f"{k} {v}" for k, v in units.items())
+        )
+        whole_s = report["totals"]["time_s"]
+        per_launch_s = report["totals"]["per_launch_time_s"]
+        print(f"  latency, one graph run (modelled):          {whole_s * 1e3:9.3f} ms")
+        print(f"  Tempus's host flow, one launch per GEMM (modelled): {per_launch_s * 1e3:9.3f} ms")
+        gemms = plan.gemms()
+        if gemms and ex is not None:
+            board = load(BOARD)
+            hz = ex.aie_clock_mhz * 1e6
+            names = {g.name for g in gemms}
+            runs = [r for r in ex.layers if r.layer in names]
+            gemm_s = sum(r.reconfig_cycles + r.fill_cycles + r.tiles * r.tile_cycles for r in runs)
+            gemm_s /= hz
+            ops = sum(2 * g.schedule.M * g.schedule.K * g.schedule.N for g in gemms)
+            peak = plan.block.cores * board.aie.macs_per_cycle[gemms[0].dtype] * 2 * hz
+            print(
+                f"  weight GEMMs ({len(gemms)}, {gemms[0].dtype}): {ops / gemm_s / peak:.1%} of the "
+                f"{plan.block.cores}-core block's peak (modelled; goal >= 50 %)"
+            )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
