@@ -2,8 +2,8 @@
 kinds (:mod:`codesign.kinds.nonlinear`, :mod:`codesign.kinds.rownorm`).
 
 Element-wise: Erf, Tanh, Sigmoid, Exp, Sqrt, Reciprocal, Neg, Not, Div (float), Pow (a constant
-exponent in :data:`codesign.sim.nonlinear.POW_EXPONENTS`), Equal, Where, Expand (constant
-shape), Gelu (opset 20, approximate none/tanh), com.microsoft Gelu (erf form) and FastGelu
+exponent in :data:`codesign.sim.nonlinear.POW_EXPONENTS`), Equal, Where (Expand is a data movement:
+:mod:`codesign.frontend.lower_movement`), Gelu (opset 20, approximate none/tanh), com.microsoft Gelu (erf form) and FastGelu
 (tanh form, optional bias), Cast to bool (``nonzero``). Over the last axis: Softmax,
 LayerNormalization, RMSNormalization (opset 23), com.microsoft SkipLayerNormalization (adds,
 then LayerNorm), ReduceMean (last axis). (onnxruntime's SimplifiedLayerNormalization lives in
@@ -144,15 +144,6 @@ def _equal(lw: Any, node: ir.Node) -> None:
 def _where(lw: Any, node: ir.Node) -> None:
     _broadcast(lw, [v.name for v in node.inputs], node.outputs[0].name)
     _emit(lw, node, "where")
-
-
-@lowering("Expand")
-def _expand(lw: Any, node: ir.Node) -> None:
-    x, shape = node.inputs
-    lw.need_const(shape, "the Expand shape")
-    out = lw.kg.types[node.outputs[0].name].shape
-    _broadcast(lw, [x.name], node.outputs[0].name)
-    _emit(lw, node, "expand", (("shape", out),), inputs=(x.name,))
 
 
 @lowering("Gelu")

@@ -47,6 +47,9 @@ class HostSession:
                     f"Host partition {name!r}: onnxruntime cannot load its model: {_short(e)}"
                 ) from None
         self.inputs = [i.name for i in self._sess.get_inputs()]
+        # the accelerator carries ONNX BOOL as uint8 0/1 (the nonlinear kind's masks): a
+        # partition's bool inputs get their bool view back
+        self._bool = {i.name for i in self._sess.get_inputs() if i.type == "tensor(bool)"}
         self.outputs = [o.name for o in self._sess.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -55,7 +58,10 @@ class HostSession:
         if missing:
             raise BuildError(f"Host partition {self.name!r}: no value for input {missing[0]!r}")
         try:
-            values = self._sess.run(self.outputs, {n: feeds[n] for n in self.inputs})
+            values = self._sess.run(
+                self.outputs,
+                {n: feeds[n] != 0 if n in self._bool else feeds[n] for n in self.inputs},
+            )
         except Exception as e:
             raise BuildError(
                 f"Host partition {self.name!r}: onnxruntime failed: {_short(e)}"
