@@ -221,13 +221,21 @@ def execute(sim: Simulator, layer: GemmLayer, args: list[np.ndarray | None]) -> 
     At = A.reshape(s.m_tiles, m, s.k_passes, L, k).transpose(0, 2, 3, 1, 4)
     cols = s.n_tiles * C * n
     acc = np.zeros((s.m_tiles, m, cols), dtype=np.float32 if bf16 else np.int64)
-    for i in range(s.m_tiles):  # graph iterations of M tile i (all its N tiles at once)
-        for p in range(s.k_passes):
-            if bf16:
-                for core in range(L):  # the cascade adds the fp32 partials in chain order
-                    partial = numerics.mac_partial_bf16(At[i, p, core], Bc[p, core])
-                    acc[i] = numerics.cascade_add_f32(acc[i], partial)
-            else:
+    if bf16:
+        # every core's fp32 partial of a group of M tiles in one batched product (bounded to
+        # about 64 MB), then the cascade adds them in chain order, pass by pass, per M tile
+        Bd = _core_weights_f64(sim, layer, Bc)
+        group = max(1, (1 << 26) // max(1, s.k_passes * L * m * cols * 8))
+        for i0 in range(0, s.m_tiles, group):
+            partials = numerics.mac_partials_bf16(At[i0 : i0 + group], Bd)
+            for p in range(s.k_passes):
+                for core in range(L):
+                    acc[i0 : i0 + group] = numerics.cascade_add_f32(
+                        acc[i0 : i0 + group], partials[:, p, core]
+                    )
+    else:
+        for i in range(s.m_tiles):  # graph iterations of M tile i (all its N tiles at once)
+            for p in range(s.k_passes):
                 # Integer partials are exact and acc32 wrap-around is associative, so the L core
                 # products of this pass and their cascade sum are one product over the pass's
                 # L*k slice: the same number, formed in one BLAS call.
@@ -238,6 +246,14 @@ def execute(sim: Simulator, layer: GemmLayer, args: list[np.ndarray | None]) -> 
     full = acc.reshape(s.padded_M, s.padded_N)[: s.M, : s.N]
     y = _epilogue(sim, layer, full, args)
     return (y.reshape(out_shape),)
+
+
+def _core_weights_f64(sim: Simulator, layer: GemmLayer, Bc: np.ndarray) -> np.ndarray:
+    """The bf16 layer's core weights :func:`_core_weights` as float64 (exact), cached per layer."""
+    key = f"{layer.weight.sha256}#{layer.name}#core64"
+    if key not in sim.cache:
+        sim.cache[key] = Bc.astype(np.float64)
+    return sim.cache[key]
 
 
 def _core_weights(sim: Simulator, layer: GemmLayer) -> tuple[np.ndarray, int | None]:

@@ -31,6 +31,7 @@ from codesign.sim.numerics.batched import (
 from codesign.sim.numerics.bf16 import (
     cascade_add_f32,
     mac_partial_bf16,
+    mac_partials_bf16,
     to_bf16,
 )
 from codesign.sim.numerics.gemm import (
@@ -145,6 +146,7 @@ __all__ = [
     "int_range",
     "layernorm_f32",
     "mac_partial_bf16",
+    "mac_partials_bf16",
     "mac_partial_int",
     "mwq_dequantize",
     "mwq_encode",
