@@ -62,7 +62,7 @@ def export_bert(path: Path, layers: int, seq: int, dynamo: bool) -> Path:
     ids, mask = example_inputs(seq)
     with torch.no_grad():
         torch.onnx.export(
-            Encoder(),
+            Encoder().eval(),
             (torch.from_numpy(ids), torch.from_numpy(mask)),
             str(path),
             input_names=["input_ids", "attention_mask"],

@@ -222,17 +222,19 @@ def execute(sim: Simulator, layer: GemmLayer, args: list[np.ndarray | None]) -> 
     cols = s.n_tiles * C * n
     acc = np.zeros((s.m_tiles, m, cols), dtype=np.float32 if bf16 else np.int64)
     if bf16:
-        # every core's fp32 partial of a group of M tiles in one batched product (bounded to
-        # about 64 MB), then the cascade adds them in chain order, pass by pass, per M tile
+        # The M tiles share each (pass, core) B tile and their rows never mix, so every M tile's
+        # partial of one core is one product over all rows (float64 sums of the exact bf16
+        # products, rounded once to fp32); the cascade adds them in chain order, pass by pass.
         Bd = _core_weights_f64(sim, layer, Bc)
-        group = max(1, (1 << 26) // max(1, s.k_passes * L * m * cols * 8))
-        for i0 in range(0, s.m_tiles, group):
-            partials = numerics.mac_partials_bf16(At[i0 : i0 + group], Bd)
-            for p in range(s.k_passes):
-                for core in range(L):
-                    acc[i0 : i0 + group] = numerics.cascade_add_f32(
-                        acc[i0 : i0 + group], partials[:, p, core]
-                    )
+        # [pass, core, row, k]: one batched product per pass gives all L cores' partials
+        A64 = np.ascontiguousarray(  # contiguous: numpy hands each product to BLAS
+            A.reshape(s.padded_M, s.k_passes, L, k).transpose(1, 2, 0, 3), dtype=np.float64
+        )
+        acc2 = acc.reshape(s.padded_M, cols)
+        for p in range(s.k_passes):
+            partials = numerics.mac_partial_bf16(A64[p], Bd[p])  # [core, row, cols]
+            for core in range(L):
+                acc2[:] = numerics.cascade_add_f32(acc2, partials[core])
     else:
         for i in range(s.m_tiles):  # graph iterations of M tile i (all its N tiles at once)
             for p in range(s.k_passes):

@@ -31,7 +31,6 @@ from codesign.sim.numerics.batched import (
 from codesign.sim.numerics.bf16 import (
     cascade_add_f32,
     mac_partial_bf16,
-    mac_partials_bf16,
     to_bf16,
 )
 from codesign.sim.numerics.gemm import (
@@ -146,7 +145,6 @@ __all__ = [
     "int_range",
     "layernorm_f32",
     "mac_partial_bf16",
-    "mac_partials_bf16",
     "mac_partial_int",
     "mwq_dequantize",
     "mwq_encode",

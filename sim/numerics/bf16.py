@@ -21,18 +21,11 @@ def mac_partial_bf16(a_bf16: np.ndarray, b_bf16: np.ndarray) -> np.ndarray:
     once to float32 (the core's fp32 accumulator). Cascade partials are then added in fp32 in
     cascade order by :func:`cascade_add_f32`.
     """
-    return np.matmul(a_bf16.astype(np.float64), b_bf16.astype(np.float64)).astype(np.float32)
-
-
-def mac_partials_bf16(a_bf16: np.ndarray, b_bf16: np.ndarray) -> np.ndarray:
-    """Every core's :func:`mac_partial_bf16` at once: ``a_bf16`` [..., m, k] against ``b_bf16``
-    [..., k, n] (numpy broadcasting over the leading axes), each product summed in float64 and
-    rounded once to fp32: the same numbers, one batched call instead of one per core."""
-    a = np.asarray(a_bf16, dtype=np.float64)
+    a = np.asarray(a_bf16, dtype=np.float64)  # no copy when the caller holds float64 already
     b = np.asarray(b_bf16, dtype=np.float64)
     return np.matmul(a, b).astype(np.float32)
 
 
 def cascade_add_f32(acc: np.ndarray, partial: np.ndarray) -> np.ndarray:
     """Add a core's fp32 partial to the fp32 cascade accumulator (fp32 rounding)."""
-    return (acc.astype(np.float32) + partial.astype(np.float32)).astype(np.float32)
+    return np.add(np.asarray(acc, np.float32), np.asarray(partial, np.float32), dtype=np.float32)
