@@ -15,7 +15,7 @@ from onnx import numpy_helper
 
 import codesign
 from codesign.cost.movement import is_view_slice, movement_traffic
-from codesign.errors import BuildError, ModelError, UnsupportedError
+from codesign.errors import BuildError, ModelError
 from codesign.examples import models
 from codesign.frontend import import_model
 from codesign.frontend.reference import run_onnxruntime
@@ -201,9 +201,13 @@ def test_movement_over_constants_folds() -> None:
     np.testing.assert_array_equal(kg.constants["w1"], [[3, 4, 5], [9, 10, 11]])
 
 
-def test_reversing_slice_is_refused_in_one_line(tmp_path) -> None:
+def test_reversing_slice_goes_to_the_host_with_its_reason(tmp_path) -> None:
+    """The accelerator refuses a negative step; the node runs in a Host partition, and the
+    refusal is the reason the report and `codesign inspect` show."""
+    from codesign.ir.host import Host
+
     nodes = [h.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"])]
     inits = [("s", _i64(-1)), ("e", _i64(-INT64_MAX)), ("a", _i64(1)), ("st", _i64(-1))]
     path = _save(tmp_path, nodes, _x([2, 4]), [2, 4], inits)
-    with pytest.raises(UnsupportedError, match=r"Slice steps must be positive, not -1"):
-        import_model(path)
+    hosts = [op for op in import_model(path).ops if isinstance(op, Host)]
+    assert len(hosts) == 1 and "Slice steps must be positive, not -1" in hosts[0].reasons[0]
