@@ -21,6 +21,7 @@ GEMM"). Every figure is modelled.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -106,7 +107,8 @@ def _weight_bytes(x: LayerEstimate) -> int:
     d = x.detail
     if x.unit != "aie" or d.get("dtype") not in DTYPE_BYTES or d.get("K") is None:
         return 0
-    return int(d["K"]) * int(d["N"]) * DTYPE_BYTES[d["dtype"]][1]
+    # sub-byte weights (int4: half a byte each) are packed, and round up to whole bytes
+    return math.ceil(int(d["K"]) * int(d["N"]) * DTYPE_BYTES[d["dtype"]][1])
 
 
 def stage_run(board: Board, x: LayerEstimate) -> StageRun:
