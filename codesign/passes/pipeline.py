@@ -10,12 +10,7 @@ that only hardware ops remain.
 from __future__ import annotations
 
 from codesign.errors import ModelError, UnsupportedError
-from codesign.ir.graph import Gemm, KernelGraph, Reshape, Vector
-from codesign.ir.host import Host
-from codesign.ir.nonlinear import Nonlinear, RowNorm
-from codesign.kinds.batched_matmul import BatchedMatMul
-from codesign.kinds.movement import Movement
-from codesign.kinds.transpose import Transpose
+from codesign.ir.graph import KernelGraph
 from codesign.passes.attention import AttentionProducts
 from codesign.passes.base import Pass, run_passes
 from codesign.passes.epilogue import FoldEpilogue
@@ -24,8 +19,6 @@ from codesign.passes.fold import FoldConstants, Prune
 from codesign.passes.primitives import LowerPrimitives
 from codesign.passes.quant import QuantGemm
 from codesign.passes.shrink import ShrinkGemms
-
-HARDWARE_OPS = (Gemm, Vector, Reshape, Nonlinear, RowNorm, BatchedMatMul, Transpose, Movement, Host)
 
 
 class UnmappedOpsError(UnsupportedError):
@@ -79,8 +72,8 @@ def to_hardware(
         run_passes(kg, passes, debug=debug)
     except ModelError as e:
         raise type(e)(f"{source}: {e}") from None
-    # a kind registered beyond the core ones (codesign.kinds) is a hardware op too
-    unmapped = [op for op in kg.ops if not isinstance(op, HARDWARE_OPS) and not _registered(op)]
+    # a hardware op is one whose type a registered kind (codesign.kinds) plans
+    unmapped = [op for op in kg.ops if not _registered(op)]
     if unmapped:
         op = unmapped[0]
         more = f" (and {len(unmapped) - 1} more)" if len(unmapped) > 1 else ""
