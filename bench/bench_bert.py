@@ -92,6 +92,7 @@ def main() -> None:
 
     import codesign
     from codesign.boards import load
+    from codesign.cost.execution import gemm_peak_share
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -134,7 +135,7 @@ def main() -> None:
         print(f"  output cosine to onnxruntime:   {cosine:8.5f}")
 
         report = build.report()
-        plan, ex = build.plan, build.plan.execution
+        plan = build.plan
         units = Counter(x["unit"] for x in report.get("placement", {}).get("nodes", []))
         print(
             "  nodes by unit:                  " + ", ".join(f"{k} {v}" for k, v in units.items())
@@ -143,18 +144,10 @@ def main() -> None:
         per_launch_s = report["totals"]["per_launch_time_s"]
         print(f"  latency, one graph run (modelled):          {whole_s * 1e3:9.3f} ms")
         print(f"  Tempus's host flow, one launch per GEMM (modelled): {per_launch_s * 1e3:9.3f} ms")
-        gemms = plan.gemms()
-        if gemms and ex is not None:
-            board = load(BOARD)
-            hz = ex.aie_clock_mhz * 1e6
-            names = {g.name for g in gemms}
-            runs = [r for r in ex.layers if r.layer in names]
-            gemm_s = sum(r.reconfig_cycles + r.fill_cycles + r.tiles * r.tile_cycles for r in runs)
-            gemm_s /= hz
-            ops = sum(2 * g.schedule.M * g.schedule.K * g.schedule.N for g in gemms)
-            peak = plan.block.cores * board.aie.macs_per_cycle[gemms[0].dtype] * 2 * hz
+        share = gemm_peak_share(plan, load(BOARD))
+        if share is not None:
             print(
-                f"  weight GEMMs ({len(gemms)}, {gemms[0].dtype}): {ops / gemm_s / peak:.1%} of the "
+                f"  weight GEMMs ({share.gemms}, {share.dtype}): {share.share:.1%} of the "
                 f"{plan.block.cores}-core block's peak (modelled; goal >= 50 %)"
             )
 

@@ -24,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import codesign
 from codesign.boards import load
+from codesign.cost.execution import gemm_peak_share
 from codesign.cost.variants import MAX_VARIANTS
 
 SEQ, D, FF, LAYERS = 128, 768, 3072, 12
@@ -102,15 +103,11 @@ def run(dtype: str, layers: int, root: Path) -> None:
     t_compile, c_compile = time.perf_counter() - t0, time.process_time() - c0
     report = build.report()
     plan, ex = build.plan, build.plan.execution
-    board = load(BOARD)
     gemms = plan.gemms()
+    share = gemm_peak_share(plan, load(BOARD))
     hz = ex.aie_clock_mhz * 1e6
-    names = {g.name for g in gemms}
-    runs = [r for r in ex.layers if r.layer in names]
-    gemm_s = sum(r.reconfig_cycles + r.fill_cycles + r.tiles * r.tile_cycles for r in runs) / hz
-    ops = sum(2 * g.schedule.M * g.schedule.K * g.schedule.N for g in gemms)
     cores = plan.block.cores
-    peak = cores * board.aie.macs_per_cycle[gemms[0].dtype] * 2 * hz
+    ops, gemm_s, peak = share.ops, share.gemm_s, share.peak_ops_s
     whole_s = report["totals"]["time_s"]
     per_launch_s = report["totals"]["per_launch_time_s"]
     print(

@@ -30,6 +30,7 @@ from codesign.cost.layers import LayerEstimate
 from codesign.cost.params import perf_params, required
 from codesign.cost.temporal import MODELLED
 from codesign.cost.workload import DTYPE_BYTES
+from codesign.ir.plan import Plan
 
 #: How the report names the comparison figure.
 PER_LAUNCH_LABEL = "Tempus's host flow: one launch per GEMM"
@@ -169,3 +170,41 @@ def whole_model(board: Board, layers: Sequence[LayerEstimate]) -> WholeModelEsti
         launch_energy_j=idle * p.fixed_overhead_s,
         reconfig_source=board.source("perf.layer_reconfig_s"),
     )
+
+
+@dataclass(frozen=True)
+class GemmPeakShare:
+    """How close a plan's weight GEMMs come to the block's peak (every figure modelled).
+
+    ``ops`` counts 2*M*K*N over the plan's weight GEMMs; ``gemm_s`` is their modelled time on
+    the block as the plan's execution record walks them (reconfiguration, fill and tiles; the
+    per-inference launch excluded); ``peak_ops_s`` is the block's cores x the board's MACs per
+    cycle for the GEMMs' dtype x 2 at the AIE clock."""
+
+    gemms: int
+    dtype: str
+    ops: int
+    gemm_s: float
+    peak_ops_s: float
+
+    @property
+    def share(self) -> float:
+        """Achieved fraction of the peak on the GEMMs alone."""
+        return self.ops / self.gemm_s / self.peak_ops_s
+
+
+def gemm_peak_share(plan: Plan, board: Board) -> GemmPeakShare | None:
+    """The weight GEMMs' share of the block peak under ``plan``'s execution record, or None
+    when the plan has no weight GEMM or no execution record. The GEMMs' dtype is the first
+    GEMM's (the peak differs per dtype)."""
+    gemms, ex = plan.gemms(), plan.execution
+    if not gemms or ex is None:
+        return None
+    hz = ex.aie_clock_mhz * 1e6
+    names = {g.name for g in gemms}
+    runs = [r for r in ex.layers if r.layer in names]
+    cycles = sum(r.reconfig_cycles + r.fill_cycles + r.tiles * r.tile_cycles for r in runs)
+    ops = sum(2 * g.schedule.M * g.schedule.K * g.schedule.N for g in gemms)
+    dtype = gemms[0].dtype
+    peak = plan.block.cores * board.aie.macs_per_cycle[dtype] * 2 * hz
+    return GemmPeakShare(len(gemms), dtype, ops, cycles / hz, peak)
