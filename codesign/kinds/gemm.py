@@ -225,17 +225,15 @@ def execute(sim: Simulator, layer: GemmLayer, args: list[np.ndarray | None]) -> 
         # The M tiles share each (pass, core) B tile and their rows never mix, so every M tile's
         # partial of one core is one product over all rows (float64 sums of the exact bf16
         # products, rounded once to fp32); the cascade adds them in chain order, pass by pass.
-        Bd = _core_weights_f64(sim, layer, Bc)
         # [pass, core, row, k]; one 2-D product per (pass, core): numpy hands 2-D float64
-        # products to BLAS, while a stacked (3-D) matmul ran about 15x slower on these shapes
+        # products to BLAS (a stacked 3-D matmul was slower on these shapes)
         A64 = np.ascontiguousarray(
             A.reshape(s.padded_M, s.k_passes, L, k).transpose(1, 2, 0, 3), dtype=np.float64
         )
         acc2 = acc.reshape(s.padded_M, cols)
         for p in range(s.k_passes):
             for core in range(L):
-                partial = numerics.mac_partial_bf16(A64[p, core], Bd[p, core])  # [row, cols]
-                np.add(acc2, partial, out=acc2, dtype=np.float32)  # the fp32 cascade add
+                numerics.cascade_mac_bf16(acc2, A64[p, core], Bc[p, core])
     else:
         for i in range(s.m_tiles):  # graph iterations of M tile i (all its N tiles at once)
             for p in range(s.k_passes):
@@ -251,18 +249,11 @@ def execute(sim: Simulator, layer: GemmLayer, args: list[np.ndarray | None]) -> 
     return (y.reshape(out_shape),)
 
 
-def _core_weights_f64(sim: Simulator, layer: GemmLayer, Bc: np.ndarray) -> np.ndarray:
-    """The bf16 layer's core weights :func:`_core_weights` as float64 (exact), cached per layer."""
-    key = f"{layer.weight.sha256}#{layer.name}#core64"
-    if key not in sim.cache:
-        sim.cache[key] = Bc.astype(np.float64)
-    return sim.cache[key]
-
-
 def _core_weights(sim: Simulator, layer: GemmLayer) -> tuple[np.ndarray, int | None]:
     """The streamed B tiles regrouped per (K pass, core) as [k, n_tile*chain*n] matrices, and
-    the bound of one pass's integer products (cached per layer). Integer weights are held as
-    float32 when every pass sum stays below 2**24 (exact there, and twice as fast as float64)."""
+    the bound of one pass's integer products (cached per layer). bf16 weights are held as
+    float64 (exact; the core partials are float64 sums); integer weights as float32 when every
+    pass sum stays below 2**24 (exact there, and twice as fast as float64)."""
     key = f"{layer.weight.sha256}#{layer.name}#core"
     if key not in sim.cache:
         s = layer.schedule
@@ -274,7 +265,7 @@ def _core_weights(sim: Simulator, layer: GemmLayer) -> tuple[np.ndarray, int | N
             a_lo, a_hi = numerics.int_range(sim.plan.tensor(layer.inputs[0]).dtype)
             bmax = int(np.abs(B.astype(np.int64)).max(initial=0))
             bound = max(abs(a_lo), abs(a_hi)) * bmax * s.tile.k * s.block.cascade
-        exact_f32 = layer.dtype == "bf16" or bound < numerics.EXACT_F32
+        exact_f32 = layer.dtype != "bf16" and bound < numerics.EXACT_F32
         Bc = np.ascontiguousarray(
             B.transpose(1, 3, 4, 0, 2, 5), dtype=np.float32 if exact_f32 else np.float64
         )

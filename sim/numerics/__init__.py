@@ -30,6 +30,7 @@ from codesign.sim.numerics.batched import (
 )
 from codesign.sim.numerics.bf16 import (
     cascade_add_f32,
+    cascade_mac_bf16,
     mac_partial_bf16,
     to_bf16,
 )
@@ -144,6 +145,7 @@ __all__ = [
     "int_matmul",
     "int_range",
     "layernorm_f32",
+    "cascade_mac_bf16",
     "mac_partial_bf16",
     "mac_partial_int",
     "mwq_dequantize",

@@ -26,6 +26,16 @@ def mac_partial_bf16(a_bf16: np.ndarray, b_bf16: np.ndarray) -> np.ndarray:
     return np.matmul(a, b).astype(np.float32)
 
 
+def cascade_mac_bf16(acc: np.ndarray, a_bf16: np.ndarray, b_bf16: np.ndarray) -> None:
+    """``acc += mac_partial_bf16(a, b)`` in place: the core's partial (float64 sums of exact bf16
+    products) rounded once to fp32, then added to the fp32 cascade accumulator ``acc`` with fp32
+    rounding. The same numbers as :func:`cascade_add_f32` of :func:`mac_partial_bf16`, without
+    the intermediate fp32 copy (``np.add`` with ``dtype=float32`` rounds the float64 partial to
+    fp32 before it adds)."""
+    partial = np.matmul(np.asarray(a_bf16, dtype=np.float64), np.asarray(b_bf16, dtype=np.float64))
+    np.add(acc, partial, out=acc, dtype=np.float32, casting="same_kind")
+
+
 def cascade_add_f32(acc: np.ndarray, partial: np.ndarray) -> np.ndarray:
     """Add a core's fp32 partial to the fp32 cascade accumulator (fp32 rounding)."""
     return np.add(np.asarray(acc, np.float32), np.asarray(partial, np.float32), dtype=np.float32)

@@ -117,3 +117,25 @@ def test_int_matmul_exact_beyond_float64() -> None:
     a = np.full((1, 4), 2**27 + 1, dtype=np.int64)
     b = np.full((4, 1), 2**27 + 3, dtype=np.int64)  # the sum exceeds 2**53: float64 would round
     assert int(n.int_matmul(a, b)[0, 0]) == 4 * (2**27 + 1) * (2**27 + 3)
+
+
+def test_cascade_mac_bf16_is_the_rounded_partial_added_in_fp32() -> None:
+    """The in-place cascade step equals its definition: the float64 partial rounded once to fp32
+    (mac_partial_bf16), then one fp32 add (cascade_add_f32), on values whose float64 partial
+    rounds to fp32 in both directions and whose fp32 add rounds too (magnitudes 2**-20..2**20)."""
+    rng = np.random.default_rng(7)
+    a = n.to_bf16(rng.standard_normal((16, 32)) * 2.0 ** rng.integers(-20, 20, (16, 32))).astype(
+        np.float32
+    )
+    b = n.to_bf16(rng.standard_normal((32, 24)) * 2.0 ** rng.integers(-20, 20, (32, 24))).astype(
+        np.float32
+    )
+    acc = (rng.standard_normal((16, 24)) * 1e3).astype(np.float32)
+    want = n.cascade_add_f32(acc, n.mac_partial_bf16(a, b))
+    got = acc.copy()
+    n.cascade_mac_bf16(got, a, b)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    # the single-rounding matters: a float64 add before rounding would differ somewhere
+    twice = (acc.astype(np.float64) + np.matmul(a.astype(np.float64), b)).astype(np.float32)
+    assert (twice.view(np.uint32) != want.view(np.uint32)).any()
