@@ -385,21 +385,39 @@ def spatial_entry(
     }
 
 
-def compare_spatial(board: Board, workload) -> list[dict[str, Any]]:
-    """Temporal (chosen) and spatial (ARIES/CHARM-style) rows for one GEMM on ``board``."""
+def compare_spatial(
+    board: Board, workload, chosen: LayerEstimate | None = None
+) -> list[dict[str, Any]]:
+    """Temporal and spatial (ARIES/CHARM-style) rows for one GEMM on ``board``.
+
+    The temporal row is ``chosen`` when given (the plan's own estimate of that GEMM: its block,
+    tile and dataflow, as the cost model modelled it for the plan), else the cost model's best
+    temporal configuration over every block (:func:`codesign.cost.choose_temporal_config`, a
+    search of every block: seconds of CP-SAT for a large GEMM)."""
     from codesign.cost import choose_temporal_config
     from codesign.schedulers.spatial import map_spatial
 
-    t = choose_temporal_config(board, workload).estimate
-    s = map_spatial(board, workload)
-    return [
-        spatial_entry(
+    if chosen is not None:
+        chains, cascade = chosen.detail["block"]
+        temporal = spatial_entry(
+            f"temporal {chains}x{cascade} ({workload.label()}, the plan's)",
+            cores=chosen.resources.aie_cores or chains * cascade,
+            plios=chosen.resources.plio_in + chosen.resources.plio_out,
+            gops=chosen.gops,
+            power_w=chosen.power_w,
+        )
+    else:
+        t = choose_temporal_config(board, workload).estimate
+        temporal = spatial_entry(
             f"temporal {t.config.chains}x{t.config.cascade} ({workload.label()})",
             cores=t.config.cores,
             plios=t.resources.plio_in + t.resources.plio_out,
             gops=t.gops,
             power_w=t.power_w,
-        ),
+        )
+    s = map_spatial(board, workload)
+    return [
+        temporal,
         spatial_entry(
             f"spatial {s.config.a}x{s.config.b}x{s.config.c} ({workload.label()})",
             cores=s.cores,
