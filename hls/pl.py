@@ -472,6 +472,20 @@ def copy_file(
     return f"hls/{p}.h", text
 
 
+def operand(plan: Plan, name: str, where: str) -> dict:
+    """A tensor or constant as a unit template reads or writes it: arena ``offset``, ``dtype``,
+    C++ ``ctype``, whether it is ``float`` and its element ``size`` in bytes."""
+    r = arena(plan)[0][name]
+    return {
+        "name": name,
+        "offset": r.offset,
+        "dtype": r.dtype,
+        "ctype": ctype(r.dtype, where),
+        "float": r.dtype in _FLOATS,
+        "size": itemsize(r.dtype),
+    }
+
+
 def float_literal(x: float) -> str:
     """The exact C++ literal of the fp32 value nearest ``x`` (as numpy's float32(x))."""
     import numpy as np
