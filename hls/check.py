@@ -165,14 +165,15 @@ def c_streams(plan: Plan, g: GemmLayer, y: np.ndarray) -> dict[str, bytes]:
 
 
 def _units(plan: Plan, hls_dir: Path) -> list[tuple[int, object]]:
-    """(plan layer number, layer) of every PL unit of the build: each layer other than a GEMM
-    whose kind emitted ``hls/<ident>.h`` (vector units, data movers, nonlinear units), whose
-    ``<ident>_run(arena)`` the sequencer calls."""
+    """(plan layer number, layer) of every PL unit of the build: each layer that runs on the PL
+    (unit "pl") whose kind emitted ``hls/<ident>.h`` (vector units, data movers, nonlinear
+    units), whose ``<ident>_run(arena)`` the sequencer calls. Layers of the AIE (GEMMs, batched
+    products) are checked by their own parts."""
     return [
         (i, layer)
         for i, layer in enumerate(plan.layers)
-        if not isinstance(layer, GemmLayer)
-        and (isinstance(layer, VectorLayer) or (hls_dir / f"{pl.ident(i, layer.name)}.h").is_file())
+        if isinstance(layer, VectorLayer)
+        or (layer.unit == "pl" and (hls_dir / f"{pl.ident(i, layer.name)}.h").is_file())
     ]
 
 
