@@ -75,10 +75,13 @@ def _all_on_pl(monkeypatch):
 
 def _functions(path):
     """The element-wise and row functions not in the masked-norm block: Exp, Reciprocal, GELU
-    (tanh form), SiLU, Equal/Not, Where with -inf, Softmax (over golden inputs: random int64 masks)."""
+    (tanh form), SiLU, Equal/Not, Where with -inf, Softmax (golden inputs: random int64 masks), RMSNorm."""
     inits = [
         numpy_helper.from_array(np.asarray(-np.inf, np.float32), "ninf"),
         numpy_helper.from_array(np.asarray(0, np.int64), "zero"),
+        numpy_helper.from_array(np.asarray([-1], np.int64), "last"),
+        numpy_helper.from_array(np.asarray(1e-6, np.float32), "eps"),
+        numpy_helper.from_array(np.linspace(0.5, 1.5, 24).astype(np.float32), "gamma"),
     ]
     nodes = [
         helper.make_node("Exp", ["x"], ["e"], name="exp"),
@@ -91,7 +94,15 @@ def _functions(path):
         helper.make_node("Where", ["nm", "ninf", "x"], ["w"], name="where"),
         helper.make_node("Softmax", ["w"], ["p"], axis=-1, name="sm"),
         helper.make_node("Add", ["r", "g"], ["a"], name="add"),
-        helper.make_node("Add", ["a", "silu"], ["y"], name="add2"),
+        helper.make_node("Add", ["a", "silu"], ["y0"], name="add2"),
+        # HF Llama's RMSNorm, x / sqrt(mean(x^2) + eps) * gamma: fused to RMSNormalization
+        helper.make_node("Mul", ["x", "x"], ["x2"], name="sq"),
+        helper.make_node("ReduceMean", ["x2", "last"], ["ms"], keepdims=1, name="ms"),
+        helper.make_node("Add", ["ms", "eps"], ["v"], name="v"),
+        helper.make_node("Sqrt", ["v"], ["sd"], name="sd"),
+        helper.make_node("Div", ["x", "sd"], ["rn"], name="rn"),
+        helper.make_node("Mul", ["rn", "gamma"], ["rms"], name="rms"),
+        helper.make_node("Add", ["y0", "rms"], ["y"], name="add3"),
     ]
     graph = helper.make_graph(
         nodes,
@@ -193,7 +204,7 @@ def test_nonlinear_units_on_the_pl_match_the_simulator(tmp_path, monkeypatch):
         fns = {layer.fn for _, layer in units}
         want = {
             "block": {"layernorm", "gelu", "erf", "tanh", "pow", "sqrt", "div", "neg"},
-            "fns": {"exp", "reciprocal", "gelu", "sigmoid", "not", "where", "softmax"},
+            "fns": {"exp", "reciprocal", "gelu", "sigmoid", "not", "where", "softmax", "rmsnorm"},
         }[name]
         assert fns >= want | ({"softmax", "reducemean", "equal"} if name == "block" else set())
         assert rows[("(sequencer)", "pl:sequencer")].matched
