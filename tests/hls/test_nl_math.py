@@ -15,18 +15,19 @@ from tests.hls.conftest import needs_gxx
 
 pytestmark = [pytest.mark.gxx, needs_gxx]
 
+#: the simulator's function of each element-wise nl_math function, with its ``dtype`` rule
 ELEMENTWISE = {
-    "exp": nl.exp_f32,
-    "reciprocal": nl.reciprocal_f32,
-    "rsqrt": nl.rsqrt_f32,
-    "sqrt": nl.sqrt_f32,
-    "erf": nl.erf_f32,
-    "tanh": nl.tanh_f32,
-    "sigmoid": nl.sigmoid_f32,
-    "gelu": nl.gelu_f32,
-    "gelu_tanh": lambda x: nl.gelu_f32(x, "tanh"),
-    "silu": nl.silu_f32,
-    "bf16_round": lambda x: nl.to_bf16(x),
+    "exp": lambda x, d: nl.exp_f32(x, dtype=d),
+    "reciprocal": lambda x, d: nl.reciprocal_f32(x, dtype=d),
+    "rsqrt": lambda x, d: nl.rsqrt_f32(x, dtype=d),
+    "sqrt": lambda x, d: nl.sqrt_f32(x, dtype=d),
+    "erf": lambda x, d: nl.erf_f32(x, dtype=d),
+    "tanh": lambda x, d: nl.tanh_f32(x, dtype=d),
+    "sigmoid": lambda x, d: nl.sigmoid_f32(x, dtype=d),
+    "gelu": lambda x, d: nl.gelu_f32(x, dtype=d),
+    "gelu_tanh": lambda x, d: nl.gelu_f32(x, "tanh", dtype=d),
+    "silu": lambda x, d: nl.silu_f32(x, dtype=d),
+    "bf16_round": lambda x, d: nl.to_bf16(x),  # idempotent: the same under the bf16 rule
 }
 
 _PROBE = r"""
@@ -43,10 +44,14 @@ static std::vector<float> load(const char* path, long n) {
   return v;
 }
 int main(int argc, char** argv) {
-  if (argc != 5) return 2;
+  if (argc != 6) return 2;
   const long n = std::atol(argv[2]);
   const int row = std::atoi(argv[3]);
-  std::vector<float> x = load(argv[1], n), gamma = load(argv[1], row);
+  const bool bf16 = argv[5][0] == 'b';  // bf16 tensors: inputs and results rounded to bf16
+  std::vector<float> x = load(argv[1], n);
+  if (bf16)
+    for (float& v : x) v = nl_bf16_round(v);
+  const std::vector<float> gamma(x.begin(), x.begin() + row);
   std::vector<float> out;
   float (*el[])(float) = {nl_exp, nl_reciprocal, nl_rsqrt, nl_sqrt, nl_erf, nl_tanh,
                           nl_sigmoid, nl_gelu, nl_gelu_tanh, nl_silu, nl_bf16_round};
@@ -66,6 +71,8 @@ int main(int argc, char** argv) {
     out.push_back(nl_row_mean(xr, row));
     out.push_back(nl_row_sum(xr, row));
   }
+  if (bf16)
+    for (float& v : out) v = nl_bf16_round(v);
   FILE* f = std::fopen(argv[4], "wb");
   if (!f || std::fwrite(out.data(), 4, out.size(), f) != out.size()) return 4;
   std::fclose(f);
@@ -94,11 +101,21 @@ def _inputs() -> np.ndarray:
     return x[: len(x) // 64 * 64]
 
 
+def _bf16(fn, dtype: str):
+    """``fn`` with the simulator's bf16 rule (for row_sum_f32, which has no ``dtype``)."""
+    if dtype == "float32":
+        return fn
+    return lambda x: nl.to_bf16(fn(nl.to_bf16(x)))
+
+
 def _bits(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, np.float32).view(np.uint32)
 
 
-def test_nl_math_equals_the_simulator_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("dtype", ["float32", "bf16"])
+def test_nl_math_equals_the_simulator_bit_for_bit(tmp_path, dtype):
+    """fp32, and the bf16 rule (inputs and results rounded to bf16 around the fp32 arithmetic:
+    the simulator's ``dtype="bf16"``)."""
     (tmp_path / NL_MATH_H).write_bytes(nl_math_source())
     (tmp_path / "probe.cpp").write_text(_PROBE)
     exe = tmp_path / "probe"
@@ -111,19 +128,22 @@ def test_nl_math_equals_the_simulator_bit_for_bit(tmp_path):
     row = 64
     x.tofile(tmp_path / "x.bin")
     out = tmp_path / "y.bin"
-    subprocess.run([str(exe), str(tmp_path / "x.bin"), str(len(x)), str(row), str(out)], check=True)
+    subprocess.run(
+        [str(exe), str(tmp_path / "x.bin"), str(len(x)), str(row), str(out), dtype], check=True
+    )
     got = np.fromfile(out, np.float32)
-    want = [fn(x) for fn in ELEMENTWISE.values()]
-    gamma = x[:row]
-    rows = x.reshape(-1, row)
-    per_row = [
-        nl.softmax_f32(rows),
-        nl.layernorm_f32(rows, gamma, rows, 1e-5),
-        nl.layernorm_f32(rows, None, None, 1e-5),
-        nl.rmsnorm_f32(rows, gamma, 1e-6),
-        nl.row_mean_f32(rows),
-        nl.row_sum_f32(rows),
-    ]
+    with np.errstate(all="ignore"):
+        want = [fn(x, dtype) for fn in ELEMENTWISE.values()]
+        gamma = x[:row]
+        rows = x.reshape(-1, row)
+        per_row = [
+            nl.softmax_f32(rows, dtype=dtype),
+            nl.layernorm_f32(rows, gamma, rows, 1e-5, dtype=dtype),
+            nl.layernorm_f32(rows, None, None, 1e-5, dtype=dtype),
+            nl.rmsnorm_f32(rows, gamma, 1e-6, dtype=dtype),
+            nl.row_mean_f32(rows, dtype=dtype),
+            _bf16(nl.row_sum_f32, dtype)(rows),
+        ]
     want.append(np.concatenate(per_row, axis=1).reshape(-1))
     want = np.concatenate([np.asarray(w, np.float32).reshape(-1) for w in want])
     assert got.shape == want.shape
