@@ -11,7 +11,9 @@ runs each PL function on files:
   :func:`codesign.ir.layouts.unpack_b`, replayed per M tile;
 - its weight tiler on the row-major weight, compared with the build's packed weight file;
 - its C untiler on the simulator's output cut into chain tiles, compared with that output;
-- each PL vector unit on the simulator's inputs of the layer, compared with its outputs.
+- each PL unit (a vector unit, and any other layer whose kind emitted ``hls/<ident>.h``: data
+  movers of transpose/movement layers, nonlinear/rownorm units placed on the PL) on the
+  simulator's tensors, compared with its outputs (part ``pl:<kind>[:<fn>]``).
 
 - the sequencer (the kernel the host launches) for one whole inference, with the AIE block
   replaced by the C tiles of the simulator's GEMM outputs: starting from an arena that holds
@@ -26,6 +28,7 @@ import subprocess
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -161,14 +164,32 @@ def c_streams(plan: Plan, g: GemmLayer, y: np.ndarray) -> dict[str, bytes]:
     return out
 
 
+def _units(plan: Plan, hls_dir: Path) -> list[tuple[int, object]]:
+    """(plan layer number, layer) of every PL unit of the build: each layer that runs on the PL
+    (unit "pl") whose kind emitted ``hls/<ident>.h`` (vector units, data movers, nonlinear
+    units), whose ``<ident>_run(arena)`` the sequencer calls. Layers of the AIE (GEMMs, batched
+    products) are checked by their own parts."""
+    return [
+        (i, layer)
+        for i, layer in enumerate(plan.layers)
+        if isinstance(layer, VectorLayer)
+        or (layer.unit == "pl" and (hls_dir / f"{pl.ident(i, layer.name)}.h").is_file())
+    ]
+
+
+def unit_part(layer: object) -> str:
+    """The check row's part of a PL unit: ``pl:<kind>`` and ``:<fn>`` when the kind has
+    functions (``pl:vector:add``, ``pl:movement:gather``, ``pl:transpose``)."""
+    fn = getattr(layer, "fn", None)
+    return f"{PART}:{layer.kind}" + (f":{fn}" if fn else "")  # type: ignore[attr-defined]
+
+
 def _harness(plan: Plan, hls_dir: Path) -> str:
     headers = sorted(p.name for p in hls_dir.glob("l*_*.h"))
-    gemms, vectors = [], []
-    for i, layer in enumerate(plan.layers):
-        if isinstance(layer, GemmLayer):
-            gemms.append(pl.gemm_context(plan, i, layer))
-        elif isinstance(layer, VectorLayer):
-            vectors.append(pl.ident(i, layer.name))
+    gemms = [
+        pl.gemm_context(plan, i, g) for i, g in enumerate(plan.layers) if isinstance(g, GemmLayer)
+    ]
+    vectors = [pl.ident(i, layer.name) for i, layer in _units(plan, hls_dir)]  # type: ignore[attr-defined]
     return pl.render("harness.cpp.j2", headers=headers, gemms=gemms, vectors=vectors).decode()
 
 
@@ -211,16 +232,17 @@ def check_hls(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> list[C
         (work / "harness.cpp").write_text(_harness(plan, hls_dir))
         exe = work / "harness"
         err = compile_cpp(work / "harness.cpp", exe, hls_dir)
+        units = {i for i, _ in _units(plan, hls_dir)}
         if err is not None:
-            for layer in plan.layers:
-                if isinstance(layer, GemmLayer | VectorLayer):
+            for i, layer in enumerate(plan.layers):
+                if isinstance(layer, GemmLayer) or i in units:
                     rows.append(CheckResult(layer.name, PART, False, False, err))
             return rows
         arena = _arena_bytes(build, plan, tensors)
         regions, _ = pl.arena(plan)
         for i, layer in enumerate(plan.layers):
             p = pl.ident(i, layer.name)
-            if isinstance(layer, VectorLayer):
+            if i in units:
                 rows.append(_check_vector(exe, work, layer, p, arena, regions))
             elif isinstance(layer, GemmLayer):
                 rows += _check_gemm(exe, work, plan, layer, p, arena, regions, tensors)
@@ -358,7 +380,7 @@ def _check_sequencer(
 def _check_vector(
     exe: Path,
     work: Path,
-    layer: VectorLayer,
+    layer: Any,
     p: str,
     arena: bytearray,
     regions: dict[str, pl.Region],
@@ -369,9 +391,10 @@ def _check_vector(
         r = regions[o]
         before[r.offset : r.offset + r.nbytes] = b"\xa5" * r.nbytes
     path.write_bytes(before)
+    part = unit_part(layer)
     err = _run(exe, "vector", p, path)
     if err:
-        return CheckResult(layer.name, f"{PART}:vector:{layer.fn}", True, False, err)
+        return CheckResult(layer.name, part, True, False, err)
     after = path.read_bytes()
     details = []
     for o in layer.outputs:
@@ -381,9 +404,7 @@ def _check_vector(
         )
         if d:
             details.append(f"{o}: {d}")
-    return CheckResult(
-        layer.name, f"{PART}:vector:{layer.fn}", True, not details, "; ".join(details)
-    )
+    return CheckResult(layer.name, part, True, not details, "; ".join(details))
 
 
 def _check_gemm(

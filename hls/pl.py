@@ -400,6 +400,102 @@ def vector_context(plan: Plan, index: int, v: VectorLayer) -> dict:
     }
 
 
+# --- helpers for the kinds' own PL units (movement, transpose, nonlinear, rownorm) ---------------
+
+
+def row_major(shape: tuple[int, ...]) -> list[int]:
+    """Element strides of a row-major tensor of ``shape``."""
+    st, acc = [0] * len(shape), 1
+    for d in reversed(range(len(shape))):
+        st[d] = acc
+        acc *= shape[d]
+    return st
+
+
+def broadcast_strides(out: tuple[int, ...], shape: tuple[int, ...]) -> list[int]:
+    """Element strides of an input of ``shape`` read at each coordinate of ``out`` (numpy
+    broadcasting: 0 along the axes it is repeated on)."""
+    return _strides_over(tuple(out), tuple(shape), None)
+
+
+def shape_of(plan: Plan, name: str) -> tuple[int, ...]:
+    """The shape of tensor or constant ``name`` of ``plan``."""
+    return _view(plan)[2][name]
+
+
+def indexed(plan: Plan, layers: list) -> list[tuple[int, object]]:
+    """(plan layer number, layer) of each of ``layers`` (what :func:`ident` needs)."""
+    at = {id(layer): i for i, layer in enumerate(plan.layers)}
+    return [(at[id(layer)], layer) for layer in layers]
+
+
+def copy_file(
+    plan: Plan, index: int, layer: object, what: str, loops: list[dict]
+) -> tuple[str, bytes]:
+    """``hls/<ident>.h`` of a data mover: ``<ident>_run(arena)`` runs each of ``loops`` in
+    order, copying elements (their stored bytes, no arithmetic) from one arena region to
+    another. A loop is a dict: ``dims`` (the iteration domain, row-major), ``size`` (bytes per
+    element), ``src``/``dst`` (tensor names), ``src_base``/``dst_base`` and
+    ``src_strides``/``dst_strides`` (in elements, per axis of ``dims``), and optionally
+    ``index``: a dict with ``name`` (an int32/int64 index tensor), ``strides`` (per axis of
+    ``dims``), ``extent`` (indices lie in [-extent, extent): negative ones count from the end)
+    and ``stride`` (source elements per index step) -- a gather."""
+    regions, _ = arena(plan)
+    where = f"layer {layer.name!r}"  # type: ignore[attr-defined]
+    out = []
+    for c in loops:
+        dims = list(c["dims"]) or [1]
+        loop = {
+            **c,
+            "dims": dims,
+            "count": math.prod(dims),
+            "src_strides": list(c["src_strides"]) or [0],
+            "dst_strides": list(c["dst_strides"]) or [0],
+            "src_at": regions[c["src"]].offset,
+            "dst_at": regions[c["dst"]].offset,
+            "index": None,
+        }
+        if c.get("index"):
+            r = regions[c["index"]["name"]]
+            if r.dtype not in ("int32", "int64"):
+                raise PLCodegenError(f"{where}: gather indices must be int32 or int64")
+            loop["index"] = {
+                **c["index"],
+                "strides": list(c["index"]["strides"]) or [0],
+                "at": r.offset,
+                "dtype": r.dtype,
+                "size": itemsize(r.dtype),
+            }
+        out.append(loop)
+    p = ident(index, layer.name)  # type: ignore[attr-defined]
+    text = render("copy_layer.h.j2", p=p, name=layer.name, what=what, loops=out)  # type: ignore[attr-defined]
+    return f"hls/{p}.h", text
+
+
+def operand(plan: Plan, name: str, where: str) -> dict:
+    """A tensor or constant as a unit template reads or writes it: arena ``offset``, ``dtype``,
+    C++ ``ctype``, whether it is ``float`` and its element ``size`` in bytes."""
+    r = arena(plan)[0][name]
+    return {
+        "name": name,
+        "offset": r.offset,
+        "dtype": r.dtype,
+        "ctype": ctype(r.dtype, where),
+        "float": r.dtype in _FLOATS,
+        "size": itemsize(r.dtype),
+    }
+
+
+def float_literal(x: float) -> str:
+    """The exact C++ literal of the fp32 value nearest ``x`` (as numpy's float32(x))."""
+    import numpy as np
+
+    v = float(np.float32(x))
+    if math.isnan(v) or math.isinf(v):
+        raise ValueError(f"{x!r} has no finite float literal")
+    return f"{v.hex()}f"
+
+
 # --- the files ----------------------------------------------------------------------------------
 
 

@@ -35,9 +35,9 @@ from codesign.ir.graph import Op, TensorType
 from codesign.ir.plan import Layer, Plan
 from codesign.kinds.registry import (
     Cost,
+    Emitted,
     LayerMemory,
     OpKind,
-    no_emission,
     no_output_scale,
     register,
 )
@@ -212,6 +212,66 @@ def memory(plan: Plan, layer: MovementLayer) -> LayerMemory:
     return LayerMemory(transient=(out + extra) * 8)
 
 
+def copy_loops(plan: Plan, layer: MovementLayer) -> list[dict]:
+    """The layer as copy loops of :func:`codesign.hls.pl.copy_file` (what :func:`apply`
+    computes, element by element): each output element's source element, by strides."""
+    from codesign.hls import pl
+    from codesign.ir.data import itemsize
+
+    out_name = layer.outputs[0]
+    out = pl.shape_of(plan, out_name)
+    ost = pl.row_major(out)
+    size = itemsize(plan.value_spec(out_name).dtype)
+    x = pl.shape_of(plan, layer.inputs[0])
+    xst = pl.row_major(x)
+    one = {"dims": out, "size": size, "src": layer.inputs[0], "dst": out_name, "dst_base": 0}
+    if layer.fn == "slice":
+        base = sum(s * st for s, st in zip(layer.starts, xst, strict=True))
+        steps = [st * step for st, step in zip(xst, layer.steps, strict=True)]
+        return [{**one, "src_base": base, "src_strides": steps, "dst_strides": ost}]
+    if layer.fn == "expand":
+        return [
+            {**one, "src_base": 0, "src_strides": pl.broadcast_strides(out, x), "dst_strides": ost}
+        ]
+    if layer.fn == "gather":
+        a, idx = layer.axis, pl.shape_of(plan, layer.inputs[1])
+        k = len(idx)
+        src = xst[:a] + [0] * k + xst[a + 1 :]
+        at = [0] * a + pl.row_major(idx) + [0] * (len(x) - a - 1)
+        index = {"name": layer.inputs[1], "strides": at, "extent": x[a], "stride": xst[a]}
+        return [{**one, "src_base": 0, "src_strides": src, "dst_strides": ost, "index": index}]
+    loops, offset = [], 0  # concat: each input copied into its block of the output
+    for name in layer.inputs:
+        shape = pl.shape_of(plan, name)
+        loops.append(
+            {
+                "dims": shape,
+                "size": size,
+                "src": name,
+                "dst": out_name,
+                "src_base": 0,
+                "src_strides": pl.row_major(shape),
+                "dst_base": offset * ost[layer.axis],
+                "dst_strides": ost,
+            }
+        )
+        offset += shape[layer.axis]
+    return loops
+
+
+def emit(plan: Plan, layers: list[MovementLayer]) -> Emitted:
+    """The PL data mover of each layer (``hls/l<i>_<name>.h``: ``<ident>_run(arena)`` copies
+    the layer's elements between their arena regions; :func:`codesign.hls.pl.copy_file`)."""
+    from codesign.hls import pl
+
+    return Emitted(
+        files=tuple(
+            pl.copy_file(plan, i, layer, f"movement {layer.fn}", copy_loops(plan, layer))
+            for i, layer in pl.indexed(plan, layers)
+        )
+    )
+
+
 KIND = register(
     OpKind(
         name="movement",
@@ -222,7 +282,7 @@ KIND = register(
         check=check,
         cost=cost,
         memory=memory,
-        emit=no_emission,
+        emit=emit,
         output_scale=no_output_scale,  # a moved value keeps no step of its own here
     )
 )

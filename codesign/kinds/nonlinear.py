@@ -10,14 +10,16 @@ The planner asks the cost model (:func:`codesign.cost.nonlinear.choose_placement
 layer runs and records it in the layer (``placement``, which is its ``unit``); the cost entry
 reports the chosen placement's cycles, time and resources beside the other placement's time.
 The emitter writes ``kinds/nonlinear.json`` (each layer's function, placement and modelled
-figures); the PL/AIE kernels of these units are not generated yet, so the build's PL sequencer
-marks their steps as missing (``#error``) rather than skipping them.
+figures) and, for each layer placed on the PL, its unit ``hls/<ident>.h`` (with
+``hls/nl_math.h``, the arithmetic in C++); a layer placed on the AIE gets no PL code, so until
+the AIE side emits its kernel the build's PL sequencer marks its step as missing (``#error``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -258,10 +260,63 @@ def describe(plan: Plan, layers: list[Any], ops: dict[str, int], row: bool) -> b
     return (json.dumps({"layers": items}, indent=2, sort_keys=True, default=list) + "\n").encode()
 
 
+def pl_files(
+    plan: Plan, layers: list[Any], context: Callable[[Plan, int, Any], dict | None], template: str
+) -> list[tuple[str, bytes]]:
+    """The PL units of the layers placed on the PL (``hls/<ident>.h`` from ``template`` with
+    ``context(plan, index, layer)``; None: no unit, the sequencer marks the layer missing) and,
+    when there is one, ``hls/nl_math.h`` (the arithmetic they include). Layers placed on the
+    AIE get nothing here: their kernels are the AIE side's."""
+    from codesign.hls import pl
+    from codesign.hls.nl_math import NL_MATH_H, nl_math_source
+
+    out = []
+    for i, layer in pl.indexed(plan, [x for x in layers if x.placement == "pl"]):
+        ctx = context(plan, i, layer)
+        if ctx is not None:
+            out.append((f"hls/{ctx['p']}.h", pl.render(template, **ctx)))
+    if out:
+        out.append((f"hls/{NL_MATH_H}", nl_math_source()))
+    return out
+
+
+def unit_context(plan: Plan, index: int, layer: NonlinearLayer) -> dict:
+    """What ``nonlinear_layer.h.j2`` needs: the output's dims, each input's arena operand and
+    broadcast strides, the output operand, GELU's form."""
+    from codesign.hls import pl
+
+    where = f"layer {layer.name!r}"
+    out = pl.shape_of(plan, layer.outputs[0])
+    inputs = []
+    for k, name in enumerate(n for n in layer.inputs if n):
+        x = pl.operand(plan, name, where)
+        v = f"x{k}" if x["float"] else f"static_cast<std::int64_t>(x{k})"
+        x.update(
+            k=k,
+            strides=pl.broadcast_strides(out, pl.shape_of(plan, name)) or [0],
+            as_double=f"static_cast<double>({v})",
+            as_float=f"x{k}" if x["float"] else f"static_cast<float>(static_cast<double>({v}))",
+        )
+        inputs.append(x)
+    return {
+        "p": pl.ident(index, layer.name),
+        "name": layer.name,
+        "fn": layer.fn,
+        "approximate": str(dict(layer.attrs).get("approximate", "none")),
+        "dims": list(out) or [1],
+        "count": math.prod(out),
+        "inputs": inputs,
+        "output": pl.operand(plan, layer.outputs[0], where),
+    }
+
+
 def emit(plan: Plan, layers: list[NonlinearLayer]) -> Emitted:
-    """``kinds/nonlinear.json``: what each layer computes and where it runs."""
+    """``kinds/nonlinear.json`` (what each layer computes and where it runs) and the PL unit of
+    each layer placed on the PL (``hls/<ident>.h``, :func:`pl_files`)."""
     ops = {k: f.ops for k, f in table.ELEMENTWISE.items()}
-    return Emitted(files=(("kinds/nonlinear.json", describe(plan, layers, ops, False)),))
+    files = [("kinds/nonlinear.json", describe(plan, layers, ops, False))]
+    files += pl_files(plan, layers, unit_context, "nonlinear_layer.h.j2")
+    return Emitted(files=tuple(files))
 
 
 KIND = register(

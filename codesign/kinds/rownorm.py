@@ -18,7 +18,15 @@ import numpy as np
 
 from codesign.ir.nonlinear import RowNorm, RowNormLayer
 from codesign.ir.plan import Plan
-from codesign.kinds.nonlinear import cast_outputs, check_common, cost_of, describe, memory, place
+from codesign.kinds.nonlinear import (
+    cast_outputs,
+    check_common,
+    cost_of,
+    describe,
+    memory,
+    pl_files,
+    place,
+)
 from codesign.kinds.registry import Cost, Emitted, OpKind, no_output_scale, register
 from codesign.sim import nonlinear as table
 
@@ -72,10 +80,44 @@ def cost(ctx: CostContext, stage: list[RowNormLayer]) -> Cost:
     return cost_of(ctx, layer, table.ROWWISE[layer.fn].ops, row=True)
 
 
+def unit_context(plan: Plan, index: int, layer: RowNormLayer) -> dict | None:
+    """What ``rownorm_layer.h.j2`` needs: the rows, the row length, the input, output and
+    gamma/beta operands, epsilon as an exact fp32 literal. None for rows of no element (no
+    unit: the sequencer marks the layer missing)."""
+    from codesign.hls import pl
+
+    where = f"layer {layer.name!r}"
+    x = pl.shape_of(plan, layer.inputs[0])
+    n = x[-1]
+    if n == 0:
+        return None
+    params = []
+    for var, name in zip(("gamma", "beta"), layer.inputs[1:], strict=False):
+        if name:
+            params.append({**pl.operand(plan, name, where), "var": var})
+    return {
+        "p": pl.ident(index, layer.name),
+        "name": layer.name,
+        "fn": layer.fn,
+        "n": n,
+        "rows": math.prod(x[:-1]),
+        "width": 1 if layer.fn == "reducemean" else n,
+        "x": pl.operand(plan, layer.inputs[0], where),
+        "y": pl.operand(plan, layer.outputs[0], where),
+        "params": params,
+        "has_gamma": any(g["var"] == "gamma" for g in params),
+        "has_beta": any(g["var"] == "beta" for g in params),
+        "eps": pl.float_literal(float(dict(layer.attrs).get("epsilon", 1e-5))),
+    }
+
+
 def emit(plan: Plan, layers: list[RowNormLayer]) -> Emitted:
-    """``kinds/rownorm.json``: what each layer computes and where it runs."""
+    """``kinds/rownorm.json`` (what each layer computes and where it runs) and the PL unit of
+    each layer placed on the PL (``hls/<ident>.h``, :func:`codesign.kinds.nonlinear.pl_files`)."""
     ops = {k: f.ops for k, f in table.ROWWISE.items()}
-    return Emitted(files=(("kinds/rownorm.json", describe(plan, layers, ops, True)),))
+    files = [("kinds/rownorm.json", describe(plan, layers, ops, True))]
+    files += pl_files(plan, layers, unit_context, "rownorm_layer.h.j2")
+    return Emitted(files=tuple(files))
 
 
 KIND = register(

@@ -25,9 +25,9 @@ from codesign.ir.graph import Op, TensorType
 from codesign.ir.plan import Layer, Plan
 from codesign.kinds.registry import (
     Cost,
+    Emitted,
     LayerMemory,
     OpKind,
-    no_emission,
     no_output_scale,
     register,
 )
@@ -132,6 +132,31 @@ def memory(plan: Plan, layer: TransposeLayer) -> LayerMemory:
     return LayerMemory(transient=_nbytes(plan, layer.outputs[0]) * 2)
 
 
+def emit(plan: Plan, layers: list[TransposeLayer]) -> Emitted:
+    """The PL tiler of each layer (``hls/l<i>_<name>.h``: ``<ident>_run(arena)`` reads the
+    input in permuted order and writes the output row-major; :func:`codesign.hls.pl.copy_file`)."""
+    from codesign.hls import pl
+    from codesign.ir.data import itemsize
+
+    files = []
+    for i, layer in pl.indexed(plan, layers):
+        x, y = layer.inputs[0], layer.outputs[0]
+        xst = pl.row_major(pl.shape_of(plan, x))
+        out = pl.shape_of(plan, y)
+        loop = {
+            "dims": out,
+            "size": itemsize(plan.value_spec(y).dtype),
+            "src": x,
+            "dst": y,
+            "src_base": 0,
+            "src_strides": [xst[p] for p in layer.perm],
+            "dst_base": 0,
+            "dst_strides": pl.row_major(out),
+        }
+        files.append(pl.copy_file(plan, i, layer, f"transpose {list(layer.perm)}", [loop]))
+    return Emitted(files=tuple(files))
+
+
 KIND = register(
     OpKind(
         name="transpose",
@@ -142,7 +167,7 @@ KIND = register(
         check=check,
         cost=cost,
         memory=memory,
-        emit=no_emission,
+        emit=emit,
         output_scale=no_output_scale,
     )
 )

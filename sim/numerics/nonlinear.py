@@ -43,8 +43,8 @@ the bounds are asserted by ``tests/sim/test_nonlinear_numerics.py``):
   ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x**3)))`` (``"tanh"``). Bound: absolute
   error <= :data:`GELU_ABS_ERR` * max(1, |x|) against the same formula in float64.
 - :func:`silu_f32`: ``x * sigmoid(x)``, absolute error <= 3e-7 * max(1, |x|).
-- Row reductions (:func:`row_sum_f32`): the sum of a row of fp32 values is formed exactly
-  enough in a wide accumulator (float64) and rounded once to fp32; the row max is exact.
+- Row reductions (:func:`row_sum_f32`): the sum of a row of fp32 values is formed in a wide
+  accumulator (float64) in index order and rounded once to fp32; the row max is exact.
 - :func:`softmax_f32` (last axis): ``e = exp(x - max)``, ``e * reciprocal(row_sum(e))``; a row
   of all -inf gives NaN (as onnxruntime does). Bound: absolute error <= :data:`SOFTMAX_ABS_ERR`
   (1e-6) per element.
@@ -305,9 +305,15 @@ def silu_f32(x: np.ndarray, dtype: str = "float32") -> np.ndarray:
 
 
 def row_sum_f32(x: np.ndarray) -> np.ndarray:
-    """The sum over the last axis, keepdims: a wide (float64) accumulation rounded once to
-    fp32 (the order of the additions then does not matter for rows below 2**29 elements)."""
-    return np.sum(np.asarray(x, F32), axis=-1, keepdims=True, dtype=np.float64).astype(F32)
+    """The sum over the last axis, keepdims: a float64 accumulator fed the row's elements in
+    index order (left to right, as the kernels' loops do: ``np.sum`` would add pairwise, an
+    order no kernel follows), rounded once to fp32."""
+    x = np.asarray(x, F32)
+    if x.shape[-1] == 0:
+        return np.zeros((*x.shape[:-1], 1), F32)
+    # np.add.accumulate is a scan: element j is (element j-1) + x[j], strictly in order
+    with np.errstate(all="ignore"):  # inf - inf and overflow to inf are the hardware's too
+        return np.add.accumulate(x, axis=-1, dtype=np.float64)[..., -1:].astype(F32)
 
 
 def row_mean_f32(x: np.ndarray, dtype: str = "float32") -> np.ndarray:

@@ -13,7 +13,7 @@ from codesign.examples import models
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
 #: the example models the PL check covers: float (bf16 GEMM), QDQ per-tensor and per-channel,
-#: int16, dynamic, shapes that divide nothing, K > 1 pass, a reshape
+#: int16, dynamic, shapes that divide nothing, K > 1 pass, a reshape, data movement
 MODELS = {
     "qdq": lambda p: models.qdq_mlp(p),
     "float": lambda p: models.float_mlp(p),
@@ -23,6 +23,8 @@ MODELS = {
     "odd": lambda p: models.float_mlp(p, dims=(37, 53, 11), batch=3),
     "kpass": lambda p: models.qdq_mlp(p, dims=(1024, 40, 8), batch=2),
     "reshape": lambda p: models.float_mlp_reshape(p),
+    # Split/Concat/Slice/Gather/Expand around a GEMM: the movement kind's PL data movers
+    "movement": lambda p: models.movement_block(p),
 }
 
 _BUILDS: dict[str, codesign.Build] = {}

@@ -36,7 +36,7 @@ def _text_files(root: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("name", ["qdq", "float"])
+@pytest.mark.parametrize("name", ["qdq", "float", "movement"])
 def test_generated_text_matches_the_snapshots(saved, name):
     root, _ = saved(name)
     files = _text_files(root)

@@ -1,0 +1,25 @@
+"""The scalar C++ of the nonlinear arithmetic (``nl_math.h``), shared by PL and AIE kernels.
+
+``nl_math.h`` (shipped in this package, namespace ``codesign_nl``) computes bit for bit what
+:mod:`codesign.sim.numerics.nonlinear` computes: element-wise ``nl_exp``, ``nl_reciprocal``,
+``nl_div``, ``nl_rsqrt``, ``nl_sqrt``, ``nl_erf``, ``nl_tanh``, ``nl_sigmoid``, ``nl_gelu``,
+``nl_gelu_tanh``, ``nl_silu`` (``float -> float``), ``nl_bf16_round``, and per row of ``n``
+floats ``nl_row_sum``, ``nl_row_max``, ``nl_row_mean``, ``nl_softmax_row(x, y, n)``,
+``nl_layernorm_row(x, gamma, beta, eps, y, n)``, ``nl_rmsnorm_row(x, gamma, eps, y, n)``
+(gamma/beta may be null). A build carries a verbatim copy (``hls/nl_math.h``; AIE kernels copy
+it beside theirs), so there is one C++ text of the arithmetic. Checked by
+``tests/hls/test_nl_math.py`` (a g++ probe against the simulator over edge cases) and, per
+layer, by ``codesign check``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+#: the header's file name, in the package and in a build's hls/ (and aie/) directory
+NL_MATH_H = "nl_math.h"
+
+
+def nl_math_source() -> bytes:
+    """The bytes of ``nl_math.h`` (to write into a build unchanged)."""
+    return resources.files("codesign.hls").joinpath(NL_MATH_H).read_bytes()
