@@ -10,8 +10,9 @@ The planner asks the cost model (:func:`codesign.cost.nonlinear.choose_placement
 layer runs and records it in the layer (``placement``, which is its ``unit``); the cost entry
 reports the chosen placement's cycles, time and resources beside the other placement's time.
 The emitter writes ``kinds/nonlinear.json`` (each layer's function, placement and modelled
-figures); the PL/AIE kernels of these units are not generated yet, so the build's PL sequencer
-marks their steps as missing (``#error``) rather than skipping them.
+figures) and, for the unary float functions placed on the AIE, their block kernels and PL
+sequencer steps (:mod:`codesign.aie.nonlinear`, :mod:`codesign.hls.aie_nonlinear`); a layer
+without generated code has its sequencer step marked missing (``#error``), never skipped.
 """
 
 from __future__ import annotations
@@ -259,9 +260,14 @@ def describe(plan: Plan, layers: list[Any], ops: dict[str, int], row: bool) -> b
 
 
 def emit(plan: Plan, layers: list[NonlinearLayer]) -> Emitted:
-    """``kinds/nonlinear.json``: what each layer computes and where it runs."""
+    """``kinds/nonlinear.json``: what each layer computes and where it runs; for the unary float
+    layers placed on the AIE block, their AIE kernels and PL sequencer steps
+    (:mod:`codesign.hls.aie_nonlinear`)."""
+    from codesign.hls.aie_nonlinear import emit as emit_on_block
+
     ops = {k: f.ops for k, f in table.ELEMENTWISE.items()}
-    return Emitted(files=(("kinds/nonlinear.json", describe(plan, layers, ops, False)),))
+    files = (("kinds/nonlinear.json", describe(plan, layers, ops, False)),)
+    return Emitted(files=files + emit_on_block(plan, "nonlinear"))
 
 
 KIND = register(

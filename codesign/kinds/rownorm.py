@@ -73,9 +73,13 @@ def cost(ctx: CostContext, stage: list[RowNormLayer]) -> Cost:
 
 
 def emit(plan: Plan, layers: list[RowNormLayer]) -> Emitted:
-    """``kinds/rownorm.json``: what each layer computes and where it runs."""
+    """``kinds/rownorm.json``: what each layer computes and where it runs; for the layers placed
+    on the AIE block, their AIE kernels and PL sequencer steps (:mod:`codesign.hls.aie_nonlinear`)."""
+    from codesign.hls.aie_nonlinear import emit as emit_on_block
+
     ops = {k: f.ops for k, f in table.ROWWISE.items()}
-    return Emitted(files=(("kinds/rownorm.json", describe(plan, layers, ops, True)),))
+    files = (("kinds/rownorm.json", describe(plan, layers, ops, True)),)
+    return Emitted(files=files + emit_on_block(plan, "rownorm"))
 
 
 KIND = register(
