@@ -241,7 +241,81 @@ def check_aie(root: Path, plan: Plan, env: dict[str, np.ndarray]) -> list[CheckR
         results = [_check_graph(plan, aie_dir, work, objects)]
         for i, g in enumerate(layers):
             results.append(_run_layer(sim, exe, work / f"l{i}", i, g, env))
+        results += _check_nonlinear(sim, plan, aie_dir, work, objects, env)
     return results
+
+
+def nonlinear_harness_source(plan: Plan) -> bytes:
+    """The x86 harness of the plan's AIE-placed nonlinear layers (``nonlinear_harness.cc.j2``)."""
+    ctx = graph_context(plan)
+    return render("nonlinear_harness.cc.j2", **{**ctx, **ctx["groups"][0]})
+
+
+def _check_nonlinear(
+    sim, plan: Plan, aie_dir: Path, work: Path, objects: list[Path], env
+) -> list[CheckResult]:
+    """Run every AIE-placed nonlinear layer through the nonlinear harness and compare its output
+    with the simulator's bit for bit (one row per layer, part ``aie``)."""
+    contexts = graph_context(plan)["nl_layers"]
+    if not contexts:
+        return []
+    (work / "nl_harness.cc").write_bytes(nonlinear_harness_source(plan))
+    exe = work / "nl_harness"
+    ok, msg = _gxx(
+        [
+            *CXXFLAGS,
+            f"-I{include_dir()}",
+            f"-I{aie_dir / 'kernels'}",
+            "nl_harness.cc",
+            *[str(o) for o in objects],
+            "-o",
+            str(exe),
+        ],
+        work,
+    )
+    if not ok:
+        line = msg.splitlines()[0] if msg else "failed"
+        return [CheckResult(c["name"], PART, False, False, f"nl_harness: {line}") for c in contexts]
+    rows = []
+    for ctx in contexts:
+        layer = plan.layers[ctx["index"]]
+        d = work / f"nl{ctx['index']}"
+        d.mkdir()
+        x = np.asarray(env[layer.inputs[0]], dtype="<f4")
+        (d / "x.bin").write_bytes(x.tobytes())
+        params = [np.asarray(sim.data(plan.constants[n]), dtype="<f4") for n in ctx["params"]]
+        (d / "params.bin").write_bytes(b"".join(p.tobytes() for p in params))
+        p = subprocess.run(
+            [str(exe), str(ctx["index"]), str(d)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=3600,
+        )
+        if p.returncode != 0:
+            rows.append(
+                CheckResult(
+                    layer.name,
+                    PART,
+                    True,
+                    False,
+                    f"nl_harness exit {p.returncode}: {p.stderr[:200]}",
+                )
+            )
+            continue
+        want = np.asarray(env[layer.outputs[0]], dtype=np.float32).reshape(-1)
+        got = np.frombuffer((d / "y.bin").read_bytes(), dtype="<f4")
+        if got.size != want.size:
+            rows.append(
+                CheckResult(layer.name, PART, True, False, f"{got.size} values, not {want.size}")
+            )
+            continue
+        same, diff = _compare(got, want)
+        detail = (
+            "" if same else f"{int(np.sum(got.view('<u4') != want.view('<u4')))} value(s) differ"
+        )
+        rows.append(CheckResult(layer.name, PART, True, same, detail, diff))
+    return rows
 
 
 def _check_graph(plan: Plan, aie_dir: Path, work: Path, objects: list[Path]) -> CheckResult:

@@ -30,6 +30,7 @@ from typing import Any
 
 import jinja2
 
+from codesign.aie import nonlinear
 from codesign.boards import load as load_board
 from codesign.ir.plan import GemmLayer, Plan
 
@@ -264,6 +265,9 @@ def graph_context(plan: Plan) -> dict[str, Any]:
     layers = gemm_layers(plan)
     board = load_board(plan.board)
     contexts = [layer_context(plan, g, i) for i, g in enumerate(layers)]
+    plan_index = {id(layer): i for i, layer in enumerate(plan.layers)}
+    for c, g in zip(contexts, layers, strict=True):
+        c["layer_id"] = plan_index[id(g)]  # the control records name the plan layer
     kernels = share_kernels(contexts)
     C, L = plan.block.chains, plan.block.cascade
     pos = positions(L)
@@ -294,6 +298,18 @@ def graph_context(plan: Plan) -> dict[str, Any]:
     c_bytes = max((size(c, "c") for c in contexts), default=0)
     carry_bytes = max((size(c, "carry") for c in contexts), default=0)
     epi_words = max((c["epi_words"] for c in contexts), default=1)
+    # the AIE-placed nonlinear layers run in the first group (codesign.aie.nonlinear); the
+    # buffers grow to one row per core when a row does not fit the GEMMs' buffers
+    nl_layers = []
+    if groups:
+        nl_layers = nonlinear.layer_contexts(
+            plan, a_bytes, c_bytes, groups[0]["tag"], groups[0]["kernel_prefix"]
+        )
+        for gi, grp in enumerate(groups):
+            grp["nl_layers"] = nl_layers if gi == 0 else []
+    a_bytes = max([a_bytes, *(v["a_bytes"] for v in nl_layers)])
+    b_bytes = max([b_bytes, *(v["b_bytes"] for v in nl_layers)])
+    c_bytes = max([c_bytes, *(v["c_bytes"] for v in nl_layers)])
     # memory-tile buffers of the reuse dataflows (codesign.cost.dataflow): A tiles held for
     # a_panel / a_resident, B tiles held for b_resident; one graph serves every layer, so the
     # graph has the buffers any layer's plan uses
@@ -435,6 +451,7 @@ def graph_context(plan: Plan) -> dict[str, Any]:
         "groups": groups,
         "layers": contexts,
         "kernels": kernels,
+        "nl_layers": nl_layers,
         "plio_in": L + C * L,
         "control_in": C,
         "control_words": CONTROL_HEADER_WORDS + epi_words,
@@ -475,6 +492,8 @@ def emit_files(plan: Plan) -> tuple[tuple[str, bytes], ...]:
     for ctx in gctx["kernels"]:  # one per tile variant and epilogue form
         files.append((f"aie/kernels/{ctx['fn']}.cc", render("gemm_kernel.cc.j2", **ctx)))
         files.append((f"aie/kernels/{ctx['fn']}.h", render("gemm_kernel.h.j2", **ctx)))
+    if gctx["nl_layers"]:  # the nonlinear kernels' arithmetic (their files: their kinds' emit)
+        files.append((f"aie/kernels/{nonlinear.NL_MATH}", nonlinear.nl_math_source()))
     files.append(("aie/kernels/dispatch.h", render("dispatch.h.j2", **gctx)))
     for grp in gctx["groups"]:
         ctx = {**gctx, **grp, "group": grp["tag"], "all_bf16": grp["tag"] == "accfloat"}

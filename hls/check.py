@@ -18,7 +18,9 @@ runs each PL function on files:
 - the sequencer (the kernel the host launches) for one whole inference, with the AIE block
   replaced by the C tiles of the simulator's GEMM outputs: starting from an arena that holds
   only the data files and the inputs, every tensor it writes must equal the simulator's, and the
-  A, B and ``rtp_<chain>`` control streams it sends must be every GEMM layer's, in layer order.
+  A, B and ``rtp_<chain>`` control streams it sends must be every GEMM layer's and every
+  AIE-placed nonlinear layer's (:func:`codesign.hls.aie_nonlinear.expected_streams`), in layer
+  order; the C streams it reads are the simulator's outputs of both.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from codesign.codegen.check import CheckResult
-from codesign.hls import pl
+from codesign.hls import aie_nonlinear, pl
 from codesign.ir.data import decode, stored_bytes
 from codesign.ir.layouts import unpack_b
 from codesign.ir.plan import GemmLayer, Plan, VectorLayer
@@ -341,7 +343,18 @@ def _check_sequencer(
     for r in keep:
         start[r.offset : r.offset + r.nbytes] = full[r.offset : r.offset + r.nbytes]
     want: dict[str, bytes] = {n: b"" for n in a + b + c + rtp}
+    on_block = aie_nonlinear.contexts(plan)
     for i, g in enumerate(plan.layers):
+        if i in on_block and (hls_dir / f"{pl.ident(i, g.name)}.h").is_file():
+            # a nonlinear layer on the AIE block: its rows, parameters, records and results
+            consts = _ArenaData(plan, full)  # the parameters as the arena holds them
+            params = [consts.data(plan.constants[n]) for n in on_block[i]["params"]]
+            x, y = tensors[g.inputs[0]], tensors[g.outputs[0]]
+            for name, data in aie_nonlinear.expected_streams(
+                plan, on_block[i], x, y, params
+            ).items():
+                want[name] += data
+            continue
         if not isinstance(g, GemmLayer):
             continue
         for name, data in expected_a(plan, g, tensors[g.inputs[0]]).items():

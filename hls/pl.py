@@ -544,7 +544,10 @@ def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[s
                 }
             )
         elif f"hls/{p}.h" in emitted:
-            steps.append({"kind": "unit", "p": p, "name": layer.name})
+            # a layer placed on the AIE block streams through it like a GEMM
+            # (codesign.hls.aie_nonlinear); the others are PL units of their own
+            on_block = getattr(layer, "placement", None) == "aie"
+            steps.append({"kind": "block" if on_block else "unit", "p": p, "name": layer.name})
         elif layer.unit != "none":
             steps.append(
                 {

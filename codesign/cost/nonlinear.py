@@ -11,7 +11,9 @@ A nonlinear layer (exp, erf, GELU, softmax, LayerNorm, ...) runs either
   function's fp32 operations per element over ``aie_vector_fp32_ops_per_cycle`` per core
   (fp32 is emulated with bf16 on AIE-ML), times the kernel efficiency, plus
   ``aie_layer_switch_cycles`` to switch the block's kernel for the layer, with the data streamed
-  in over the block's A PLIOs and out over its C PLIOs; no PL resources beyond the block's.
+  in over the block's A PLIOs and out over its C PLIOs (the layout the generated kernels use:
+  codesign/aie/nonlinear.py; the parameters of a norm go over the B PLIOs and are not counted);
+  no PL resources beyond the block's.
 
 Both read their operands from DDR and write the result back. The figures come from the board
 file's ``nonlinear`` section (each with its source) and its ``perf`` section. Every figure is

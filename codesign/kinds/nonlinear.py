@@ -10,9 +10,10 @@ The planner asks the cost model (:func:`codesign.cost.nonlinear.choose_placement
 layer runs and records it in the layer (``placement``, which is its ``unit``); the cost entry
 reports the chosen placement's cycles, time and resources beside the other placement's time.
 The emitter writes ``kinds/nonlinear.json`` (each layer's function, placement and modelled
-figures) and, for each layer placed on the PL, its unit ``hls/<ident>.h`` (with
-``hls/nl_math.h``, the arithmetic in C++); a layer placed on the AIE gets no PL code, so until
-the AIE side emits its kernel the build's PL sequencer marks its step as missing (``#error``).
+figures); for each layer placed on the PL its unit ``hls/<ident>.h`` (with ``hls/nl_math.h``,
+the arithmetic in C++); for the unary float functions placed on the AIE, their block kernels and
+PL sequencer steps (:mod:`codesign.aie.nonlinear`, :mod:`codesign.hls.aie_nonlinear`). A layer
+without generated code has its sequencer step marked missing (``#error``), never skipped.
 """
 
 from __future__ import annotations
@@ -311,12 +312,16 @@ def unit_context(plan: Plan, index: int, layer: NonlinearLayer) -> dict:
 
 
 def emit(plan: Plan, layers: list[NonlinearLayer]) -> Emitted:
-    """``kinds/nonlinear.json`` (what each layer computes and where it runs) and the PL unit of
-    each layer placed on the PL (``hls/<ident>.h``, :func:`pl_files`)."""
+    """``kinds/nonlinear.json`` (what each layer computes and where it runs), the PL unit of
+    each layer placed on the PL (``hls/<ident>.h``, :func:`pl_files`) and, for the unary float
+    layers placed on the AIE block, their AIE kernels and PL sequencer steps
+    (:mod:`codesign.hls.aie_nonlinear`)."""
+    from codesign.hls.aie_nonlinear import emit as emit_on_block
+
     ops = {k: f.ops for k, f in table.ELEMENTWISE.items()}
     files = [("kinds/nonlinear.json", describe(plan, layers, ops, False))]
     files += pl_files(plan, layers, unit_context, "nonlinear_layer.h.j2")
-    return Emitted(files=tuple(files))
+    return Emitted(files=tuple(files) + emit_on_block(plan, "nonlinear"))
 
 
 KIND = register(

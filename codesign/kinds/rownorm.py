@@ -112,12 +112,16 @@ def unit_context(plan: Plan, index: int, layer: RowNormLayer) -> dict | None:
 
 
 def emit(plan: Plan, layers: list[RowNormLayer]) -> Emitted:
-    """``kinds/rownorm.json`` (what each layer computes and where it runs) and the PL unit of
-    each layer placed on the PL (``hls/<ident>.h``, :func:`codesign.kinds.nonlinear.pl_files`)."""
+    """``kinds/rownorm.json`` (what each layer computes and where it runs), the PL unit of each
+    layer placed on the PL (``hls/<ident>.h``, :func:`codesign.kinds.nonlinear.pl_files`) and,
+    for the layers placed on the AIE block, their AIE kernels and PL sequencer steps
+    (:mod:`codesign.hls.aie_nonlinear`)."""
+    from codesign.hls.aie_nonlinear import emit as emit_on_block
+
     ops = {k: f.ops for k, f in table.ROWWISE.items()}
     files = [("kinds/rownorm.json", describe(plan, layers, ops, True))]
     files += pl_files(plan, layers, unit_context, "rownorm_layer.h.j2")
-    return Emitted(files=tuple(files))
+    return Emitted(files=tuple(files) + emit_on_block(plan, "rownorm"))
 
 
 KIND = register(
