@@ -549,7 +549,8 @@ def _read_order(shape: tuple[int, ...], perm: tuple[int, ...]) -> dict:
     st = _strides(shape)
     logical = [(shape[p], st[p]) for p in perm]
     return {
-        "batch": [{"size": n, "stride": s} for n, s in logical[:-2]],
+        # a size-1 batch axis adds nothing to the address
+        "batch": [{"size": n, "stride": s} for n, s in logical[:-2] if n > 1],
         "row_stride": logical[-2][1],
         "col_stride": logical[-1][1],
         "perm": list(perm),
@@ -567,7 +568,9 @@ def _write_order(shape: tuple[int, ...], out_perm: tuple[int, ...]) -> dict:
         y_shape[d], y_stride[d] = shape[e], st[e]
     return {
         "batch": [
-            {"size": n, "stride": s} for n, s in zip(y_shape[:-2], y_stride[:-2], strict=True)
+            {"size": n, "stride": s}
+            for n, s in zip(y_shape[:-2], y_stride[:-2], strict=True)
+            if n > 1  # a size-1 batch axis adds nothing to the address
         ],
         "row_stride": y_stride[-2],
         "col_stride": y_stride[-1],
