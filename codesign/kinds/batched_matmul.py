@@ -700,7 +700,12 @@ def emit(plan: Plan, layers: list[BatchedMatMulLayer]) -> Emitted:
         ],
     }
     text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    return Emitted(files=(("kinds/batched_matmul.json", text.encode()), *pl_files(plan, layers)))
+    files = [("kinds/batched_matmul.json", text.encode()), *pl_files(plan, layers)]
+    if not plan.gemms():  # the block's AIE files come with the GEMM kind's when it has any
+        from codesign.aie.emit import emit_files
+
+        files += emit_files(plan)
+    return Emitted(files=tuple(files))
 
 
 KIND = register(

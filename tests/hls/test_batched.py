@@ -192,3 +192,24 @@ def test_every_batched_row_passes_on_a_torch_encoder_layer(tmp_path):
         (n, p) for n in names for p in BATCHED_PARTS | {"aie"}
     }
     assert all(r.compiled and r.matched for r in rows), rows
+
+
+def test_a_model_of_only_a_batched_product_gets_the_block_and_passes(tmp_path):
+    # no GEMM emits the AIE files here: the batched kind does (one graph, its own kernel)
+    import onnx
+    from onnx import TensorProto, helper
+
+    q = helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, 4, 8, 16])
+    k = helper.make_tensor_value_info("k", TensorProto.FLOAT, [1, 4, 16, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
+    node = helper.make_node("MatMul", ["q", "k"], ["y"], name="qk")
+    graph = helper.make_graph([node], "qk_only", [q, k], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "qk.onnx")
+    build = codesign.compile(tmp_path / "qk.onnx", board="vek280", block="2x8", synth=False)
+    assert not build.plan.gemms()
+    root = build.save(tmp_path / "b")
+    assert (root / "aie" / "graph.h").is_file()
+    rows = check_build(load_build(root))
+    assert {(r.layer, r.part) for r in rows} >= {("qk", p) for p in BATCHED_PARTS | {"aie"}}
+    assert all(r.compiled and r.matched for r in rows), rows
