@@ -1,8 +1,11 @@
 """AIE-ML code generation: the GEMM kernels, the block's dispatch kernels, the ADF graph and
 aie.cfg, rendered from the Jinja2 templates in ``aie/templates/`` with the plan's GEMM layers.
 
-Called by the GEMM kind's emitter (:func:`codesign.kinds.gemm.emit`); the text depends only on
-the plan, so builds stay byte-identical. The same contexts drive the x86 harness of
+Called by the GEMM kind's emitter (:func:`codesign.kinds.gemm.emit`; by the batched kind's when
+the plan has no GEMM); the text depends only on the plan, so builds stay byte-identical. The
+block's layers are the GEMMs and the batched products (:func:`block_layers`; a batched product's
+template values come from :func:`codesign.kinds.batched_matmul.aie_context`); the dispatch
+kernels switch on the plan layer index that the control records carry. The same contexts drive the x86 harness of
 ``codesign check`` (:mod:`codesign.aie.check`).
 
 Conventions shared by the kernels, the graph and the harness (the PL tiler's contract):
@@ -113,7 +116,7 @@ class EpilogueLayout:
     zb: int | None = None
 
 
-def epilogue_layout(g: GemmLayer) -> EpilogueLayout:
+def epilogue_layout(g: Layer) -> EpilogueLayout:
     """The epilogue array layout of layer ``g`` (see the module docstring); a batched product's
     is its kind's (:func:`codesign.kinds.batched_matmul.epilogue_layout`)."""
     if not isinstance(g, GemmLayer):
