@@ -213,3 +213,50 @@ def test_a_model_of_only_a_batched_product_gets_the_block_and_passes(tmp_path):
     rows = check_build(load_build(root))
     assert {(r.layer, r.part) for r in rows} >= {("qk", p) for p in BATCHED_PARTS | {"aie"}}
     assert all(r.compiled and r.matched for r in rows), rows
+
+
+def _qdq_product(path: Path, dtype: str, scale: float) -> Path:
+    """y = DQ(Q(q)) @ DQ(Q(k)), per-tensor QDQ of ``dtype`` with nonzero zero points, 2 heads."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = {"int16": (TensorProto.INT16, np.int16), "int8": (TensorProto.INT8, np.int8)}
+    _, npd = elem[dtype]
+    q = helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, 2, 5, 24])
+    k = helper.make_tensor_value_info("k", TensorProto.FLOAT, [1, 2, 24, 7])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 5, 7])
+    inits = [
+        numpy_helper.from_array(np.array(scale, np.float32), "s"),
+        numpy_helper.from_array(np.array(37, npd), "zq"),
+        numpy_helper.from_array(np.array(-5, npd), "zk"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["q", "s", "zq"], ["qq"]),
+        helper.make_node("DequantizeLinear", ["qq", "s", "zq"], ["qd"]),
+        helper.make_node("QuantizeLinear", ["k", "s", "zk"], ["kq"]),
+        helper.make_node("DequantizeLinear", ["kq", "s", "zk"], ["kd"]),
+        helper.make_node("MatMul", ["qd", "kd"], ["y"], name="qk"),
+    ]
+    graph = helper.make_graph(nodes, "qdq_product", [q, k], [y], initializer=inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), path)
+    return path
+
+
+def test_an_int16_product_whose_sums_leave_int32_matches_bit_for_bit(tmp_path):
+    # int16 operands near full scale: the acc64 sums exceed int32 and the layer's int32 output
+    # is their low 32 bits (the simulator's cast); the kernel must not saturate
+    import numpy as np
+
+    model = _qdq_product(tmp_path / "m.onnx", "int16", 2e-5)
+    root = codesign.compile(model, board="vek280", block="2x8", synth=False).save(tmp_path / "b")
+    build = load_build(root)
+    (g,) = [x for x in build.plan.layers if isinstance(x, BatchedMatMulLayer)]
+    assert g.dtype == "int16" and g.a_zero_point and g.b_zero_point
+    env = Simulator(build.plan, root).run_all(golden_inputs(build.plan))
+    a = env[g.inputs[0]].astype(np.int64) - g.a_zero_point
+    b = env[g.inputs[1]].astype(np.int64) - g.b_zero_point
+    assert np.abs(a @ b).max() > 2**31  # the case is the one it claims to be
+    rows = [r for r in check_build(build) if r.layer == "qk"]
+    assert {r.part for r in rows} == BATCHED_PARTS | {"aie"}
+    assert all(r.compiled and r.matched for r in rows), rows
