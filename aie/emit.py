@@ -5,8 +5,8 @@ Called by the GEMM kind's emitter (:func:`codesign.kinds.gemm.emit`; by the batc
 the plan has no GEMM); the text depends only on the plan, so builds stay byte-identical. The
 block's layers are the GEMMs and the batched products (:func:`block_layers`; a batched product's
 template values come from :func:`codesign.kinds.batched_matmul.aie_context`); the dispatch
-kernels switch on the plan layer index that the control records carry. The same contexts drive the x86 harness of
-``codesign check`` (:mod:`codesign.aie.check`).
+kernels switch on the plan layer index that the control records carry. The same contexts drive
+the x86 harness of ``codesign check`` (:mod:`codesign.aie.check`).
 
 Conventions shared by the kernels, the graph and the harness (the PL tiler's contract):
 

@@ -437,8 +437,7 @@ def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[s
     GEMM layers stream through the block; so does a block layer whose kind emitted
     ``hls/<ident>.h`` (a batched product: ``<ident>_run(arena, streams...)``); any other layer
     whose kind emitted ``hls/<ident>.h`` (the vector units; paths in ``emitted``) runs its
-    ``<ident>_run(arena)``; views (unit "none")
-    need nothing. Any other layer has no PL code yet: its step is an ``#error`` naming it, so
+    ``<ident>_run(arena)``; views (unit "none") need nothing. Any other layer has no PL code yet: its step is an ``#error`` naming it, so
     the kernel refuses to compile (in ``codesign check`` and in v++) instead of skipping it."""
     streams_a, streams_b, streams_c = stream_names(plan)
     regions, _ = arena(plan)
