@@ -12,11 +12,14 @@ runs each PL function on files:
 - its weight tiler on the row-major weight, compared with the build's packed weight file;
 - its C untiler on the simulator's output cut into chain tiles, compared with that output;
 - each PL vector unit on the simulator's inputs of the layer, compared with its outputs.
+- each batched product's A tiler, B tiler (activation B in its read order -> ``tempus.b/1``
+  tiles), control records and C untiler, head after head (:func:`expected_batched`).
 
 - the sequencer (the kernel the host launches) for one whole inference, with the AIE block
   replaced by the C tiles of the simulator's GEMM outputs: starting from an arena that holds
   only the data files and the inputs, every tensor it writes must equal the simulator's, and the
-  A, B and ``rtp_<chain>`` control streams it sends must be every GEMM layer's, in layer order.
+  A, B and ``rtp_<chain>`` control streams it sends must be every GEMM layer's and batched
+  product's, in layer order.
 """
 
 from __future__ import annotations
