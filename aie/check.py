@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codesign.aie.emit import ACC_TAG, gemm_layers, graph_context, render
+from codesign.aie.emit import ACC_TAG, block_layers, graph_context, render
 from codesign.codegen.check import CheckResult
 from codesign.errors import BuildError
 from codesign.ir.graph import numpy_dtype
@@ -62,7 +62,7 @@ def compile_kernels(aie_dir: Path, work: Path) -> tuple[list[Path], dict[str, st
 def harness_source(plan: Plan) -> bytes:
     """The x86 harness of the plan's graph (see ``templates/harness.cc.j2``)."""
     ctx = graph_context(plan)
-    layers = gemm_layers(plan)
+    layers = [layer for _, layer in block_layers(plan)]
     ctx["groups_index"] = {g["tag"]: i for i, g in enumerate(ctx["groups"])}
     ctx["tiles"] = {i: (g.schedule.m_tiles, g.schedule.n_tiles) for i, g in enumerate(layers)}
     ctx["csize"] = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "bfloat16": 2}
@@ -204,7 +204,7 @@ def check_aie(root: Path, plan: Plan, env: dict[str, np.ndarray]) -> list[CheckR
     named ``graph``), then run and compare every GEMM layer."""
     from codesign.sim.functional import Simulator
 
-    layers = gemm_layers(plan)
+    layers = [layer for _, layer in block_layers(plan)]
     if not layers:
         return []
     aie_dir = Path(root) / "aie"
@@ -240,7 +240,8 @@ def check_aie(root: Path, plan: Plan, env: dict[str, np.ndarray]) -> list[CheckR
             return [CheckResult(g.name, PART, False, False, f"harness: {line}") for g in layers]
         results = [_check_graph(plan, aie_dir, work, objects)]
         for i, g in enumerate(layers):
-            results.append(_run_layer(sim, exe, work / f"l{i}", i, g, env))
+            run = _run_layer if isinstance(g, GemmLayer) else _run_batched
+            results.append(run(sim, exe, work / f"l{i}", i, g, env))
         results += _check_nonlinear(sim, plan, aie_dir, work, objects, env)
     return results
 
@@ -399,4 +400,59 @@ def _run_layer(sim, exe: Path, d: Path, index: int, g: GemmLayer, env) -> CheckR
         )
     same, diff = _compare(got.reshape(s.M, s.N), want)
     detail = "" if same else f"{int(np.sum(got.reshape(-1) != want.reshape(-1)))} value(s) differ"
+    return CheckResult(g.name, PART, True, same, detail, diff)
+
+
+def _run_batched(sim, exe: Path, d: Path, index: int, g, env) -> CheckResult:
+    """A batched product (:mod:`codesign.kinds.batched_matmul`) head by head through the same
+    harness: per head the cores' A (re-centred or, for bf16, the float32 the harness rounds),
+    the head's B in ``tempus.b/1`` order (what the PL B tiler streams) and its epilogue table;
+    the heads' outputs, written back in the layer's write order, must equal the simulator's."""
+    from codesign.ir.layouts import pack_b
+    from codesign.kinds.batched_matmul import (
+        CORE_DTYPE,
+        core_operands,
+        epilogue_table,
+        perm_or_identity,
+    )
+
+    d.mkdir()
+    s = g.schedule
+    A, B, za, zb = core_operands(sim.plan, g, env[g.inputs[0]], env[g.inputs[1]])
+    want = np.asarray(env[g.outputs[0]])
+    heads = []
+    for h in range(g.batch):
+        hd = d / f"h{h}"
+        hd.mkdir()
+        if g.dtype == "bf16":
+            (hd / "a.bin").write_bytes(np.ascontiguousarray(A[h], dtype="<f4").tobytes())
+        else:
+            (hd / "a.bin").write_bytes(_stored(A[h], CORE_DTYPE[g.dtype]))
+        (hd / "b.bin").write_bytes(_stored(pack_b(B[h], s), CORE_DTYPE[g.dtype]))
+        (hd / "epi.bin").write_bytes(epilogue_table(g, A[h], B[h], za, zb).astype("<i4").tobytes())
+        p = subprocess.run(
+            [str(exe), str(index), str(hd), str(za)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=3600,
+        )
+        if p.returncode != 0:
+            return CheckResult(
+                g.name,
+                PART,
+                True,
+                False,
+                f"head {h}: harness exit {p.returncode}: {p.stderr[:200]}",
+            )
+        got = np.frombuffer((hd / "c.bin").read_bytes(), dtype=want.dtype.newbyteorder("<"))
+        if got.size != s.M * s.N:
+            return CheckResult(
+                g.name, PART, True, False, f"head {h}: {got.size} values, not {s.M * s.N}"
+            )
+        heads.append(got.reshape(s.M, s.N))
+    y = np.stack(heads).reshape(*g.batch_shape, s.M, s.N)
+    y = np.transpose(y, perm_or_identity(g.out_perm, y.ndim))
+    same, diff = _compare(y, want)
+    detail = "" if same else f"{int(np.sum(y.reshape(-1) != want.reshape(-1)))} value(s) differ"
     return CheckResult(g.name, PART, True, same, detail, diff)

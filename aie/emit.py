@@ -1,9 +1,12 @@
 """AIE-ML code generation: the GEMM kernels, the block's dispatch kernels, the ADF graph and
 aie.cfg, rendered from the Jinja2 templates in ``aie/templates/`` with the plan's GEMM layers.
 
-Called by the GEMM kind's emitter (:func:`codesign.kinds.gemm.emit`); the text depends only on
-the plan, so builds stay byte-identical. The same contexts drive the x86 harness of
-``codesign check`` (:mod:`codesign.aie.check`).
+Called by the GEMM kind's emitter (:func:`codesign.kinds.gemm.emit`; by the batched kind's when
+the plan has no GEMM); the text depends only on the plan, so builds stay byte-identical. The
+block's layers are the GEMMs and the batched products (:func:`block_layers`; a batched product's
+template values come from :func:`codesign.kinds.batched_matmul.aie_context`); the dispatch
+kernels switch on the plan layer index that the control records carry. The same contexts drive
+the x86 harness of ``codesign check`` (:mod:`codesign.aie.check`).
 
 Conventions shared by the kernels, the graph and the harness (the PL tiler's contract):
 
@@ -32,7 +35,7 @@ import jinja2
 
 from codesign.aie import nonlinear
 from codesign.boards import load as load_board
-from codesign.ir.plan import GemmLayer, Plan
+from codesign.ir.plan import GemmLayer, Layer, Plan
 
 #: AIE API accumulator tag of each GEMM dtype (AM020: int8 -> acc32, int16 -> acc64, bf16 -> fp32)
 ACC_TAG = {"int8": "acc32", "int16": "acc64", "bf16": "accfloat"}
@@ -108,10 +111,19 @@ class EpilogueLayout:
     shift: int | None
     per_channel: bool
     words: int
+    #: batched products (:mod:`codesign.kinds.batched_matmul`): the tile's m row sums of
+    #: ``a - za`` and the B zero point (one word)
+    rowsum: int | None = None
+    zb: int | None = None
 
 
-def epilogue_layout(g: GemmLayer) -> EpilogueLayout:
-    """The epilogue array layout of layer ``g`` (see the module docstring)."""
+def epilogue_layout(g: Layer) -> EpilogueLayout:
+    """The epilogue array layout of layer ``g`` (see the module docstring); a batched product's
+    is its kind's (:func:`codesign.kinds.batched_matmul.epilogue_layout`)."""
+    if not isinstance(g, GemmLayer):
+        from codesign.kinds.batched_matmul import epilogue_layout as batched_layout
+
+        return batched_layout(g)
     n = g.schedule.tile.n
     off = 0
     bias = bias_hi = colsum = mult = shift = None
@@ -135,14 +147,40 @@ def gemm_layers(plan: Plan) -> list[GemmLayer]:
     return [layer for layer in plan.layers if isinstance(layer, GemmLayer)]
 
 
+def block_layers(plan: Plan) -> list[tuple[int, Layer]]:
+    """(plan layer index, layer) of every layer that runs on the temporal block, in execution
+    order: the GEMMs and the batched products (:mod:`codesign.kinds.batched_matmul`). The plan
+    layer index is what the control records name (docs/pl_streams.md)."""
+    from codesign.kinds.batched_matmul import BatchedMatMulLayer
+
+    return [
+        (i, layer)
+        for i, layer in enumerate(plan.layers)
+        if isinstance(layer, GemmLayer | BatchedMatMulLayer)
+    ]
+
+
+def _block_context(plan: Plan, index: int, layer: Layer, plan_index: int) -> dict[str, Any]:
+    """The template values of block layer ``layer`` (the ``index``-th of :func:`block_layers`,
+    plan layer ``plan_index``)."""
+    if isinstance(layer, GemmLayer):
+        return layer_context(plan, layer, index, plan_index)
+    from codesign.kinds.batched_matmul import aie_context
+
+    return aie_context(plan, layer, index, plan_index)
+
+
 def output_ctype(g: GemmLayer) -> str:
     if g.dtype == "bf16":
         return "float"
     return CTYPE[g.requant.dtype] if g.requant is not None else "int32"
 
 
-def layer_context(plan: Plan, g: GemmLayer, index: int) -> dict[str, Any]:
-    """Template values of GEMM layer ``g`` (the ``index``-th GEMM of the plan)."""
+def layer_context(
+    plan: Plan, g: GemmLayer, index: int, plan_index: int | None = None
+) -> dict[str, Any]:
+    """Template values of GEMM layer ``g`` (the ``index``-th layer of the block, plan layer
+    ``plan_index``: the number its control records carry; ``index`` when not given)."""
     s = g.schedule
     nm, nk, nn = s.native
     a_dtype = plan.value_spec(g.inputs[0]).dtype
@@ -162,6 +200,7 @@ def layer_context(plan: Plan, g: GemmLayer, index: int) -> dict[str, Any]:
         "layer": comment_safe(g.name),
         "model": comment_safe(plan.model or "the model"),
         "index": index,
+        "id": index if plan_index is None else plan_index,  # what the control records name
         "fn": f"gemm{index}",
         "header": f"gemm{index}.h",
         "dtype": g.dtype,
@@ -193,7 +232,11 @@ def layer_context(plan: Plan, g: GemmLayer, index: int) -> dict[str, Any]:
             "colsum": ep.colsum,
             "mult": ep.mult,
             "shift": ep.shift,
+            "rowsum": ep.rowsum,
+            "zb": ep.zb,
         },
+        "rowsum": ep.rowsum is not None,
+        "wrap": False,
         "epi_words": ep.words,
         "epilogue_doc": ", ".join(d for d in doc if d) or "none",
         "positions": positions(s.block.cascade),
@@ -205,7 +248,7 @@ def layer_context(plan: Plan, g: GemmLayer, index: int) -> dict[str, Any]:
 KERNEL_FIELDS = (
     "dtype", "m", "k", "n", "nm", "nk", "nn", "ta", "tb", "tag", "tout", "bias", "colsum",
     "relu", "acc_shift", "requant", "per_channel", "zero_point", "rounding_api", "off",
-    "epi_words", "chains", "cascade", "positions",
+    "epi_words", "chains", "cascade", "positions", "rowsum", "wrap",
 )  # fmt: skip
 #: Layer names listed in a shared kernel's header comment before "and N more".
 _NAMES_SHOWN = 4
@@ -262,12 +305,10 @@ def _port_lists(pos: str, carry: bool) -> tuple[list[str], list[str]]:
 def graph_context(plan: Plan) -> dict[str, Any]:
     """Template values of the block's dispatch kernels, graph and aie.cfg; also what the
     graph-vs-plan test and the harness read (cores, PLIOs, buffers, connections)."""
-    layers = gemm_layers(plan)
+    block = block_layers(plan)
+    layers = [layer for _, layer in block]
     board = load_board(plan.board)
-    contexts = [layer_context(plan, g, i) for i, g in enumerate(layers)]
-    plan_index = {id(layer): i for i, layer in enumerate(plan.layers)}
-    for c, g in zip(contexts, layers, strict=True):
-        c["layer_id"] = plan_index[id(g)]  # the control records name the plan layer
+    contexts = [_block_context(plan, i, g, pi) for i, (pi, g) in enumerate(block)]
     kernels = share_kernels(contexts)
     C, L = plan.block.chains, plan.block.cascade
     pos = positions(L)
@@ -484,8 +525,7 @@ def render(template: str, **ctx: Any) -> bytes:
 
 def emit_files(plan: Plan) -> tuple[tuple[str, bytes], ...]:
     """Every AIE file of the plan's build, as (path relative to the build, bytes)."""
-    layers = gemm_layers(plan)
-    if not layers:
+    if not block_layers(plan):
         return ()
     gctx = graph_context(plan)
     files: list[tuple[str, bytes]] = []

@@ -14,13 +14,16 @@ runs each PL function on files:
 - each PL unit (a vector unit, and any other layer whose kind emitted ``hls/<ident>.h``: data
   movers of transpose/movement layers, nonlinear/rownorm units placed on the PL) on the
   simulator's tensors, compared with its outputs (part ``pl:<kind>[:<fn>]``).
+- each batched product's A tiler, B tiler (activation B in its read order -> ``tempus.b/1``
+  tiles), control records and C untiler, head after head (:func:`expected_batched`).
 
 - the sequencer (the kernel the host launches) for one whole inference, with the AIE block
   replaced by the C tiles of the simulator's GEMM outputs: starting from an arena that holds
   only the data files and the inputs, every tensor it writes must equal the simulator's, and the
-  A, B and ``rtp_<chain>`` control streams it sends must be every GEMM layer's and every
-  AIE-placed nonlinear layer's (:func:`codesign.hls.aie_nonlinear.expected_streams`), in layer
-  order; the C streams it reads are the simulator's outputs of both.
+  A, B and ``rtp_<chain>`` control streams it sends must be every GEMM layer's, every batched
+  product's and every AIE-placed nonlinear layer's
+  (:func:`codesign.hls.aie_nonlinear.expected_streams`), in layer order; the C streams it reads
+  are the simulator's outputs of them.
 """
 
 from __future__ import annotations
@@ -104,10 +107,17 @@ def expected_a(plan: Plan, g: GemmLayer, a: np.ndarray) -> dict[str, bytes]:
     """The A streams of layer ``g`` for input ``a``, from the simulator's tile order."""
     from codesign.sim import numerics
 
-    s, bits = g.schedule, pl.beat_bits(plan)
-    L, m, k = s.block.cascade, s.tile.m, s.tile.k
+    s = g.schedule
     dtype = "bf16" if g.dtype == "bf16" else plan.value_spec(g.inputs[0]).dtype
     src = numerics.to_bf16(a.reshape(s.M, s.K)) if g.dtype == "bf16" else a.reshape(s.M, s.K)
+    return _a_streams(plan, s, src, dtype)
+
+
+def _a_streams(plan: Plan, s, src: np.ndarray, dtype: str) -> dict[str, bytes]:
+    """The A streams of one M x K operand ``src`` (values as the cores read them, stored as
+    ``dtype``) on schedule ``s``: per (M tile, N tile, K pass) the tile of each position."""
+    bits = pl.beat_bits(plan)
+    L, m, k = s.block.cascade, s.tile.m, s.tile.k
     A = np.zeros((s.padded_M, s.padded_K), dtype=src.dtype)
     A[: s.M, : s.K] = src
     At = A.reshape(s.m_tiles, m, s.k_passes, L, k).transpose(0, 2, 3, 1, 4)  # [i, p, l, m, k]
@@ -125,9 +135,13 @@ def expected_a(plan: Plan, g: GemmLayer, a: np.ndarray) -> dict[str, bytes]:
     return out
 
 
-def expected_b(plan: Plan, g: GemmLayer, packed: np.ndarray) -> dict[str, bytes]:
-    """The B streams of layer ``g`` from its packed weight (tiles of unpack_b, per M tile)."""
+def expected_b(
+    plan: Plan, g: GemmLayer, packed: np.ndarray, dtype: str | None = None
+) -> dict[str, bytes]:
+    """The B streams of layer ``g`` from its packed weight (tiles of unpack_b, per M tile);
+    ``dtype``: how the elements are stored (the weight's unless given)."""
     s, bits = g.schedule, pl.beat_bits(plan)
+    dtype = g.weight.dtype if dtype is None else dtype
     B = unpack_b(packed, s)  # [n_tile, k_pass, chain, core, k, n] (k x n row-major per core)
     _, mk, mn = s.native
     out = {}
@@ -140,15 +154,19 @@ def expected_b(plan: Plan, g: GemmLayer, packed: np.ndarray) -> dict[str, bytes]
                         t = B[j, p, c, l]  # back to native blocks: the stream's own order
                         blocks = t.reshape(s.tile.k // mk, mk, s.tile.n // mn, mn)
                         blocks = blocks.transpose(0, 2, 1, 3).reshape(-1)
-                        tiles.append(_as_bytes(blocks, g.weight.dtype).reshape(-1))
+                        tiles.append(_as_bytes(blocks, dtype).reshape(-1))
             out[pl.b_name(c, l)] = _beats(np.stack(tiles), bits)
     return out
 
 
 def c_streams(plan: Plan, g: GemmLayer, y: np.ndarray) -> dict[str, bytes]:
     """The C streams that produce output ``y`` of layer ``g`` (padding as zeros)."""
-    s, bits = g.schedule, pl.beat_bits(plan)
-    dtype = plan.tensor(g.outputs[0]).dtype
+    return _c_streams(plan, g.schedule, y, plan.tensor(g.outputs[0]).dtype)
+
+
+def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str) -> dict[str, bytes]:
+    """The C streams that carry one M x N output ``y`` (stored as ``dtype``) on schedule ``s``."""
+    bits = pl.beat_bits(plan)
     Y = np.zeros((s.padded_M, s.padded_N), dtype=y.dtype)
     Y[: s.M, : s.N] = y.reshape(s.M, s.N)
     C, m, n = s.block.chains, s.tile.m, s.tile.n
@@ -187,12 +205,21 @@ def unit_part(layer: object) -> str:
 
 
 def _harness(plan: Plan, hls_dir: Path) -> str:
+    from codesign.kinds.batched_matmul import BatchedMatMulLayer, pl_context
+
     headers = sorted(p.name for p in hls_dir.glob("l*_*.h"))
-    gemms = [
-        pl.gemm_context(plan, i, g) for i, g in enumerate(plan.layers) if isinstance(g, GemmLayer)
-    ]
-    vectors = [pl.ident(i, layer.name) for i, layer in _units(plan, hls_dir)]  # type: ignore[attr-defined]
-    return pl.render("harness.cpp.j2", headers=headers, gemms=gemms, vectors=vectors).decode()
+    units = {i for i, _ in _units(plan, hls_dir)}
+    gemms, vectors, batched = [], [], []
+    for i, layer in enumerate(plan.layers):
+        if i in units:
+            vectors.append(pl.ident(i, layer.name))
+        elif isinstance(layer, GemmLayer):
+            gemms.append(pl.gemm_context(plan, i, layer))
+        elif isinstance(layer, BatchedMatMulLayer):
+            batched.append(pl_context(plan, i, layer))
+    return pl.render(
+        "harness.cpp.j2", headers=headers, gemms=gemms, vectors=vectors, batched=batched
+    ).decode()
 
 
 def _run(exe: Path, *args: object) -> str | None:
@@ -218,6 +245,8 @@ def check_hls(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> list[C
     A build without ``hls/`` files gives one row that says so (not compiled). Raises
     FileNotFoundError when g++ is not installed.
     """
+    from codesign.kinds.batched_matmul import BatchedMatMulLayer
+
     build = Path(build)
     hls_dir = build / "hls"
     kernel = hls_dir / "codesign_pl.cpp"
@@ -237,7 +266,7 @@ def check_hls(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> list[C
         units = {i for i, _ in _units(plan, hls_dir)}
         if err is not None:
             for i, layer in enumerate(plan.layers):
-                if isinstance(layer, GemmLayer) or i in units:
+                if isinstance(layer, GemmLayer | BatchedMatMulLayer) or i in units:
                     rows.append(CheckResult(layer.name, PART, False, False, err))
             return rows
         arena = _arena_bytes(build, plan, tensors)
@@ -248,6 +277,8 @@ def check_hls(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> list[C
                 rows.append(_check_vector(exe, work, layer, p, arena, regions))
             elif isinstance(layer, GemmLayer):
                 rows += _check_gemm(exe, work, plan, layer, p, arena, regions, tensors)
+            elif isinstance(layer, BatchedMatMulLayer):
+                rows += _check_batched(exe, work, plan, layer, i, p, arena, regions, tensors)
     return rows
 
 
@@ -320,6 +351,110 @@ def expected_control(
     return out
 
 
+def expected_batched(plan: Plan, g, index: int, tensors: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """Every stream of batched product ``g`` (plan layer ``index``,
+    :mod:`codesign.kinds.batched_matmul`), head after head, from the simulator's tensors: per
+    head the A streams of ``A'`` and the B streams of ``B'`` packed in ``tempus.b/1`` order, as
+    the cores read them (re-centred, or rounded to bf16), the C streams of the head's output
+    ``Y'`` and the control records (header, then the tile's columns of the head's column sums,
+    its rows of the row sums of ``a - za``, and zb: the kind's ``epilogue_table``)."""
+    from codesign.ir.layouts import pack_b
+    from codesign.kinds.batched_matmul import (
+        CORE_DTYPE,
+        core_operands,
+        epilogue_layout,
+        epilogue_table,
+        perm_or_identity,
+    )
+
+    s = g.schedule
+    C, m, n = s.block.chains, s.tile.m, s.tile.n
+    core = CORE_DTYPE[g.dtype]
+    A, B, za, zb = core_operands(plan, g, tensors[g.inputs[0]], tensors[g.inputs[1]])
+    y = np.asarray(tensors[g.outputs[0]])
+    Y = np.transpose(y, np.argsort(perm_or_identity(g.out_perm, y.ndim)))
+    Y = Y.reshape(g.batch, s.M, s.N)
+    y_dtype = plan.tensor(g.outputs[0]).dtype
+    words = pl.epilogue_words(plan)
+    ep = epilogue_layout(g)
+    out: dict[str, bytes] = {}
+
+    def add(streams: dict[str, bytes]) -> None:
+        for name, data in streams.items():
+            out[name] = out.get(name, b"") + data
+
+    for h in range(g.batch):
+        add(_a_streams(plan, s, A[h], core))
+        add(expected_b(plan, g, pack_b(B[h], s), core))
+        add(_c_streams(plan, s, Y[h], y_dtype))
+        table = epilogue_table(g, A[h], B[h], za, zb).astype(np.int64)
+        for c, name in enumerate(pl.rtp_names(plan)):
+            records = []
+            for i in range(s.m_tiles):
+                for j in range(s.n_tiles):
+                    epi = np.zeros(words, dtype=np.int64)
+                    if ep.colsum is not None:
+                        col0 = (j * C + c) * n
+                        epi[ep.colsum : ep.colsum + n] = table[col0 : col0 + n]
+                        epi[ep.rowsum : ep.rowsum + m] = table[s.padded_N + i * m :][:m]
+                        epi[ep.zb] = table[s.padded_N + s.padded_M]
+                    for p in range(s.k_passes):
+                        records.append(np.concatenate([[index, p, s.k_passes, za], epi]))
+            add({name: np.concatenate(records).astype(np.int64).astype("<u4").tobytes()})
+    return out
+
+
+def _check_batched(
+    exe: Path,
+    work: Path,
+    plan: Plan,
+    g,
+    index: int,
+    p: str,
+    arena: bytearray,
+    regions: dict[str, pl.Region],
+    tensors: dict[str, np.ndarray],
+) -> list[CheckResult]:
+    """The movers of batched product ``g`` on the simulator's tensors: A tiler, B tiler and
+    control records against :func:`expected_batched`, the C untiler against the output."""
+    want = expected_batched(plan, g, index, tensors)
+    a, b, c = pl.stream_names(plan)
+    path = work / f"{p}.arena"
+    path.write_bytes(arena)
+    out_dir = work / p
+    out_dir.mkdir()
+    rows = []
+    for op, names in (("tile_a", a), ("tile_b", b), ("control", pl.rtp_names(plan))):
+        err = _run(exe, op, p, path, out_dir)
+        details = [err] if err else []
+        if not err:
+            details = [
+                f"{name}: {d}"
+                for name in names
+                if (d := _compare((out_dir / f"{name}.bin").read_bytes(), want[name]))
+            ]
+        rows.append(CheckResult(g.name, f"{PART}:{op}", True, not details, "; ".join(details)))
+    for name in c:
+        (out_dir / f"{name}.bin").write_bytes(want[name])
+    yr = regions[g.outputs[0]]
+    garbage = bytearray(arena)
+    garbage[yr.offset : yr.offset + yr.nbytes] = b"\xa5" * yr.nbytes
+    path.write_bytes(garbage)
+    err = _run(exe, "untile_c", p, path, out_dir)
+    got = path.read_bytes()[yr.offset : yr.offset + yr.nbytes]
+    expect = bytes(arena[yr.offset : yr.offset + yr.nbytes])
+    rows.append(
+        CheckResult(
+            g.name,
+            f"{PART}:untile_c",
+            True,
+            err is None and got == expect,
+            err or _compare(got, expect),
+        )
+    )
+    return rows
+
+
 def _check_sequencer(
     work: Path, plan: Plan, tensors: dict[str, np.ndarray], build: Path, hls_dir: Path
 ) -> CheckResult:
@@ -343,8 +478,14 @@ def _check_sequencer(
     for r in keep:
         start[r.offset : r.offset + r.nbytes] = full[r.offset : r.offset + r.nbytes]
     want: dict[str, bytes] = {n: b"" for n in a + b + c + rtp}
+    from codesign.kinds.batched_matmul import BatchedMatMulLayer
+
     on_block = aie_nonlinear.contexts(plan)
     for i, g in enumerate(plan.layers):
+        if isinstance(g, BatchedMatMulLayer):
+            for name, data in expected_batched(plan, g, i, tensors).items():
+                want[name] += data
+            continue
         if i in on_block and (hls_dir / f"{pl.ident(i, g.name)}.h").is_file():
             # a nonlinear layer on the AIE block: its rows, parameters, records and results
             consts = _ArenaData(plan, full)  # the parameters as the arena holds them

@@ -31,11 +31,18 @@ from functools import cache
 
 import jinja2
 
-from codesign.aie.emit import CONTROL_HEADER_WORDS, epilogue_layout, rtp_name
+from codesign.aie.emit import CONTROL_HEADER_WORDS, block_layers, epilogue_layout, rtp_name
 from codesign.boards import load as load_board
 from codesign.errors import CodesignError
 from codesign.ir.data import itemsize
-from codesign.ir.plan import DataFile, GemmLayer, Plan, ReshapeLayer, VectorLayer
+from codesign.ir.plan import (
+    DataFile,
+    GemmLayer,
+    Plan,
+    ReshapeLayer,
+    TemporalSchedule,
+    VectorLayer,
+)
 from codesign.kinds.registry import Emitted
 from codesign.sim.numerics import nm_index_bits
 
@@ -85,9 +92,9 @@ def rtp_names(plan: Plan) -> list[str]:
 
 
 def epilogue_words(plan: Plan) -> int:
-    """Epilogue words of every control record: the largest GEMM layer's (the AIE kernels read a
-    fixed-length record)."""
-    return max((epilogue_layout(g).words for g in plan.gemms()), default=1)
+    """Epilogue words of every control record: the largest block layer's (GEMM or batched
+    product; the AIE kernels read a fixed-length record)."""
+    return max((epilogue_layout(g).words for _, g in block_layers(plan)), default=1)
 
 
 def _epilogue_sections(plan: Plan, g: GemmLayer) -> list[dict]:
@@ -523,9 +530,10 @@ def layer_files(plan: Plan, kind: type) -> list[tuple[str, bytes]]:
 def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[str, bytes]:
     """hls/codesign_pl.cpp: the one PL kernel the host launches per inference.
 
-    GEMM layers stream through the block; a layer whose kind emitted ``hls/<ident>.h`` (the
-    vector units; paths in ``emitted``) runs its ``<ident>_run(arena)``; views (unit "none")
-    need nothing. Any other layer has no PL code yet: its step is an ``#error`` naming it, so
+    GEMM layers stream through the block; so does a block layer whose kind emitted
+    ``hls/<ident>.h`` (a batched product: ``<ident>_run(arena, streams...)``); any other layer
+    whose kind emitted ``hls/<ident>.h`` (the vector units; paths in ``emitted``) runs its
+    ``<ident>_run(arena)``; views (unit "none") need nothing. Any other layer has no PL code yet: its step is an ``#error`` naming it, so
     the kernel refuses to compile (in ``codesign check`` and in v++) instead of skipping it."""
     streams_a, streams_b, streams_c = stream_names(plan)
     regions, _ = arena(plan)
@@ -543,6 +551,12 @@ def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[s
                     "zp": regions[layer.inputs[1]] if len(layer.inputs) > 1 else None,
                 }
             )
+        elif f"hls/{p}.h" in emitted and isinstance(
+            getattr(layer, "schedule", None), TemporalSchedule
+        ):
+            # a layer of the temporal block its kind emits (a batched product): its movers stream
+            # through the block like a GEMM's
+            steps.append({"kind": "block", "p": p, "name": layer.name})
         elif f"hls/{p}.h" in emitted:
             # a layer placed on the AIE block streams through it like a GEMM
             # (codesign.hls.aie_nonlinear); the others are PL units of their own
@@ -571,8 +585,13 @@ def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[s
 
 
 def graph_iterations(plan: Plan) -> int:
-    """Graph iterations of one inference: every GEMM's (M tile, N tile, K pass) steps."""
-    return sum(g.schedule.graph_iterations * g.schedule.k_passes for g in plan.gemms())
+    """Graph iterations of one inference: every block layer's (M tile, N tile, K pass) steps,
+    for every head of a batched product."""
+    total = 0
+    for _, g in block_layers(plan):
+        heads = 1 if isinstance(g, GemmLayer) else g.batch
+        total += heads * g.schedule.graph_iterations * g.schedule.k_passes
+    return total
 
 
 def emit_gemm(plan: Plan, layers: list[GemmLayer]) -> Emitted:

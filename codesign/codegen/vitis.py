@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codesign.aie.emit import block_layers
 from codesign.hls import pl
 from codesign.ir.data import stored_bytes
 from codesign.ir.graph import numpy_dtype
@@ -146,10 +147,15 @@ def vitis_files(plan: Plan) -> list[tuple[str, bytes]]:
         "aie_cfg": AIE_CFG,
         "graph_name": GRAPH_NAME,
         "iterations": iterations,
+        # every layer on the block (a batched product's iterations cover all its heads)
         "gemms": [
-            {"name": g.name, "iterations": g.schedule.graph_iterations * g.schedule.k_passes}
-            for g in plan.layers
-            if isinstance(g, GemmLayer)
+            {
+                "name": g.name,
+                "iterations": getattr(g, "batch", 1)
+                * g.schedule.graph_iterations
+                * g.schedule.k_passes,
+            }
+            for _, g in block_layers(plan)
         ],
         **tables,
     }

@@ -59,6 +59,7 @@ from codesign.schedulers import tempus
 from codesign.sim import numerics
 
 if TYPE_CHECKING:
+    from codesign.aie.emit import EpilogueLayout
     from codesign.report.plan_report import CostContext
     from codesign.schedulers.planner import PlanContext
     from codesign.sim.functional import Simulator
@@ -415,15 +416,266 @@ def memory(plan: Plan, layer: BatchedMatMulLayer) -> LayerMemory:
     return LayerMemory(transient=layer.batch * 8 * (2 * a + 2 * b + 4 * acc))
 
 
+# --- generated code: what the block and the PL movers compute -----------------------------------
+
+#: the element type the cores read in each mode (operands re-centred / rounded by the PL tilers)
+CORE_DTYPE = {"bf16": "bf16", "int8": "int8", "int16": "int16"}
+
+
+def epilogue_layout(g: BatchedMatMulLayer) -> EpilogueLayout:
+    """The epilogue words of one tile of ``g`` (offsets in int32 words), after the control
+    record's header (which carries ``za``, the re-centred A zero point): integer modes hold the
+    tile's n column sums of the re-centred B over the real K (``colsum``), its m row sums of
+    ``a - za`` over the real K (``rowsum``) and the re-centred B zero point (``zb``), all int32
+    two's complement (only their value modulo 2**32 matters: the output is the low 32 bits of
+    the accumulator); bf16 has none (one zero word)."""
+    from codesign.aie.emit import EpilogueLayout
+
+    if g.dtype == "bf16":
+        return EpilogueLayout(None, None, None, None, None, False, 1)
+    m, n = g.schedule.tile.m, g.schedule.tile.n
+    return EpilogueLayout(None, None, 0, None, None, False, n + m + 1, rowsum=n, zb=n + m)
+
+
+def aie_context(plan: Plan, g: BatchedMatMulLayer, index: int, plan_index: int) -> dict:
+    """The AIE template values of ``g`` (the ``index``-th layer of the block, plan layer
+    ``plan_index``), in the form of :func:`codesign.aie.emit.layer_context`: the per-head
+    M x K x N GEMM with the cores reading the re-centred (or bf16-rounded) operands; the integer
+    epilogue subtracts ``za * colsum + zb * rowsum`` and keeps the int32 accumulator's low 32
+    bits (no shift, no saturation: the simulator's int32 cast)."""
+    from codesign.aie.emit import ACC_TAG, CTYPE, comment_safe, positions
+
+    s = g.schedule
+    nm, nk, nn = s.native
+    ep = epilogue_layout(g)
+    integer = g.dtype != "bf16"
+    core = "bfloat16" if not integer else CTYPE[CORE_DTYPE[g.dtype]]
+    return {
+        "layer": comment_safe(g.name),
+        "model": comment_safe(plan.model or "the model"),
+        "index": index,
+        "id": plan_index,
+        "fn": f"gemm{index}",
+        "header": f"gemm{index}.h",
+        "dtype": g.dtype,
+        "g": {"M": s.M, "K": s.K, "N": s.N},
+        "chains": s.block.chains,
+        "cascade": s.block.cascade,
+        "m": s.tile.m,
+        "k": s.tile.k,
+        "n": s.tile.n,
+        "nm": nm,
+        "nk": nk,
+        "nn": nn,
+        "k_passes": s.k_passes,
+        "ta": core,
+        "tb": core,
+        "tag": ACC_TAG[g.dtype],
+        "tout": "int32" if integer else "float",
+        "bias": False,
+        "colsum": integer,
+        "relu": False,
+        "acc_shift": 0,
+        "requant": False,
+        "per_channel": False,
+        "zero_point": 0,
+        "rounding_api": "conv_even",
+        "off": {
+            "bias": None,
+            "bias_hi": None,
+            "colsum": ep.colsum,
+            "mult": None,
+            "shift": None,
+            "rowsum": ep.rowsum,
+            "zb": ep.zb,
+        },
+        "rowsum": integer,
+        "wrap": integer,
+        "epi_words": ep.words,
+        "epilogue_doc": (
+            "- za * colsum - zb * rowsum (both operands' zero points), the int32 accumulator"
+            if integer
+            else "none (the fp32 sums)"
+        ),
+        "positions": positions(s.block.cascade),
+    }
+
+
+def core_operands(
+    plan: Plan, g: BatchedMatMulLayer, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``(A', B', za, zb)``: the per-head operands ``[batch, M, K]`` and ``[batch, K, N]`` as the
+    cores read them (the PL tilers' output: bf16-rounded float32, or the re-centred integers as
+    int64) and the re-centred zero points (0 for bf16), as :func:`execute` computes."""
+    A, B = _operands(g, np.asarray(a), np.asarray(b))
+    if g.dtype == "bf16":
+        f32 = np.float32
+        return numerics.to_bf16(A.astype(f32)), numerics.to_bf16(B.astype(f32)), 0, 0
+    a_int, za = numerics.recentre(A, g.a_zero_point, plan.value_spec(g.inputs[0]).dtype)
+    b_int, zb = numerics.recentre(B, g.b_zero_point, plan.value_spec(g.inputs[1]).dtype)
+    return a_int, b_int, za, zb
+
+
+def epilogue_table(
+    g: BatchedMatMulLayer, a_head: np.ndarray, b_head: np.ndarray, za: int, zb: int
+) -> np.ndarray:
+    """One head's epilogue table (int32): column sums of B over padded N, row sums of
+    ``a - za`` over padded M (padding 0), then zb; per tile the control record takes the
+    tile's columns and rows (:func:`epilogue_layout`). bf16: one zero word."""
+    s = g.schedule
+    if g.dtype == "bf16":
+        return np.zeros(1, dtype=np.int32)
+    col = np.zeros(s.padded_N, dtype=np.int64)
+    col[: s.N] = np.asarray(b_head, dtype=np.int64).sum(axis=0)
+    row = np.zeros(s.padded_M, dtype=np.int64)
+    row[: s.M] = (np.asarray(a_head, dtype=np.int64) - za).sum(axis=1)
+    words = np.concatenate([col, row, [zb]])
+    return numerics.wrap_int32(words).astype(np.int32)
+
+
+def _strides(shape: tuple[int, ...]) -> list[int]:
+    """Row-major element strides of ``shape``."""
+    out, acc = [0] * len(shape), 1
+    for d in reversed(range(len(shape))):
+        out[d] = acc
+        acc *= shape[d]
+    return out
+
+
+def _read_order(shape: tuple[int, ...], perm: tuple[int, ...]) -> dict:
+    """How a mover walks ``transpose(x, perm)`` of a row-major tensor of ``shape`` in place: the
+    batch axes (size, element stride) and the element strides of the last two logical axes."""
+    perm = perm_or_identity(perm, len(shape))
+    st = _strides(shape)
+    logical = [(shape[p], st[p]) for p in perm]
+    return {
+        # a size-1 batch axis adds nothing to the address
+        "batch": [{"size": n, "stride": s} for n, s in logical[:-2] if n > 1],
+        "row_stride": logical[-2][1],
+        "col_stride": logical[-1][1],
+        "perm": list(perm),
+    }
+
+
+def _write_order(shape: tuple[int, ...], out_perm: tuple[int, ...]) -> dict:
+    """How the C untiler places element (batch..., row, col) of ``Y'`` in
+    ``out = transpose(Y', out_perm)`` (``shape``: the output's shape)."""
+    perm = perm_or_identity(out_perm, len(shape))
+    st = _strides(shape)
+    y_shape = [0] * len(shape)
+    y_stride = [0] * len(shape)
+    for e, d in enumerate(perm):  # output axis e is Y' axis d
+        y_shape[d], y_stride[d] = shape[e], st[e]
+    return {
+        "batch": [
+            {"size": n, "stride": s}
+            for n, s in zip(y_shape[:-2], y_stride[:-2], strict=True)
+            if n > 1  # a size-1 batch axis adds nothing to the address
+        ],
+        "row_stride": y_stride[-2],
+        "col_stride": y_stride[-1],
+        "perm": list(perm),
+    }
+
+
+def pl_context(plan: Plan, index: int, g: BatchedMatMulLayer) -> dict:
+    """What ``hls/templates/batched_matmul_layer.h.j2`` needs for ``g`` (plan layer ``index``):
+    the operands' read orders and the output's write order in the arena, the stream names, the
+    beat counts and the static (re-centred) zero points of the control records."""
+    from codesign.hls import pl
+    from codesign.ir.data import itemsize
+
+    regions, _ = pl.arena(plan)
+    s = g.schedule
+    bits = pl.beat_bits(plan)
+    integer = g.dtype != "bf16"
+    ebits = 8 * itemsize(CORE_DTYPE[g.dtype])
+    za = zb = 0
+    operands = []
+    for what, name, perm, zp in (
+        ("A", g.inputs[0], g.a_perm, g.a_zero_point),
+        ("B", g.inputs[1], g.b_perm, g.b_zero_point),
+    ):
+        spec = plan.value_spec(name)
+        order = _read_order(tuple(spec.shape), tuple(perm))
+        operands.append(
+            {
+                "what": what,
+                "region": regions[name],
+                "dtype": spec.dtype,
+                "size": itemsize(spec.dtype),
+                "rows": s.M if what == "A" else s.K,
+                "cols": s.K if what == "A" else s.N,
+                **order,
+            }
+        )
+        if integer:
+            rz = numerics.recentre(np.zeros(1), zp, spec.dtype)[1]
+            za, zb = (rz, zb) if what == "A" else (za, rz)
+    out = plan.tensor(g.outputs[0])
+    y = {
+        "region": regions[out.name],
+        "dtype": out.dtype,
+        "size": itemsize(out.dtype),
+        **_write_order(tuple(out.shape), tuple(g.out_perm)),
+    }
+    if bits % ebits or bits % (8 * y["size"]):
+        raise pl.PLCodegenError(f"layer {g.name!r}: elements do not divide a stream beat")
+    streams_a, streams_b, streams_c = pl.stream_names(plan)
+    _, mk, mn = s.native
+    return {
+        "p": pl.ident(index, g.name),
+        "name": g.name,
+        "index": index,
+        "s": s,
+        "L": s.block.cascade,
+        "C": s.block.chains,
+        "batch": g.batch,
+        "integer": integer,
+        "ebits": ebits,
+        "mask": f" & 0x{(1 << ebits) - 1:X}u" if integer else "",
+        "a": operands[0],
+        "b": operands[1],
+        "y": y,
+        "za": za,
+        "zb": zb,
+        "mk": mk,
+        "mn": mn,
+        "a_streams": streams_a,
+        "b_streams": streams_b,
+        "c_streams": streams_c,
+        "rtp_streams": pl.rtp_names(plan),
+        "epi_words": pl.epilogue_words(plan),
+        "a_beats": -(-s.tile.m * s.tile.k * ebits // bits),
+        "b_beats": -(-s.tile.k * s.tile.n * ebits // bits),
+        "c_beats": -(-s.tile.m * s.tile.n * y["size"] * 8 // bits),
+    }
+
+
+def pl_files(plan: Plan, layers: list[BatchedMatMulLayer]) -> list[tuple[str, bytes]]:
+    """``hls/<ident>.h`` of every batched product: its A tiler, B tiler, C untiler and control
+    records, which the PL sequencer runs as the layer's step."""
+    from codesign.hls import pl
+
+    where = {id(layer): i for i, layer in enumerate(plan.layers)}
+    files = []
+    for g in layers:
+        ctx = pl_context(plan, where[id(g)], g)
+        files.append((f"hls/{ctx['p']}.h", pl.render("batched_matmul_layer.h.j2", **ctx)))
+    return files
+
+
 # --- emitters -----------------------------------------------------------------------------------
 
 
 def emit(plan: Plan, layers: list[BatchedMatMulLayer]) -> Emitted:
     """The run-time program of the PL data movers for every batched product: per layer the read
     orders of A and B (perms of the source tensors), the write order of the output, the per-head
-    shape, batch, mode, zero points and the block's tile (``kinds/batched_matmul.json``). The
-    AIE kernels are the block's GEMM kernels; kernel variants for tiles no weight GEMM uses are
-    not generated yet."""
+    shape, batch, mode, zero points and the block's tile (``kinds/batched_matmul.json``), and
+    per layer its PL movers (``hls/<ident>.h``, :func:`pl_files`). The AIE side is the block's
+    one graph (:mod:`codesign.aie.emit`, written with the GEMM kind's files): each batched
+    product runs a kernel of its tile variant (shared with the GEMMs when tile and epilogue
+    agree), dispatched by its plan layer number."""
     doc = {
         "schema": "codesign.batched_matmul/1",
         "layers": [
@@ -448,7 +700,12 @@ def emit(plan: Plan, layers: list[BatchedMatMulLayer]) -> Emitted:
         ],
     }
     text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    return Emitted(files=(("kinds/batched_matmul.json", text.encode()),))
+    files = [("kinds/batched_matmul.json", text.encode()), *pl_files(plan, layers)]
+    if not plan.gemms():  # the block's AIE files come with the GEMM kind's when it has any
+        from codesign.aie.emit import emit_files
+
+        files += emit_files(plan)
+    return Emitted(files=tuple(files))
 
 
 KIND = register(

@@ -12,6 +12,7 @@ import codesign
 from codesign.cli import main
 from codesign.codegen.check import CheckResult, check_build, checkers, register_checker
 from codesign.examples import models
+from codesign.examples.attention import attention_core
 
 pytestmark = [
     pytest.mark.gxx,
@@ -31,6 +32,15 @@ CASES = {
     "dynamic_1x1_only_core": (lambda p: models.dynamic_mlp(p, reduce_range=True), "1x1"),
     "reuse_a_panel_128x768x768": (lambda p: models.qdq_gemm(p, 128, 768, 768), "2x8"),
     "three_position_chain": (lambda p: models.qdq_gemm(p, 9, 300, 20, per_channel=True), "2x3"),
+    # batched products (QK^T, attention x V) head by head, bf16 and uint8 with both zero points
+    "attention_bf16": (lambda p: attention_core(p, transpose_out=False), "2x8"),
+    "attention_qdq": (lambda p: attention_core(p, quantize=True, transpose_out=False), "2x8"),
+    "attention_qdq_int8_1x2": (
+        lambda p: attention_core(
+            p, quantize=True, activation_type="int8", q_len=9, kv_len=40, transpose_out=False
+        ),
+        "1x2",
+    ),
 }
 
 
@@ -39,7 +49,11 @@ def test_check_passes_on_example_models(case: str, tmp_path: Path) -> None:
     make, block = CASES[case]
     build = codesign.compile(make(tmp_path / "m.onnx"), board="vek280", block=block)
     results = [r for r in check_build(build) if r.part == "aie"]
-    gemms = [layer.name for layer in build.plan.layers if layer.kind == "gemm"]
+    gemms = [
+        layer.name
+        for layer in build.plan.layers
+        if layer.kind in ("gemm", "batched_matmul")  # every layer on the block
+    ]
     assert [r.layer for r in results] == ["graph", *gemms]
     assert results[0].compiled and results[0].matched, results[0]  # graph.h as the harness runs it
     results = results[1:]

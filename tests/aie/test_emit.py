@@ -13,6 +13,7 @@ import pytest
 import codesign
 from codesign.aie.emit import comment_safe, emit_files
 from codesign.examples import models
+from codesign.examples.attention import attention_core
 
 SNAPSHOTS = Path(__file__).with_name("snapshots")
 
@@ -21,6 +22,11 @@ CASES = {
     "bf16_k_passes_1x2": (lambda p: models.float_mlp(p, dims=(4096, 16, 8)), "1x2"),
     "int16_odd_2x3": (lambda p: models.qdq_gemm(p, 7, 100, 33, dtype="int16"), "2x3"),
     "dynamic_uint8_1x1": (lambda p: models.dynamic_mlp(p, reduce_range=True), "1x1"),
+    # batched products (QK^T, attention x V) with both zero points, uint8 re-centred
+    "attention_qdq_2x8": (
+        lambda p: attention_core(p, quantize=True, transpose_out=False),
+        "2x8",
+    ),
 }
 
 

@@ -12,7 +12,9 @@ import codesign
 from codesign.aie.emit import emit_files
 from codesign.boards import load as load_board
 from codesign.examples import models
+from codesign.examples.attention import attention_core
 from codesign.ir.plan import GemmLayer
+from codesign.kinds.batched_matmul import BatchedMatMulLayer
 
 
 def parse_graph(text: str) -> dict:
@@ -56,13 +58,24 @@ def core_xy(name: str) -> tuple[int, int]:
         (lambda p: models.qdq_gemm(p, 9, 300, 20), "2x3"),
         (lambda p: models.qdq_gemm(p, 128, 768, 768), "2x8"),
         (lambda p: models.qdq_gemm(p, 1024, 1024, 1024), "2x8"),
+        (lambda p: attention_core(p, transpose_out=False), "2x8"),
+        (lambda p: attention_core(p, quantize=True, transpose_out=False), "2x4"),
     ],
-    ids=["qdq_2x8", "bf16_carry_1x2", "int8_2x3", "reuse_a_panel", "reuse_b_resident"],
+    ids=[
+        "qdq_2x8",
+        "bf16_carry_1x2",
+        "int8_2x3",
+        "reuse_a_panel",
+        "reuse_b_resident",
+        "attention_bf16_2x8",
+        "attention_qdq_2x4",
+    ],
 )
 def test_graph_matches_the_plan(make, block: str, tmp_path: Path) -> None:
     build = codesign.compile(make(tmp_path / "m.onnx"), board="vek280", block=block)
     plan = build.plan
-    gemms = [layer for layer in plan.layers if isinstance(layer, GemmLayer)]
+    # every layer on the block: the GEMMs and the batched products (one graph serves them all)
+    gemms = [layer for layer in plan.layers if isinstance(layer, GemmLayer | BatchedMatMulLayer)]
     C, L = plan.block.chains, plan.block.cascade
     g = graph_of(build)
     # cores: one per (chain, cascade position), each running the kernel of its position

@@ -21,11 +21,11 @@ void core_accfloat_first(
   const int32 pass = readincr(ctl);
   for (unsigned x = 0; x < 6; ++x) (void)readincr(ctl);  // the last core's words
   switch (layer) {
-    case 0:
+    case 0:  // fc0_matmul
       gemm0_first(reinterpret_cast<const bfloat16*>(a.data()), reinterpret_cast<const bfloat16*>(b.data()),
           reinterpret_cast<const float*>(carry_in.data()), cout, pass);
       break;
-    case 1:
+    case 1:  // fc1_matmul
       gemm1_first(reinterpret_cast<const bfloat16*>(a.data()), reinterpret_cast<const bfloat16*>(b.data()),
           reinterpret_cast<const float*>(carry_in.data()), cout, pass);
       break;
@@ -49,12 +49,12 @@ void core_accfloat_last(
   int32 epi[4];
   for (unsigned x = 0; x < 4; ++x) epi[x] = readincr(ctl);
   switch (layer) {
-    case 0:
+    case 0:  // fc0_matmul
       gemm0_last(reinterpret_cast<const bfloat16*>(a.data()), reinterpret_cast<const bfloat16*>(b.data()), cin,
           epi, reinterpret_cast<float*>(c.data()),
           reinterpret_cast<float*>(carry_out.data()), pass, passes, za);
       break;
-    case 1:
+    case 1:  // fc1_matmul
       gemm1_last(reinterpret_cast<const bfloat16*>(a.data()), reinterpret_cast<const bfloat16*>(b.data()), cin,
           epi, reinterpret_cast<float*>(c.data()),
           reinterpret_cast<float*>(carry_out.data()), pass, passes, za);

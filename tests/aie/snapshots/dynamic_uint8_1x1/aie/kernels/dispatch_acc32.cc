@@ -22,11 +22,11 @@ void core_acc32_only(
   int32 epi[8];
   for (unsigned x = 0; x < 8; ++x) epi[x] = readincr(ctl);
   switch (layer) {
-    case 2:
+    case 2:  // fc0_matmul_quant
       gemm0_only(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()),
           epi, reinterpret_cast<int32*>(c.data()), pass, passes, za);
       break;
-    case 9:
+    case 9:  // fc1_matmul_quant
       gemm0_only(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()),
           epi, reinterpret_cast<int32*>(c.data()), pass, passes, za);
       break;

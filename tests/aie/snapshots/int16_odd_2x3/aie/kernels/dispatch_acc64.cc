@@ -19,7 +19,7 @@ void core_acc64_first(
   const int32 pass = readincr(ctl);
   for (unsigned x = 0; x < 4; ++x) (void)readincr(ctl);  // the last core's words
   switch (layer) {
-    case 1:
+    case 1:  // matmul
       gemm0_first(reinterpret_cast<const int16*>(a.data()), reinterpret_cast<const int16*>(b.data()), cout, pass);
       break;
     default:
@@ -38,7 +38,7 @@ void core_acc64_middle(
   const int32 pass = readincr(ctl);
   for (unsigned x = 0; x < 4; ++x) (void)readincr(ctl);  // the last core's words
   switch (layer) {
-    case 1:
+    case 1:  // matmul
       gemm0_middle(reinterpret_cast<const int16*>(a.data()), reinterpret_cast<const int16*>(b.data()), cin, cout, pass);
       break;
     default:
@@ -60,7 +60,7 @@ void core_acc64_last(
   int32 epi[2];
   for (unsigned x = 0; x < 2; ++x) epi[x] = readincr(ctl);
   switch (layer) {
-    case 1:
+    case 1:  // matmul
       gemm0_last(reinterpret_cast<const int16*>(a.data()), reinterpret_cast<const int16*>(b.data()), cin,
           epi, reinterpret_cast<int16*>(c.data()), pass, passes, za);
       break;

@@ -20,10 +20,10 @@ void core_acc32_first(
   const int32 pass = readincr(ctl);
   for (unsigned x = 0; x < 26; ++x) (void)readincr(ctl);  // the last core's words
   switch (layer) {
-    case 1:
+    case 1:  // fc0_matmul
       gemm0_first(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cout, pass);
       break;
-    case 5:
+    case 5:  // fc1_matmul
       gemm1_first(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cout, pass);
       break;
     default:
@@ -42,10 +42,10 @@ void core_acc32_middle(
   const int32 pass = readincr(ctl);
   for (unsigned x = 0; x < 26; ++x) (void)readincr(ctl);  // the last core's words
   switch (layer) {
-    case 1:
+    case 1:  // fc0_matmul
       gemm0_middle(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin, cout, pass);
       break;
-    case 5:
+    case 5:  // fc1_matmul
       gemm1_middle(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin, cout, pass);
       break;
     default:
@@ -67,11 +67,11 @@ void core_acc32_last(
   int32 epi[24];
   for (unsigned x = 0; x < 24; ++x) epi[x] = readincr(ctl);
   switch (layer) {
-    case 1:
+    case 1:  // fc0_matmul
       gemm0_last(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin,
           epi, reinterpret_cast<int8*>(c.data()), pass, passes, za);
       break;
-    case 5:
+    case 5:  // fc1_matmul
       gemm1_last(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin,
           epi, reinterpret_cast<int8*>(c.data()), pass, passes, za);
       break;
