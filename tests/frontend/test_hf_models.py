@@ -17,10 +17,11 @@ at ``basic`` on the build's self-contained model.onnx.
 Not run, and why:
 - GPT-2 with MatMulNBits: its Conv1D layers export as Gemm, which MatMulNBitsQuantizer leaves
   in float (it quantizes MatMul only) -- the model would be the float one;
-- quantize_static on a TorchScript export of GPT-2 or Llama: TorchScript folds the causal mask
-  into a constant holding -inf, which the quantizer calibrates into a scale of inf. The model
-  is broken (onnxruntime's own output has lost the causal mask); codesign refuses it in one
-  line naming the scale (test_static_quantizer_breaks_torchscript_causal_mask).
+- quantize_static on a TorchScript export: TorchScript folds the decoders' causal mask into a
+  constant holding -inf, and builds BERT's padding mask with Where(..., -inf); the quantizer
+  calibrates either into a scale of inf. The model is broken (onnxruntime's own output has
+  lost the mask, or all attention); codesign refuses it in one line naming the scale
+  (test_static_quantizer_breaks_torchscript_*).
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def _check(family: str, dynamo: bool, how: str, tmp_path_factory, tmp_path: Path
     (result,) = compare(build.plan, got, {OUT: want}, constants)
     assert result.passed, result
     kinds = [layer.kind for layer in build.plan.layers]
-    if how == "nbits4_int8":
-        assert kinds.count("gemm_nbits") == 7 * _cfg(family).layers, kinds
+    if how == "nbits4_int8":  # every weight MatMul: Q, K, V, O and the FFN's (Llama: 3)
+        per_layer = {"bert": 6, "llama": 7}[family]
+        assert kinds.count("gemm_nbits") == per_layer * _cfg(family).layers, kinds
     return build, feed, got[OUT]
 
 
@@ -122,6 +124,7 @@ def test_gpt2(how: str, dynamo: bool, tmp_path_factory, tmp_path: Path) -> None:
     build, feed, got = _check("gpt2", dynamo, how, tmp_path_factory, tmp_path)
     kinds = [layer.kind for layer in build.plan.layers]
     assert kinds.count("rownorm") == 7 and kinds.count("batched_matmul") == 4  # 5 LN, 2 softmax
+    assert "host" not in kinds  # the NaN guard after a QDQ Softmax goes too
     if how == "float":
         _causal(build, feed, got)
 
@@ -133,7 +136,7 @@ def test_llama(how: str, dynamo: bool, tmp_path_factory, tmp_path: Path) -> None
         pytest.skip("quantize_static breaks TorchScript's -inf causal mask (module doc)")
     build, feed, got = _check("llama", dynamo, how, tmp_path_factory, tmp_path)
     fns = [getattr(layer, "fn", None) for layer in build.plan.layers]
-    assert fns.count("softmax") == 2
+    assert fns.count("softmax") == 2 and "host" not in [layer.kind for layer in build.plan.layers]
     # quantize_static puts QDQ between RMSNorm's ops (Pow, ReduceMean, Add, Sqrt, Div, Mul),
     # whose rounding is part of the model: they stay separate ops there
     assert fns.count("rmsnorm") == (0 if how.startswith("static") else 5)
@@ -175,7 +178,27 @@ def test_bert_float_padding_masks(tmp_path_factory, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("dynamo", "how"),
-    [(True, h) for h in QUANT[1:] + NBITS] + [(False, h) for h in ["float", *QUANT[1:], *NBITS]],
+    [(True, h) for h in QUANT[1:] + NBITS] + [(False, h) for h in ["float", "dynamic", *NBITS]],
 )
 def test_bert(dynamo: bool, how: str, tmp_path_factory, tmp_path: Path) -> None:
     _check("bert", dynamo, how, tmp_path_factory, tmp_path)
+
+
+@pytest.mark.slow
+def test_static_quantizer_breaks_torchscript_bert_padding_mask(tmp_path_factory, tmp_path) -> None:
+    """TorchScript's BERT builds its padding mask with Where(..., -inf): quantize_static
+    calibrates a scale of inf, the dequantised mask is NaN everywhere, and torch's NaN guard
+    then zeroes every attention probability -- onnxruntime's output no longer mixes positions
+    (changing the first token changes no other position). codesign refuses the model in one
+    line naming the scale."""
+    src = _exported("bert", False, tmp_path_factory)
+    path = quantize(src, tmp_path / "q.onnx", "static", "bert", BERT)
+    feed = example_inputs("bert", BERT)
+    other = dict(feed, input_ids=feed["input_ids"].copy())
+    other["input_ids"][0, 0] = (other["input_ids"][0, 0] + 1) % BERT.vocab
+    np.testing.assert_array_equal(
+        run_onnxruntime(path, feed)[OUT][:, 1:], run_onnxruntime(path, other)[OUT][:, 1:]
+    )
+    assert not np.array_equal(run_onnxruntime(src, feed)[OUT], run_onnxruntime(src, other)[OUT])
+    with pytest.raises(ModelError, match=r"quantisation scale .* must be finite and positive"):
+        codesign.compile(str(path), synth=False)
