@@ -262,3 +262,36 @@ def test_qlinear_softmax_is_the_gap(tmp_path) -> None:
 
     got = codesign.compile(str(path), synth=False).simulate({"x": x})["y"]
     np.testing.assert_array_equal(got, basic)
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_prune_heads(tmp_path, dynamo: bool) -> None:
+    """``codesign prune --method heads --sparsity 0.5`` on the block: 2 of the 4 heads lose
+    their rows of the output projection and their value columns; the output changes (the
+    heads are gone), and codesign simulates the pruned block as it does the float one."""
+    from codesign.frontend.prune import prune_model
+
+    src = _export(tmp_path / "a.onnx", softmax=True, dynamo=dynamo)
+    data, pruned = prune_model(src, "heads", "0.5")
+    assert [(p.shape, p.zeros_after - p.zeros_before) for p in pruned] == [
+        ((EMBED, EMBED), 2 * HEAD_DIM * EMBED),
+        ((EMBED, EMBED), 2 * HEAD_DIM * EMBED),
+    ]
+    path = tmp_path / "pruned.onnx"
+    path.write_bytes(data)
+    model = onnx.load(str(path))
+    (o_weight,) = [t for t in model.graph.initializer if t.name == pruned[0].name]
+    w = onnx.numpy_helper.to_array(o_weight)
+    # the head's K rows, in [K, N] (MatMul) or [N, K] (Gemm transB) storage
+    rows_zero = [
+        bool(np.all(w.reshape(HEADS, HEAD_DIM, -1)[h] == 0))
+        or bool(np.all(w.T.reshape(HEADS, HEAD_DIM, -1)[h] == 0))
+        for h in range(HEADS)
+    ]
+    assert sum(rows_zero) == 2
+    build, got, want = _run(str(path))
+    assert _cosine(got, want) >= 0.999
+    (dense,) = ort.InferenceSession(src).run(
+        None, {"x": np.random.default_rng(0).standard_normal((1, SEQ, EMBED)).astype(np.float32)}
+    )
+    assert not np.allclose(want, dense)  # the heads are gone
