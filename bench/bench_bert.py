@@ -35,50 +35,25 @@ HIDDEN, HEADS, FFN, VOCAB = 768, 12, 3072, 30522
 BOARD, BLOCK = "vek280", "2x8"
 
 
+def _config(layers: int, seq: int):
+    from codesign.examples.hf_models import HfConfig
+
+    return HfConfig(layers=layers, hidden=HIDDEN, heads=HEADS, ffn=FFN, seq=seq, vocab=VOCAB)
+
+
 def export_bert(path: Path, layers: int, seq: int, dynamo: bool) -> Path:
     """Export a random-weight BertModel (last_hidden_state only) to ``path``."""
-    import torch
-    import transformers
+    from codesign.examples.hf_models import export_hf
 
-    cfg = transformers.BertConfig(
-        hidden_size=HIDDEN,
-        num_hidden_layers=layers,
-        num_attention_heads=HEADS,
-        intermediate_size=FFN,
-        vocab_size=VOCAB,
-        max_position_embeddings=512,
-    )
-    torch.manual_seed(0)
-    model = transformers.BertModel(cfg, add_pooling_layer=False).eval()
-
-    class Encoder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = model
-
-        def forward(self, input_ids, attention_mask):
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    ids, mask = example_inputs(seq)
-    with torch.no_grad():
-        torch.onnx.export(
-            Encoder().eval(),
-            (torch.from_numpy(ids), torch.from_numpy(mask)),
-            str(path),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["last_hidden_state"],
-            dynamo=dynamo,
-            **({} if dynamo else {"opset_version": 17}),
-        )
-    return path
+    return export_hf("bert", path, _config(layers, seq), dynamo)
 
 
 def example_inputs(seq: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    ids = rng.integers(0, VOCAB, size=(1, seq), dtype=np.int64)
-    mask = np.ones((1, seq), dtype=np.int64)
-    mask[:, seq - seq // 4 :] = 0  # the last quarter is padding
-    return ids, mask
+    """Token ids and the padding mask (the last quarter of the sequence is padding)."""
+    from codesign.examples.hf_models import example_inputs as inputs
+
+    feed = inputs("bert", _config(1, seq))
+    return feed["input_ids"], feed["attention_mask"]
 
 
 def main() -> None:

@@ -271,7 +271,7 @@ def simulate_cmd(
         if wide
         else ("output", "max LSB", "equal", "criterion", "result")
     )
-    table = make_table("simulator vs onnxruntime", cols)
+    table = make_table(f"simulator vs onnxruntime (optimisation {ort_opt})", cols)
     for r in results:
         cells = {
             "output": safe_text(r.name),

@@ -23,12 +23,12 @@ from codesign.errors import OptionError
     required=True,
     type=click.Choice(["magnitude", "nm", "neurons", "heads"]),
     help="magnitude: unstructured per layer; nm: N:M along K; neurons: whole FFN neurons by "
-    "L2 norm; heads: attention heads (not implemented yet).",
+    "L2 norm; heads: whole attention heads by the L2 norm of their output projection rows.",
 )
 @click.option(
     "--sparsity",
     required=True,
-    help="Fraction of weights (or neurons) to zero, e.g. 0.5; N:M for --method nm, e.g. 2:4.",
+    help="Fraction of weights (neurons, heads) to zero, e.g. 0.5; N:M for --method nm, e.g. 2:4.",
 )
 @click.option(
     "-o",

@@ -23,7 +23,8 @@ It works on onnx-ir with the onnxscript optimizer and rewriter, not a walker of 
    com.microsoft Gelu / FastGelu / BiasGelu -> Gelu; an element-wise scale and shift by a
    per-feature constant after a LayerNormalization / RMSNormalization fold into its scale and
    bias; the NaN guard torch's attention export puts after Softmax goes when every constant of
-   the model is finite (:class:`SoftmaxNanGuard`).
+   the model is finite (:class:`SoftmaxNanGuard`), and on a dequantised value (after QDQ) always
+   (:class:`DequantizedNanGuard`: a dequantised integer is finite).
 
 Each rule keeps the numbers onnxruntime computes (tests/frontend/test_canonical.py runs every
 rule's tiny model before and after). The result is a ModelProto for :func:`load_model` to
@@ -436,6 +437,41 @@ class SoftmaxNanGuard(pattern.RewriteRuleClassBase):
         return op.Softmax(x, **_attrs(s.producer()))
 
 
+class DequantizedNanGuard(pattern.RewriteRuleClassBase):
+    """Where(IsNaN(d), c, d) -> d, for d = DequantizeLinear(q, scale, zp) with a constant
+    scale and a one-element constant c.
+
+    quantize_static puts QDQ between Softmax and torch's NaN guard, so
+    :class:`SoftmaxNanGuard` no longer matches. A dequantised integer, (q - zp) * scale, is
+    finite whenever the scale times the integer range stays below float32's largest value
+    (checked), so IsNaN is false everywhere and Where returns d (a one-element c broadcasts
+    to nothing larger)."""
+
+    def pattern(self, op, d, c):
+        return op.Where(op.IsNaN(d), c, d)
+
+    def check(self, context, d, c, **_):
+        result = pattern.MatchResult()
+        node = d.producer()
+        if node is None or node.op_type != "DequantizeLinear" or node.domain not in ("", "ai.onnx"):
+            return result.fail("the guarded value must be a DequantizeLinear's output", d)
+        scale = node.inputs[1]
+        sv, cv = _ir_utils.get_numpy_value(scale), _ir_utils.get_numpy_value(c)
+        if sv is None or not np.all(np.isfinite(sv)):
+            return result.fail("the scale must be a finite constant", scale)
+        # 2**32 covers (q - zp) for every integer type DequantizeLinear takes up to 32 bits
+        if float(np.max(np.abs(sv.astype(np.float64)))) * 2.0**32 >= float(
+            np.finfo(np.float32).max
+        ):
+            return result.fail("the scale times the integer range may overflow float32", scale)
+        if cv is None or cv.size != 1 or cv.ndim > (_rank(d) or 0):
+            return result.fail("the replacement must be a one-element constant", c)
+        return result
+
+    def rewrite(self, op, d, c, **_):
+        return op.Identity(d)
+
+
 def _all_constants_finite(model: ir.Model) -> bool:
     """Every float initializer (Constant nodes are lifted by then) holds finite numbers."""
     return all(
@@ -599,6 +635,7 @@ def canonicalize(model: onnx.ModelProto, source: str = "model") -> onnx.ModelPro
             version_converter.convert_version(m, CANONICAL_OPSET)
         step = "rewriting"
         guard = [SoftmaxNanGuard.rule()] if _all_constants_finite(m) else []
+        guard.append(DequantizedNanGuard.rule())
         RewritePass([*_single_output(rewriter._DEFAULT_REWRITE_RULES), *RULES, *guard])(m)
         RewritePass(pattern.RewriteRuleSet(list(AFFINE_RULES), commute=True))(m)
         step = "constant folding"

@@ -7,6 +7,8 @@ hardware GEMMs. Only this package imports onnx / onnx-ir.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 import onnx_ir as ir
@@ -266,15 +268,26 @@ def _dtype_of(arr: np.ndarray, v: ir.Value, source: str) -> str:
     return name
 
 
-#: ops whose constant inputs may hold +-inf: the fill values of attention masks (Where);
-#: weights, biases, scales and additive masks must stay finite
+#: ops whose constant inputs may hold +-inf: the fill values of attention masks (Where), and
+#: an additive attention mask (Add) whose sum goes only into Softmax (see :func:`_mask_fill`);
+#: weights, biases, scales and other additive constants must stay finite
 _INF_CONSUMERS = ("Where",)
+
+
+def _additive_mask(use: Any) -> bool:
+    """An Add whose every result use is a Softmax: the causal mask TorchScript folds into a
+    constant (``scores + mask``, -inf above the diagonal) -- softmax gives the -inf positions
+    weight 0, and the sum is no bias a GEMM epilogue or a quantiser could absorb."""
+    if use.node.op_type != "Add":
+        return False
+    uses = list(use.node.outputs[0].uses())
+    return bool(uses) and all(u.node.op_type == "Softmax" for u in uses)
 
 
 def _mask_fill(v: ir.Value) -> bool:
     """Whether every use of ``v`` is one that may take an infinite mask value."""
     uses = list(v.uses())
-    return bool(uses) and all(u.node.op_type in _INF_CONSUMERS for u in uses)
+    return bool(uses) and all(u.node.op_type in _INF_CONSUMERS or _additive_mask(u) for u in uses)
 
 
 def _check_finite(arr: np.ndarray, where: str, allow_inf: bool = False) -> None:

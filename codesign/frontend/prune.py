@@ -12,7 +12,13 @@ The float weights of MatMul and Gemm nodes (an initializer as B; Gemm's ``transB
   smallest L2 norm of each FFN projection (a MatMul/Gemm whose output reaches another
   MatMul/Gemm through element-wise nodes) lose their weight column and their bias, so the
   compiler's shrink pass removes them;
-- ``heads``: attention heads; refused for now (one line), as the frontend lowers no attention.
+- ``heads`` (``--sparsity 0.5``): structured: the fraction of attention heads with the smallest
+  L2 norm of their rows of the output projection lose those rows (and their columns and bias
+  of the value projection, when it is found), so they add nothing to the block's output. An
+  output projection is a MatMul/Gemm whose activation is the head merge Transpose(perm 0, 2,
+  1, 3) -> Reshape of a [batch, heads, seq, head_dim] tensor (shape inference gives heads and
+  head_dim); at least one head of each block is kept. The compiler computes the zeroed heads
+  still (passes/shrink.py removes FFN neurons, not heads).
 
 Quantized weights (behind DequantizeLinear) are not pruned: prune the float model, then
 quantize it. Only this package imports onnx.
@@ -29,7 +35,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from codesign.errors import ModelError, OptionError, UnsupportedError
+from codesign.errors import ModelError, OptionError
 from codesign.frontend.load import MAX_MODEL_BYTES, read_model_bytes, reference_copy
 from codesign.sim import numerics
 
@@ -175,20 +181,17 @@ def prune_model(
 ) -> tuple[bytes, list[PrunedWeight]]:
     """The serialised pruned model (self-contained: external data inlined) and what was pruned.
 
-    Raises OptionError for a bad method or sparsity, UnsupportedError for ``heads`` and
+    Raises OptionError for a bad method or sparsity, and
     ModelError when the model has no float MatMul/Gemm weight to prune.
     """
     p = Path(path)
     if method not in METHODS:
         raise OptionError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
-    if method == "heads":
-        raise UnsupportedError(
-            f"{p}: --method heads is not implemented yet (the frontend lowers no attention); "
-            "use neurons, magnitude or nm"
-        )
     amount = parse_sparsity(method, sparsity)
     data = reference_copy(p, read_model_bytes(p, max_bytes), max_bytes)
     model = onnx.load_from_string(data)
+    if method == "heads":
+        return _prune_heads(p, model, float(amount))  # type: ignore[arg-type]
     inits = {t.name: t for t in model.graph.initializer}
     done: list[PrunedWeight] = []
     seen: set[str] = set()
@@ -226,4 +229,103 @@ def prune_model(
             f"{p}: has no float MatMul/Gemm {what or 'weight'} to prune (prune the float model "
             "before quantizing it)"
         )
+    return model.SerializeToString(deterministic=True), done
+
+
+def _head_merge(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[int, int, str] | None:
+    """(heads, head_dim, the per-head tensor) when ``node``'s activation is the head merge
+    Reshape(Transpose(t, perm 0, 2, 1, 3)) of t [batch, heads, seq, head_dim], else None."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    reshape = producer.get(node.input[0])
+    if reshape is None or reshape.op_type != "Reshape":
+        return None
+    transpose = producer.get(reshape.input[0])
+    if transpose is None or transpose.op_type != "Transpose":
+        return None
+    perm = [list(a.ints) for a in transpose.attribute if a.name == "perm"]
+    if perm != [[0, 2, 1, 3]]:
+        return None
+    shapes = {
+        v.name: [
+            d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim
+        ]
+        for v in model.graph.value_info
+    }
+    dims = shapes.get(transpose.input[0])
+    if not dims or len(dims) != 4 or dims[1] is None or dims[3] is None:
+        return None
+    return int(dims[1]), int(dims[3]), transpose.input[0]
+
+
+def _value_projection(model: onnx.ModelProto, per_head: str):
+    """The (node, initializer, K axis) of the projection that made the value heads: the MatMul
+    ``per_head = P @ V`` whose V is Transpose(Reshape(x @ W_v [+ b])); None when not found."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    pv = producer.get(per_head)
+    if pv is None or pv.op_type != "MatMul":
+        return None
+    t = producer.get(pv.input[1])
+    r = producer.get(t.input[0]) if t is not None and t.op_type == "Transpose" else None
+    src = producer.get(r.input[0]) if r is not None and r.op_type == "Reshape" else None
+    if src is not None and src.op_type == "Add":  # the bias after a MatMul
+        src = next((producer[i] for i in src.input if i in producer), None)
+    weights = {n.output[0]: (n, w, k) for n, w, k in _weights(model)}
+    return weights.get(src.output[0]) if src is not None else None
+
+
+def _prune_heads(p: Path, model: onnx.ModelProto, fraction: float):
+    """``--method heads`` (module doc) on a loaded self-contained model."""
+    model = onnx.shape_inference.infer_shapes(model)
+    inits = {t.name: t for t in model.graph.initializer}
+    done: list[PrunedWeight] = []
+
+    def zero(node, name: str, k_axis: int, heads: np.ndarray, d: int, axis: str) -> None:
+        t = inits[name]
+        w = numpy_helper.to_array(t)
+        w_kn = (w if k_axis == 0 else w.T).copy()
+        before = int(np.count_nonzero(w == 0))
+        for h in np.flatnonzero(heads):
+            if axis == "rows":
+                w_kn[h * d : (h + 1) * d, :] = 0
+            else:
+                w_kn[:, h * d : (h + 1) * d] = 0
+        out = w_kn if k_axis == 0 else np.ascontiguousarray(w_kn.T)
+        t.CopyFrom(numpy_helper.from_array(out, name))
+        shape = (int(w_kn.shape[0]), int(w_kn.shape[1]))
+        done.append(
+            PrunedWeight(
+                name, node.name or node.output[0], shape, before, int(np.count_nonzero(out == 0))
+            )
+        )
+
+    for node, name, k_axis in _weights(model):
+        merge = _head_merge(model, node)
+        if merge is None:
+            continue
+        heads, d, per_head = merge
+        w = numpy_helper.to_array(inits[name])
+        w_kn = w if k_axis == 0 else w.T
+        if w_kn.shape[0] != heads * d:
+            continue
+        norms = np.linalg.norm(w_kn.astype(np.float64).reshape(heads, -1), axis=1)
+        k = min(int(np.floor(fraction * heads)), heads - 1)
+        dead = np.zeros(heads, dtype=bool)
+        dead[np.argsort(norms, kind="stable")[:k]] = True
+        zero(node, name, k_axis, dead, d, "rows")
+        value = _value_projection(model, per_head)
+        if value is not None and value[1] != name:
+            v_node, v_name, v_k = value
+            zero(v_node, v_name, v_k, dead, d, "columns")
+            bias = _bias_of(model, v_node, heads * d)
+            if bias is not None:
+                b = numpy_helper.to_array(inits[bias]).copy().reshape(-1)
+                b.reshape(heads, d)[dead] = 0
+                inits[bias].CopyFrom(numpy_helper.from_array(b.reshape(inits[bias].dims), bias))
+    if not done:
+        raise ModelError(
+            f"{p}: has no attention output projection to prune heads of (a float MatMul/Gemm "
+            "reading the head merge Transpose(perm 0,2,1,3) -> Reshape of [batch, heads, seq, "
+            "head_dim])"
+        )
+    del model.graph.value_info[:]  # shape inference's, not the user's
     return model.SerializeToString(deterministic=True), done

@@ -74,7 +74,7 @@ def test_prune_round_trips(cli, dense: Path, tmp_path: Path, method: str, sparsi
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (("--method", "heads", "--sparsity", "0.5"), "heads is not implemented"),
+        (("--method", "heads", "--sparsity", "0.5"), "no attention output projection"),
         (("--method", "nm", "--sparsity", "3:5"), "N:M with M a power of two"),
         (("--method", "magnitude", "--sparsity", "1.5"), "fraction in (0, 1)"),
         (("--method", "bogus", "--sparsity", "0.5"), "--method"),

@@ -376,6 +376,26 @@ def test_canonical_model_op_counts_are_stable_under_a_second_pass(tmp_path) -> N
     )
 
 
+@pytest.mark.parametrize("scale", [0.02, 3e34])
+def test_nan_guard_on_a_dequantised_value_goes(scale, tmp_path) -> None:
+    """quantize_static's form of torch's guard: Where(IsNaN(DQ(Q(Softmax(x)))), 0, DQ(...)).
+    A dequantised int8 is finite, so the guard goes -- unless scale x the integer range could
+    overflow float32 (3e34 x 2**32), where it stays."""
+    nodes = [
+        h.make_node("Softmax", ["x"], ["p"], axis=-1),
+        h.make_node("QuantizeLinear", ["p", "s", "z"], ["q"]),
+        h.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+        h.make_node("IsNaN", ["d"], ["nan"]),
+        h.make_node("Where", ["nan", "zero", "d"], ["y"]),
+    ]
+    inits = [_c("s", scale), _c("z", -128, np.int8), _c("zero", 0.0)]
+    qdq = ["Softmax", "QuantizeLinear", "DequantizeLinear"]
+    if scale < 1:
+        check_rule(_model(nodes, inits), qdq, tmp_path)
+    else:
+        check_rule(_model(nodes, inits), [*qdq, "IsNaN", "Where"], tmp_path)
+
+
 @pytest.mark.parametrize("mask", [-1e9, -np.inf])
 def test_softmax_nan_guard_goes_only_when_constants_are_finite(mask, tmp_path) -> None:
     """torch's attention export: Where(IsNaN(Softmax(s)), 0, Softmax(s)). With finite masks no

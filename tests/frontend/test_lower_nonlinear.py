@@ -282,3 +282,41 @@ def test_hand_built_norm_and_gelu_forms(tmp_path, op, domain, inputs, attrs) -> 
     feeds = {f"x{i}": rng.normal(0, 2, (4, 16)).astype(np.float32) for i in range(n_in)}
     build = _check(path, feeds)
     assert _layer_kinds(build) & {"nonlinear", "rownorm"}
+
+
+def _additive_mask_model(path):
+    """scores + causal (0 on and below the diagonal, -inf above) -> Softmax: the constant
+    mask TorchScript folds out of a decoder's Where."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    mask = np.triu(np.full((8, 8), -np.inf, np.float32), 1)
+    g = helper.make_graph(
+        [
+            helper.make_node("Add", ["x", "mask"], ["s"]),
+            helper.make_node("Softmax", ["s"], ["y"], axis=-1),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])],
+        [numpy_helper.from_array(mask, "mask")],
+    )
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_additive_inf_mask_into_softmax(tmp_path) -> None:
+    """A constant holding -inf may be added to scores that go only into Softmax (the causal
+    mask): it compiles, and each row's masked positions get probability 0. Elsewhere (into
+    Relu) an infinite constant is still refused, naming it."""
+    path = _additive_mask_model(tmp_path / "m.onnx")
+    x = np.random.default_rng(0).standard_normal((1, 2, 8, 8)).astype(np.float32)
+    build = _check(path, {"x": x})
+    y = build.simulate({"x": x})["y"]
+    assert np.all(y[..., np.triu_indices(8, 1)[0], np.triu_indices(8, 1)[1]] == 0)
+    bad = tmp_path / "relu.onnx"
+    g = onnx.load(str(_additive_mask_model(tmp_path / "r.onnx")))
+    g.graph.node[1].op_type = "Relu"
+    del g.graph.node[1].attribute[:]
+    onnx.save(g, str(bad))
+    with pytest.raises(codesign.errors.ModelError, match="initializer 'mask'.*finite numbers"):
+        codesign.compile(str(bad), synth=False)
