@@ -452,6 +452,8 @@ def copy_file(
     out = []
     for c in loops:
         dims = list(c["dims"]) or [1]
+        if not math.prod(dims):
+            continue  # nothing to copy (and no `% 0` in the text)
         loop = {
             **c,
             "dims": dims,
