@@ -221,20 +221,8 @@ def check_aie(root: Path, plan: Plan, env: dict[str, np.ndarray]) -> list[CheckR
             first = next(iter(failures.items()))
             detail = f"{first[0]}: {first[1].splitlines()[0] if first[1] else 'failed'}"
             return [CheckResult(g.name, PART, False, False, detail) for g in layers]
-        (work / "harness.cc").write_bytes(harness_source(plan))
         exe = work / "harness"
-        ok, msg = _gxx(
-            [
-                *CXXFLAGS,
-                f"-I{include_dir()}",
-                f"-I{aie_dir / 'kernels'}",
-                "harness.cc",
-                *[str(o) for o in objects],
-                "-o",
-                str(exe),
-            ],
-            work,
-        )
+        ok, msg = _link_harness(work, aie_dir, objects, "harness", harness_source(plan))
         if not ok:
             line = msg.splitlines()[0] if msg else "failed"
             return [CheckResult(g.name, PART, False, False, f"harness: {line}") for g in layers]
@@ -244,6 +232,16 @@ def check_aie(root: Path, plan: Plan, env: dict[str, np.ndarray]) -> list[CheckR
             results.append(run(sim, exe, work / f"l{i}", i, g, env))
         results += _check_nonlinear(sim, plan, aie_dir, work, objects, env)
     return results
+
+
+def _link_harness(
+    work: Path, aie_dir: Path, objects: list[Path], name: str, source: bytes
+) -> tuple[bool, str]:
+    """Write ``source`` as ``work/<name>.cc`` and build ``work/<name>`` from it and the compiled
+    kernel ``objects`` with the kernels' flags; (ok, g++'s message)."""
+    (work / f"{name}.cc").write_bytes(source)
+    args = [*CXXFLAGS, f"-I{include_dir()}", f"-I{aie_dir / 'kernels'}", f"{name}.cc"]
+    return _gxx([*args, *[str(o) for o in objects], "-o", str(work / name)], work)
 
 
 def nonlinear_harness_source(plan: Plan) -> bytes:
@@ -260,20 +258,8 @@ def _check_nonlinear(
     contexts = graph_context(plan)["nl_layers"]
     if not contexts:
         return []
-    (work / "nl_harness.cc").write_bytes(nonlinear_harness_source(plan))
     exe = work / "nl_harness"
-    ok, msg = _gxx(
-        [
-            *CXXFLAGS,
-            f"-I{include_dir()}",
-            f"-I{aie_dir / 'kernels'}",
-            "nl_harness.cc",
-            *[str(o) for o in objects],
-            "-o",
-            str(exe),
-        ],
-        work,
-    )
+    ok, msg = _link_harness(work, aie_dir, objects, "nl_harness", nonlinear_harness_source(plan))
     if not ok:
         line = msg.splitlines()[0] if msg else "failed"
         return [CheckResult(c["name"], PART, False, False, f"nl_harness: {line}") for c in contexts]

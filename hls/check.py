@@ -436,22 +436,7 @@ def _check_batched(
         rows.append(CheckResult(g.name, f"{PART}:{op}", True, not details, "; ".join(details)))
     for name in c:
         (out_dir / f"{name}.bin").write_bytes(want[name])
-    yr = regions[g.outputs[0]]
-    garbage = bytearray(arena)
-    garbage[yr.offset : yr.offset + yr.nbytes] = b"\xa5" * yr.nbytes
-    path.write_bytes(garbage)
-    err = _run(exe, "untile_c", p, path, out_dir)
-    got = path.read_bytes()[yr.offset : yr.offset + yr.nbytes]
-    expect = bytes(arena[yr.offset : yr.offset + yr.nbytes])
-    rows.append(
-        CheckResult(
-            g.name,
-            f"{PART}:untile_c",
-            True,
-            err is None and got == expect,
-            err or _compare(got, expect),
-        )
-    )
+    rows.append(_check_untile_c(exe, p, path, out_dir, g.name, arena, regions[g.outputs[0]]))
     return rows
 
 
@@ -612,20 +597,27 @@ def _check_gemm(
     y = tensors[g.outputs[0]]
     for name, data in c_streams(plan, g, y).items():
         (out_dir / f"{name}.bin").write_bytes(data)
-    yr = regions[g.outputs[0]]
+    rows.append(_check_untile_c(exe, p, path, out_dir, g.name, arena, regions[g.outputs[0]]))
+    return rows
+
+
+def _check_untile_c(
+    exe: Path,
+    p: str,
+    path: Path,
+    out_dir: Path,
+    layer: str,
+    arena: bytes | bytearray,
+    yr: pl.Region,
+) -> CheckResult:
+    """Run layer ``p``'s C untiler on the C streams already in ``out_dir``, over an arena whose
+    output region ``yr`` holds garbage, and compare that region with ``arena``'s."""
     garbage = bytearray(arena)
     garbage[yr.offset : yr.offset + yr.nbytes] = b"\xa5" * yr.nbytes
     path.write_bytes(garbage)
     err = _run(exe, "untile_c", p, path, out_dir)
     got = path.read_bytes()[yr.offset : yr.offset + yr.nbytes]
     want = bytes(arena[yr.offset : yr.offset + yr.nbytes])
-    rows.append(
-        CheckResult(
-            g.name,
-            f"{PART}:untile_c",
-            True,
-            err is None and got == want,
-            err or _compare(got, want),
-        )
+    return CheckResult(
+        layer, f"{PART}:untile_c", True, err is None and got == want, err or _compare(got, want)
     )
-    return rows
