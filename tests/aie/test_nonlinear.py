@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,28 +115,3 @@ def test_a_damaged_kernel_is_a_mismatch_and_the_text_is_deterministic(tmp_path: 
     build = codesign.load_build(one)
     (r,) = [r for r in check_build(build) if r.part == "aie" and r.layer == "fn_layernorm"]
     assert r.compiled and not r.matched
-
-
-def test_the_encoder_layer_norms_on_the_aie_compile_and_match(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    m = torch.nn.TransformerEncoderLayer(
-        d_model=64, nhead=4, dim_feedforward=128, batch_first=True, dropout=0.0
-    ).eval()
-    path = tmp_path / "enc.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            m, (torch.randn(1, 16, 64),), path, dynamo=True, input_names=["x"], output_names=["y"]
-        )
-    build = codesign.compile(path)
-    norms = [
-        layer.name
-        for layer in build.plan.layers
-        if layer.kind == "rownorm" and layer.fn == "layernorm" and layer.placement == "aie"
-    ]
-    assert len(norms) == 2
-    assert set(norms) <= set(_aie_layers(build))
-    aie = {r.layer: r for r in check_build(build) if r.part == "aie"}
-    for name in norms:
-        assert aie[name].compiled and aie[name].matched and aie[name].max_diff == 0, aie[name]

@@ -165,35 +165,6 @@ def test_compiling_twice_gives_identical_bytes(tmp_path):
             assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 
-@pytest.mark.slow
-def test_every_batched_row_passes_on_a_torch_encoder_layer(tmp_path):
-    # nn.TransformerEncoderLayer (4 heads, d_model 64): the fused-SDPA export's QK^T and
-    # attention x V are batched products; other kinds of this model are not checked here
-    torch = pytest.importorskip("torch")
-    import warnings
-
-    torch.manual_seed(0)
-    m = torch.nn.TransformerEncoderLayer(
-        d_model=64, nhead=4, dim_feedforward=128, batch_first=True, dropout=0.0
-    ).eval()
-    path = tmp_path / "enc.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            m, (torch.randn(1, 16, 64),), str(path), dynamo=True, input_names=["x"],
-            output_names=["y"],
-        )  # fmt: skip
-    build = codesign.compile(path, board="vek280", synth=False).save(tmp_path / "b")
-    plan = load_build(build).plan
-    names = {g.name for g in plan.layers if isinstance(g, BatchedMatMulLayer)}
-    assert len(names) == 2
-    rows = [r for r in check_build(load_build(build)) if r.layer in names]
-    assert {(r.layer, r.part) for r in rows} == {
-        (n, p) for n in names for p in BATCHED_PARTS | {"aie"}
-    }
-    assert all(r.compiled and r.matched for r in rows), rows
-
-
 def test_a_model_of_only_a_batched_product_gets_the_block_and_passes(tmp_path):
     # no GEMM emits the AIE files here: the batched kind does (one graph, its own kernel)
     import onnx

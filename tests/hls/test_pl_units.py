@@ -120,23 +120,6 @@ def _functions(path):
     return _save(_make_model(graph), path)
 
 
-def _encoder(path):
-    torch = pytest.importorskip("torch")
-    import warnings
-
-    torch.manual_seed(0)
-    m = torch.nn.TransformerEncoderLayer(
-        d_model=64, nhead=4, dim_feedforward=128, batch_first=True, dropout=0.0
-    ).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            m, (torch.randn(1, 16, 64),), str(path), dynamo=True, input_names=["x"],
-            output_names=["y"],
-        )  # fmt: skip
-    return path
-
-
 def _compiled(tmp_path, make):
     path = make(tmp_path / "m.onnx")
     build = codesign.compile(str(path), board="vek280", block="2x8", synth=False)
@@ -264,17 +247,3 @@ def test_compiling_twice_gives_identical_units(tmp_path, monkeypatch):
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files})
     assert digests[0] == digests[1]
     assert any(name.startswith("l") and "sm" in name for name in digests[0])
-
-
-@pytest.mark.slow
-def test_transformer_encoder_layer_pl_units_match(tmp_path):
-    """The torch encoder layer: its transposes, gathers (the QKV split) and the softmax run on
-    the PL and match; the sequencer may still refuse for the AIE kinds' missing code."""
-    root, build = _compiled(tmp_path, _encoder)
-    rows = _rows(root, build)
-    units = _assert_units_match(root, build, rows)
-    parts = {unit_part(layer) for _, layer in units}
-    assert {"pl:transpose", "pl:movement:gather"} <= parts
-    assert any(p.startswith("pl:rownorm:") for p in parts), parts
-    bad = [r for r in rows.values() if not r.matched and r.part != "pl:sequencer"]
-    assert not bad, bad
