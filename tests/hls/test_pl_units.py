@@ -204,8 +204,11 @@ def test_aie_placed_layers_get_no_pl_code(tmp_path, monkeypatch):
     for i, layer in enumerate(build.plan.layers):
         if layer.kind in ("nonlinear", "rownorm"):
             assert layer.unit == "aie"
-            assert not (root / "hls" / f"{pl.ident(i, layer.name)}.h").exists()
-            assert f'#error "layer {layer.name} (kind {layer.kind})' in seq
+            p = pl.ident(i, layer.name)
+            # no PL unit: the step streams the layer through the AIE block, or is refused
+            assert f"{p}_run(arena);" not in seq
+            refused = f'#error "layer {layer.name} (kind {layer.kind})' in seq
+            assert f"{p}_run(arena, " in seq or refused
     assert not (root / "hls" / "nl_math.h").exists()
 
 

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codesign.sim import memory
+from tests.ort_cpu import u8s8_saturates
 from tests.robustness import harness
 from tests.robustness import mutations as mu
 
@@ -52,6 +53,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, by
 def _builders():
     return sorted(harness.BASE_BUILDERS.items())
 
+
+#: bases whose integer ops onnxruntime runs as uint8 x int8 as written (quantize_dynamic)
+U8S8_BASES = frozenset({"dynamic_mlp"})
 
 BYTE_MUTATIONS = st.one_of(st.just([]), st.just([]), st.just([]), st.lists(mu.BYTES, max_size=2))
 
@@ -93,6 +97,16 @@ def test_fuzz_compile_and_simulate(
         failure = harness.verdict(
             results, fresh_build=True, values_only=mu.values_only(structural, byte_level)
         )
+        if (
+            failure is not None
+            and base in U8S8_BASES
+            and "fidelity check" in failure
+            and u8s8_saturates()
+        ):
+            # redrawn int8 weights at full range overflow onnxruntime's saturating u8 x s8
+            # kernel on this CPU (tests/ort_cpu.py): its reference, not codesign, is off
+            outcomes["reference saturates (u8 x s8 without VNNI)"] += 1
+            failure = None
         if failure is None and loud:
             failure = f"warning printed: {loud[0].category.__name__}: {loud[0].message}"
         if failure is not None:
