@@ -45,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from codesign.hls.nl_math import NL_MATH_H, nl_math_source  # noqa: F401 - re-exported
+from codesign.boards import load as load_board
+from codesign.hls.nl_math import NL_MATH_H, float_literal, nl_math_source  # noqa: F401
 from codesign.ir.plan import Layer, Plan
 
 #: the AIE-placed nonlinear functions with a kernel: the nl_math.h call of each
@@ -65,8 +66,9 @@ ELEMENT_FUNCTIONS = {
     "silu": "nl_silu",
     "gelu": "nl_gelu",
 }
-#: cascade lanes per write of each accumulator tag (one 512-bit cascade word)
-LANES = {"acc32": 16, "accfloat": 16, "acc64": 8}
+#: bits of one accumulator lane of each AIE API accumulator tag (a cascade word carries the
+#: board's ``aie.cascade_bits`` of them)
+LANE_BITS = {"acc32": 32, "accfloat": 32, "acc64": 64}
 #: fp32 bytes
 F32 = 4
 #: the build's copy of nl_math.h beside the kernels (:mod:`codesign.hls.nl_math`)
@@ -87,14 +89,6 @@ def has_kernel(layer: Layer) -> bool:
 def block_layers(plan: Plan) -> list[tuple[int, Layer]]:
     """(plan layer index, layer) of every layer with a kernel here, in plan order."""
     return [(i, layer) for i, layer in enumerate(plan.layers) if has_kernel(layer)]
-
-
-def f32_literal(x: float) -> str:
-    """The exact C++ literal of ``np.float32(x)`` (what the simulator's ``F32(x)`` rounds to)."""
-    v = float(np.float32(x))
-    if math.isinf(v) or math.isnan(v):
-        raise ValueError(f"not a finite fp32 constant: {x!r}")
-    return f"{v.hex()}f"
 
 
 def rows_of(plan: Plan, layer: Layer) -> tuple[int, int, int]:
@@ -131,6 +125,7 @@ def layer_contexts(
     accumulator group ``tag``. Layers equal in every compiled constant share a kernel
     (``<kind><v>``, ``v`` in first-use order per kind)."""
     C, L = plan.block.chains, plan.block.cascade
+    lanes = load_board(plan.board).aie.cascade_bits // LANE_BITS[tag]
     out: list[dict[str, Any]] = []
     keys: dict[tuple, str] = {}
     counts: dict[str, int] = {}
@@ -139,7 +134,7 @@ def layer_contexts(
         fit = min(a_bytes // (C * N * F32), c_bytes // (L * NO * F32))
         q = max(1, min(fit, -(-R // (C * L))))
         params = [n for n in layer.inputs[1:] if n]
-        eps = f32_literal(float(dict(layer.attrs).get("epsilon", 1e-5)))
+        eps = float_literal(float(dict(layer.attrs).get("epsilon", 1e-5)))
         call, elementwise = _call(layer, params, eps)
         key = (layer.kind, call, N, NO, q, len(params), tag)
         if key not in keys:
@@ -165,7 +160,7 @@ def layer_contexts(
                 "elementwise": elementwise,
                 "tag": tag,
                 "kernel_prefix": kernel_prefix,
-                "lanes": LANES[tag],
+                "lanes": lanes,
                 "chains": C,
                 "cascade": L,
                 "a_bytes": C * q * N * F32,

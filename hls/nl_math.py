@@ -14,7 +14,10 @@ layer, by ``codesign check``.
 
 from __future__ import annotations
 
+import math
 from importlib import resources
+
+import numpy as np
 
 #: the header's file name, in the package and in a build's hls/ (and aie/) directory
 NL_MATH_H = "nl_math.h"
@@ -23,3 +26,12 @@ NL_MATH_H = "nl_math.h"
 def nl_math_source() -> bytes:
     """The bytes of ``nl_math.h`` (to write into a build unchanged)."""
     return resources.files("codesign.hls").joinpath(NL_MATH_H).read_bytes()
+
+
+def float_literal(x: float) -> str:
+    """The exact C++ literal (hex float) of the fp32 value nearest ``x``, as numpy's
+    ``float32(x)`` rounds it: the constants the generated kernels pass to ``nl_math.h``."""
+    v = float(np.float32(x))
+    if math.isnan(v) or math.isinf(v):
+        raise ValueError(f"{x!r} has no finite float literal")
+    return f"{v.hex()}f"

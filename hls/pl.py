@@ -34,6 +34,7 @@ import jinja2
 from codesign.aie.emit import CONTROL_HEADER_WORDS, block_layers, epilogue_layout, rtp_name
 from codesign.boards import load as load_board
 from codesign.errors import CodesignError
+from codesign.hls.nl_math import float_literal  # noqa: F401 - the kinds' fp32 constants
 from codesign.ir.data import itemsize
 from codesign.ir.plan import (
     DataFile,
@@ -493,16 +494,6 @@ def operand(plan: Plan, name: str, where: str) -> dict:
         "float": r.dtype in _FLOATS,
         "size": itemsize(r.dtype),
     }
-
-
-def float_literal(x: float) -> str:
-    """The exact C++ literal of the fp32 value nearest ``x`` (as numpy's float32(x))."""
-    import numpy as np
-
-    v = float(np.float32(x))
-    if math.isnan(v) or math.isinf(v):
-        raise ValueError(f"{x!r} has no finite float literal")
-    return f"{v.hex()}f"
 
 
 # --- the files ----------------------------------------------------------------------------------
