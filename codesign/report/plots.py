@@ -10,6 +10,7 @@ artists carry ``gid`` attributes (``axes``, ``x-label``, ``y-label``) the tests 
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -106,8 +107,26 @@ def _label(ax, title: str, xlabel: str, ylabel: str) -> None:
 
 
 def _short(name: str, width: int = 28) -> str:
-    """A layer name wrapped onto lines of ``width`` characters (long fused names stay whole)."""
-    return "\n".join(textwrap.wrap(name, width, break_on_hyphens=False, break_long_words=True))
+    """A layer name wrapped onto lines of ``width`` characters (long fused names stay whole),
+    as plain text (:func:`_plain`)."""
+    lines = textwrap.wrap(name, width, break_on_hyphens=False, break_long_words=True)
+    return "\n".join(_plain(line) for line in lines)
+
+
+@functools.cache
+def _has_glyph(char: str) -> bool:
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+
+    with plt.rc_context(_RC):
+        font = get_font(findfont(FontProperties(family=[_RC["font.family"]])))
+    return char.isprintable() and font.get_char_index(ord(char)) != 0
+
+
+def _plain(text: str) -> str:
+    """Text from a model as matplotlib shows it literally: ``$`` escaped (it would start
+    mathtext) and every character the plot font cannot draw, or that does not print, as a
+    ``\\uXXXX`` escape (matplotlib would warn and draw a box)."""
+    return "".join("\\$" if c == "$" else c if _has_glyph(c) else f"\\u{ord(c):04x}" for c in text)
 
 
 def roofline(report: dict[str, Any]) -> str:

@@ -188,3 +188,21 @@ def test_html_shows_fit_advice_and_spatial_plio_limit(report):
     assert 'id="fit"' in page and report["fit"]["text"] in page
     assert all(s["plio_limit"] for s in report["spatial"])
     assert "(board limit)" in page
+
+
+def test_plot_labels_show_model_text_literally():
+    """A layer name from a model with a control character, a character the plot font lacks and
+    a ``$`` (mathtext) is drawn as escapes, without a matplotlib warning or parse error."""
+    import warnings
+
+    from codesign.report import plots
+
+    board = load("vek280")
+    w = GemmWorkload(64, 64, 64, "int8")
+    name = "a\x1db$x^$\u4e2d"
+    rep = make_report(board, [gemm_layer(name, choose_temporal_config(board, w).estimate)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        svgs = [plots.roofline(rep), plots.breakdown(rep)]
+    for svg in svgs:
+        assert "a\\u001db$x^$\\u4e2d" in svg
