@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from codesign.boards import load as load_board
-from codesign.hls.nl_math import NL_MATH_H, float_literal, nl_math_source  # noqa: F401
+from codesign.hls.nl_math import NL_MATH_H, epsilon_literal, nl_math_source  # noqa: F401
 from codesign.ir.plan import Layer, Plan
 
 #: the AIE-placed nonlinear functions with a kernel: the nl_math.h call of each
@@ -99,7 +99,7 @@ def rows_of(plan: Plan, layer: Layer) -> tuple[int, int, int]:
     return rows, n, 1 if layer.fn == "reducemean" else n
 
 
-def _call(layer: Layer, params: list[str], eps: str) -> tuple[str, bool]:
+def _call(layer: Layer, params: list[str], eps: str | None) -> tuple[str, bool]:
     """The C++ statement computing one row ``x`` into ``y`` and whether it is element-wise."""
     if layer.kind == "nonlinear":
         fn = ELEMENT_FUNCTIONS[layer.fn]
@@ -134,7 +134,7 @@ def layer_contexts(
         fit = min(a_bytes // (C * N * F32), c_bytes // (L * NO * F32))
         q = max(1, min(fit, -(-R // (C * L))))
         params = [n for n in layer.inputs[1:] if n]
-        eps = float_literal(float(dict(layer.attrs).get("epsilon", 1e-5)))
+        eps = epsilon_literal(layer.attrs)
         call, elementwise = _call(layer, params, eps)
         key = (layer.kind, call, N, NO, q, len(params), tag)
         if key not in keys:

@@ -8,7 +8,10 @@ of the sequence. Printed, measured in this one run:
 - the compile time (``codesign.compile``, wall and CPU of this process; goal < 30 s, stretch
   < 10 s);
 - the simulate time against onnxruntime's single-thread run of the same model on the same
-  inputs (goal within 10x, stretch 3x), and the fidelity of the output (cosine);
+  inputs (goal within 10x, stretch 3x): the best of three runs after the first on both sides,
+  and, beside it, the first run (the simulator decodes and regroups the plan's weights;
+  onnxruntime creates its session and prepacks its weights); and the fidelity of the output
+  (cosine);
 
 and, modelled by the cost model (codesign.cost), not measured:
 
@@ -33,6 +36,17 @@ import numpy as np
 
 HIDDEN, HEADS, FFN, VOCAB = 768, 12, 3072, 30522
 BOARD, BLOCK = "vek280", "2x8"
+RUNS = 3  # repeated runs after the first; the best is printed (both sides alike)
+
+
+def _best(run) -> float:
+    """The shortest wall time of RUNS calls of ``run``."""
+    times = []
+    for _ in range(RUNS):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 def _config(layers: int, seq: int):
@@ -93,19 +107,25 @@ def main() -> None:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        sess.run(None, feed)  # warm-up
         t0 = time.perf_counter()
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         (want,) = sess.run(None, feed)
-        t_ort = time.perf_counter() - t0
+        t_ort_first = time.perf_counter() - t0
+        t_ort = _best(lambda: sess.run(None, feed))
         t0 = time.perf_counter()
         got = build.simulate(feed)["last_hidden_state"]
-        t_sim = time.perf_counter() - t0
+        t_sim_first = time.perf_counter() - t0
+        t_sim = _best(lambda: build.simulate(feed))
         g, w = got.reshape(-1).astype(np.float64), want.reshape(-1).astype(np.float64)
         cosine = float(g @ w / (np.linalg.norm(g) * np.linalg.norm(w)))
         print(
-            f"  simulate (measured):            {t_sim:8.2f} s; onnxruntime 1 thread {t_ort:.3f} s; "
-            f"ratio {t_sim / t_ort:.1f}x (goal <= 10x, stretch 3x)"
+            f"  simulate (measured, best of {RUNS}): {t_sim:8.2f} s; onnxruntime 1 thread "
+            f"{t_ort:.3f} s; ratio {t_sim / t_ort:.1f}x (goal <= 10x, stretch 3x)"
+        )
+        print(
+            f"  first run (measured):           {t_sim_first:8.2f} s, with the weights decoded "
+            f"from the plan; onnxruntime session + first run {t_ort_first:.3f} s; ratio "
+            f"{t_sim_first / t_ort_first:.1f}x"
         )
         print(f"  output cosine to onnxruntime:   {cosine:8.5f}")
 

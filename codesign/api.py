@@ -50,6 +50,7 @@ class Build:
     root: Path | None = None
     _report: dict[str, Any] | None = field(default=None, repr=False)
     _synthesized: Any = field(default=None, repr=False)
+    _simulator: Any = field(default=None, repr=False)  # codesign.sim.functional.Simulator
 
     # --- simulate ---------------------------------------------------------------------------
 
@@ -61,17 +62,22 @@ class Build:
 
         Raises :class:`~codesign.errors.MemoryLimitError` when the host lacks the memory the
         run needs and :class:`~codesign.errors.OptionError` for inputs of the wrong name, shape
-        or dtype."""
+        or dtype.
+
+        The first call decodes and regroups the plan's weights; later calls reuse them (held
+        while the Build lives), as an inference session keeps its prepacked weights."""
         from codesign.sim.functional import Simulator
         from codesign.sim.memory import check_fits
 
-        if self.root is None:  # a build read from disk was checked by load_build
-            from codesign.sim.plan_check import check_plan
+        if self._simulator is None:
+            if self.root is None:  # a build read from disk was checked by load_build
+                from codesign.sim.plan_check import check_plan
 
-            check_plan(self.plan, None)
-        check_fits(self.plan, self.root)
-        sim = Simulator(self.plan, self.root)
-        return sim.run(dict(inputs) if inputs is not None else random_inputs(self.plan, seed))
+                check_plan(self.plan, None)
+            check_fits(self.plan, self.root)
+            self._simulator = Simulator(self.plan, self.root)
+        feed = dict(inputs) if inputs is not None else random_inputs(self.plan, seed)
+        return self._simulator.run(feed)
 
     # --- report -----------------------------------------------------------------------------
 

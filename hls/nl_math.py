@@ -35,3 +35,10 @@ def float_literal(x: float) -> str:
     if math.isnan(v) or math.isinf(v):
         raise ValueError(f"{x!r} has no finite float literal")
     return f"{v.hex()}f"
+
+
+def epsilon_literal(attrs: tuple) -> str | None:
+    """The fp32 literal of a norm layer's ``epsilon`` attribute (the frontend writes it into
+    every LayerNorm/RMSNorm layer); None for a layer without one (softmax, reducemean)."""
+    eps = dict(attrs).get("epsilon")
+    return None if eps is None else float_literal(float(eps))

@@ -38,20 +38,24 @@ class Simulator:
             self.root, self.plan = (Path(root) if root is not None else None), source
         else:
             self.root, self.plan = load_plan(source)
-        #: per-run caches of the executors (decoded data, regrouped weights), by key
+        #: the executors' caches (decoded data, regrouped weights, Host sessions), by key; they
+        #: live as long as the Simulator, so repeated runs reuse them
         self.cache: dict[str, Any] = {}
 
     def data(self, f: DataFile) -> np.ndarray:
-        """The array of a DataFile of the plan (decoded once per run)."""
+        """The array of a DataFile of the plan, decoded once per Simulator and read-only (runs
+        share it: an executor that wrote into it would change the next run)."""
         key = f"{f.sha256}:{f.path}"
         if key not in self.cache:
             blob = self.plan.data.get(f.sha256)
             if blob is not None:
-                self.cache[key] = decode(blob, f)
+                arr = decode(blob, f)
             elif self.root is not None:
-                self.cache[key] = read(self.root, f)
+                arr = read(self.root, f)
             else:
                 raise BuildError(f"{f.path}: the plan holds no data with sha256 {f.sha256}")
+            arr.flags.writeable = False
+            self.cache[key] = arr
         return self.cache[key]
 
     def check_inputs(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -78,7 +82,11 @@ class Simulator:
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Execute every layer in order; return the graph outputs by name."""
         env = self.run_all(inputs)
-        return {t.name: env[t.name] for t in self.plan.outputs}
+        # an output that is (a view of) the plan's read-only data is the caller's to change
+        return {
+            t.name: env[t.name] if env[t.name].flags.writeable else env[t.name].copy()
+            for t in self.plan.outputs
+        }
 
     def run_all(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Execute every layer in order; return every tensor (inputs, constants, activations)."""

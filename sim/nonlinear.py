@@ -119,12 +119,12 @@ def _softmax(xs: Sequence[np.ndarray], attrs: dict) -> np.ndarray:
 def _layernorm(xs: Sequence[np.ndarray], attrs: dict) -> np.ndarray:
     gamma = xs[1] if len(xs) > 1 else None
     beta = xs[2] if len(xs) > 2 else None
-    return nl.layernorm_f32(xs[0], gamma, beta, float(attrs.get("epsilon", 1e-5)))
+    return nl.layernorm_f32(xs[0], gamma, beta, float(attrs["epsilon"]))
 
 
 def _rmsnorm(xs: Sequence[np.ndarray], attrs: dict) -> np.ndarray:
     gamma = xs[1] if len(xs) > 1 else None
-    return nl.rmsnorm_f32(xs[0], gamma, float(attrs.get("epsilon", 1e-5)))
+    return nl.rmsnorm_f32(xs[0], gamma, float(attrs["epsilon"]))
 
 
 #: The functions over the last axis of the ``rownorm`` kind; ``ops`` counts per element

@@ -241,6 +241,11 @@ def _constant_param(lw: Any, node: ir.Node, v: ir.Value) -> None:
     )
 
 
+#: LayerNormalization's and RMSNormalization's default epsilon (ONNX spec); the lowering writes
+#: the epsilon into every norm layer, so nothing downstream has a default of its own
+NORM_EPSILON = 1e-5
+
+
 def _row(
     lw: Any, node: ir.Node, fn: str, x: str, params: tuple[str, ...], eps: float | None, out: str
 ) -> None:
@@ -267,7 +272,9 @@ def _layernorm(lw: Any, node: ir.Node) -> None:
     _last_axis(lw, node, int(_attr(node, "axis", -1)), len(shape))
     _unused_extra_outputs(lw, node)
     params = _params(lw, node, ins[1:3], shape[-1])
-    _row(lw, node, "layernorm", x, params, _attr(node, "epsilon", 1e-5), node.outputs[0].name)
+    _row(
+        lw, node, "layernorm", x, params, _attr(node, "epsilon", NORM_EPSILON), node.outputs[0].name
+    )
 
 
 @lowering("RMSNormalization")
@@ -277,7 +284,7 @@ def _rmsnorm(lw: Any, node: ir.Node) -> None:
     shape = lw.kg.types[x].shape
     _last_axis(lw, node, int(_attr(node, "axis", -1)), len(shape))
     params = _params(lw, node, list(node.inputs[1:2]), shape[-1])
-    _row(lw, node, "rmsnorm", x, params, _attr(node, "epsilon", 1e-5), node.outputs[0].name)
+    _row(lw, node, "rmsnorm", x, params, _attr(node, "epsilon", NORM_EPSILON), node.outputs[0].name)
 
 
 @lowering("SkipLayerNormalization", domain="com.microsoft")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -214,8 +214,9 @@ def execute(sim: Simulator, layer: GemmLayer, args: list[np.ndarray | None]) -> 
     L, C = s.block.cascade, s.block.chains
     m, k, n = s.tile.m, s.tile.k, s.tile.n
     bf16 = layer.dtype == "bf16"
-    Bc, bound = _core_weights(sim, layer)  # [k_pass, core, k, n_tile*chain*n]
-    A = np.zeros((s.padded_M, s.padded_K), dtype=Bc.dtype)
+    # [k_pass, core, k, n_tile*chain*n]; bf16: numerics.cascade_columns of [k_pass*core, k, ...]
+    Bc, bound = _core_weights(sim, layer)
+    A = np.zeros((s.padded_M, s.padded_K), dtype=np.float64 if bf16 else Bc.dtype)
     A[: s.M, : s.K] = numerics.to_bf16(a.reshape(s.M, s.K)) if bf16 else a.reshape(s.M, s.K)
     # A tiles [m_tile, k_pass, core, m, k]: the same A tile goes to every chain
     At = A.reshape(s.m_tiles, m, s.k_passes, L, k).transpose(0, 2, 3, 1, 4)
@@ -224,16 +225,10 @@ def execute(sim: Simulator, layer: GemmLayer, args: list[np.ndarray | None]) -> 
     if bf16:
         # The M tiles share each (pass, core) B tile and their rows never mix, so every M tile's
         # partial of one core is one product over all rows (float64 sums of the exact bf16
-        # products, rounded once to fp32); the cascade adds them in chain order, pass by pass.
-        # [pass, core, row, k]; one 2-D product per (pass, core): numpy hands 2-D float64
-        # products to BLAS (a stacked 3-D matmul was slower on these shapes)
-        A64 = np.ascontiguousarray(
-            A.reshape(s.padded_M, s.k_passes, L, k).transpose(1, 2, 0, 3), dtype=np.float64
-        )
-        acc2 = acc.reshape(s.padded_M, cols)
-        for p in range(s.k_passes):
-            for core in range(L):
-                numerics.cascade_mac_bf16(acc2, A64[p, core], Bc[p, core])
+        # products, rounded once to fp32); the cascade adds them in chain order, pass by pass:
+        # cores in (pass, position) order, A as [pass * core, row, k]
+        A64 = np.ascontiguousarray(A.reshape(s.padded_M, s.k_passes * L, k).transpose(1, 0, 2))
+        acc = numerics.cascade_gemm_bf16(A64, Bc).reshape(acc.shape)
     else:
         for i in range(s.m_tiles):  # graph iterations of M tile i (all its N tiles at once)
             for p in range(s.k_passes):
@@ -249,11 +244,13 @@ def execute(sim: Simulator, layer: GemmLayer, args: list[np.ndarray | None]) -> 
     return (y.reshape(out_shape),)
 
 
-def _core_weights(sim: Simulator, layer: GemmLayer) -> tuple[np.ndarray, int | None]:
+def _core_weights(sim: Simulator, layer: GemmLayer) -> tuple[Any, int | None]:
     """The streamed B tiles regrouped per (K pass, core) as [k, n_tile*chain*n] matrices, and
     the bound of one pass's integer products (cached per layer). bf16 weights are held as
-    float64 (exact; the core partials are float64 sums); integer weights as float32 when every
-    pass sum stays below 2**24 (exact there, and twice as fast as float64)."""
+    float64 (exact; the core partials are float64 sums), cores in (pass, position) order, cut
+    into :func:`~codesign.sim.numerics.cascade_columns` pieces; integer weights as one
+    [k_pass, core, k, cols] array of float32 when every pass sum stays below 2**24 (exact
+    there, and twice as fast as float64)."""
     key = f"{layer.weight.sha256}#{layer.name}#core"
     if key not in sim.cache:
         s = layer.schedule
@@ -269,7 +266,10 @@ def _core_weights(sim: Simulator, layer: GemmLayer) -> tuple[np.ndarray, int | N
         Bc = np.ascontiguousarray(
             B.transpose(1, 3, 4, 0, 2, 5), dtype=np.float32 if exact_f32 else np.float64
         )
-        sim.cache[key] = (Bc.reshape(s.k_passes, s.block.cascade, s.tile.k, -1), bound)
+        Bc = Bc.reshape(s.k_passes, s.block.cascade, s.tile.k, -1)
+        if layer.dtype == "bf16":
+            Bc = numerics.cascade_columns(Bc.reshape(-1, *Bc.shape[2:]))
+        sim.cache[key] = (Bc, bound)
     return sim.cache[key]
 
 

@@ -70,9 +70,10 @@ def check(ck: PlanChecker, r: RowNormLayer) -> None:
             ck.fail(f"{r.fn} parameter {name!r} must be a constant")
         if math.prod(ck.shapes[name]) != x[-1] or ck.shapes[name][-1:] != (x[-1],):
             ck.fail(f"{r.fn} parameter {name!r} must hold {x[-1]} values along the last axis")
-    eps = dict(r.attrs).get("epsilon", 1e-5)
-    if isinstance(eps, bool) or not isinstance(eps, int | float) or not (0 <= eps < math.inf):
-        ck.fail(f"epsilon must be a finite number >= 0, not {eps!r}")
+    if r.fn in ("layernorm", "rmsnorm"):
+        eps = dict(r.attrs).get("epsilon")
+        if isinstance(eps, bool) or not isinstance(eps, int | float) or not (0 <= eps < math.inf):
+            ck.fail(f"{r.fn} needs an epsilon, a finite number >= 0, not {eps!r}")
 
 
 def cost(ctx: CostContext, stage: list[RowNormLayer]) -> Cost:
@@ -85,6 +86,7 @@ def unit_context(plan: Plan, index: int, layer: RowNormLayer) -> dict | None:
     gamma/beta operands, epsilon as an exact fp32 literal. None for rows of no element (no
     unit: the sequencer marks the layer missing)."""
     from codesign.hls import pl
+    from codesign.hls.nl_math import epsilon_literal
 
     where = f"layer {layer.name!r}"
     x = pl.shape_of(plan, layer.inputs[0])
@@ -107,7 +109,7 @@ def unit_context(plan: Plan, index: int, layer: RowNormLayer) -> dict | None:
         "params": params,
         "has_gamma": any(g["var"] == "gamma" for g in params),
         "has_beta": any(g["var"] == "beta" for g in params),
-        "eps": pl.float_literal(float(dict(layer.attrs).get("epsilon", 1e-5))),
+        "eps": epsilon_literal(layer.attrs),
     }
 
 

@@ -29,7 +29,10 @@ from codesign.sim.numerics.batched import (
     zero_point_correction,
 )
 from codesign.sim.numerics.bf16 import (
+    CASCADE_COLUMNS,
     cascade_add_f32,
+    cascade_columns,
+    cascade_gemm_bf16,
     cascade_mac_bf16,
     mac_partial_bf16,
     to_bf16,
@@ -131,7 +134,10 @@ __all__ = [
     "best_nm",
     "block_epilogue",
     "block_rowsums",
+    "CASCADE_COLUMNS",
     "cascade_add_f32",
+    "cascade_columns",
+    "cascade_gemm_bf16",
     "dequantize_linear",
     "dequantize_nbits",
     "div_f32",

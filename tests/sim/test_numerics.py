@@ -139,3 +139,20 @@ def test_cascade_mac_bf16_is_the_rounded_partial_added_in_fp32() -> None:
     # the single-rounding matters: a float64 add before rounding would differ somewhere
     twice = (acc.astype(np.float64) + np.matmul(a.astype(np.float64), b)).astype(np.float32)
     assert (twice.view(np.uint32) != want.view(np.uint32)).any()
+
+
+def test_cascade_gemm_bf16_is_the_cores_macs_in_order() -> None:
+    """cascade_gemm_bf16 over column pieces gives the accumulator of cascade_mac_bf16 applied
+    core by core (pieces narrower and wider than CASCADE_COLUMNS, rounding-sensitive values)."""
+    rng = np.random.default_rng(3)
+    cores, rows, k = 6, 5, 8
+    for cols in (1, n.CASCADE_COLUMNS - 1, n.CASCADE_COLUMNS + 7):
+        a = n.to_bf16(rng.standard_normal((cores, rows, k)) * 10.0 ** rng.integers(-3, 4, k))
+        b = n.to_bf16(rng.standard_normal((cores, k, cols)) * 10.0 ** rng.integers(-3, 4, cols))
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        want = np.zeros((rows, cols), np.float32)
+        for i in range(cores):
+            n.cascade_mac_bf16(want, a[i], b[i])
+        got = n.cascade_gemm_bf16(a, n.cascade_columns(b))
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
