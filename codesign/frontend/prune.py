@@ -232,9 +232,7 @@ def prune_model(
     return model.SerializeToString(deterministic=True), done
 
 
-def _head_merge(
-    model: onnx.ModelProto, node: onnx.NodeProto
-) -> tuple[int | None, int, str] | None:
+def _head_merge(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[int | None, int, str] | None:
     """(heads, head_dim, the per-head tensor) when ``node``'s activation is the head merge
     Reshape(Transpose(t, perm 0, 2, 1, 3)) of t [batch, heads, seq, head_dim], else None;
     heads is None when shape inference left it symbolic (TorchScript's BERT computes it)."""
