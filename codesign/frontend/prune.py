@@ -17,8 +17,9 @@ The float weights of MatMul and Gemm nodes (an initializer as B; Gemm's ``transB
   of the value projection, when it is found), so they add nothing to the block's output. An
   output projection is a MatMul/Gemm whose activation is the head merge Transpose(perm 0, 2,
   1, 3) -> Reshape of a [batch, heads, seq, head_dim] tensor (shape inference gives heads and
-  head_dim); at least one head of each block is kept. The compiler computes the zeroed heads
-  still (passes/shrink.py removes FFN neurons, not heads).
+  head_dim; a symbolic head count is the weight's K over head_dim); at least one head of each
+  block is kept. The compiler removes the zeroed heads (passes/heads.py: their Q/K/V columns,
+  products and O rows) when every op between the projections and O keeps heads apart.
 
 Quantized weights (behind DequantizeLinear) are not pruned: prune the float model, then
 quantize it. Only this package imports onnx.
