@@ -16,6 +16,10 @@ that touches one of its tensors, and each op must keep heads apart:
   region inputs; any other input is a constant or a tensor broadcast over the heads (extent 1
   on the head axis: a padding or causal mask), or a constant holding one value per head lane
   (then sliced with the heads);
+- a Movement slice (unit steps) or concat along another axis than the heads' (the halves of a
+  rotary embedding) keeps each head's elements in its head; a slice along the heads' axis
+  must start and end on whole cycles of heads (Q, K or V out of a fused QKV projection, whose
+  start then counts the kept heads);
 - a RowNorm (softmax over the key axis, a norm) reduces over the last axis only, which must not
   hold heads: each head's rows are normalised alone;
 - a producer Gemm (Q, K, V) whose output is in the region: head ``h`` is a set of its output
@@ -33,7 +37,8 @@ block depends on it, since by the rules above head ``h``'s values only reach oth
 values and those rows. Then its columns of the producers (weight, bias, column sums and
 per-channel requantisation), its slice of every region tensor and of every per-head constant,
 and its rows of the consumers go; H becomes H - k in every shape and Reshape target of the
-region; perms do not change. At least one head is kept.
+region and every slice start on the heads' axis; perms do not change. At least one head is
+kept.
 
 Exactness. The kept heads compute the same values: each is computed from the same inputs by
 the same per-head ops (softmax stays per row; per-tensor static Q/DQ use the same scale and
@@ -57,6 +62,7 @@ import numpy as np
 from codesign.ir.graph import Gemm, KernelGraph, Op, Reshape, TensorType, Vector
 from codesign.ir.nonlinear import Nonlinear, RowNorm
 from codesign.kinds.batched_matmul import BatchedMatMul, perm_or_identity
+from codesign.kinds.movement import Movement
 from codesign.kinds.transpose import Transpose
 from codesign.passes.base import Pass, PassResult, PostconditionError
 from codesign.passes.shrink import ELEMENTWISE, NONLINEAR_LANEWISE, _slice
@@ -219,6 +225,45 @@ def _batched(kg: KernelGraph, region: _Region, todo: list[str], op: BatchedMatMu
         _assign(region, todo, n, _layout(shapes[k], own_axis[k](v)))
 
 
+def _movement(kg: KernelGraph, region: _Region, todo: list[str], op: Movement) -> None:
+    """A slice (unit steps) or a concat: along another axis than the heads' (a whole axis),
+    each head keeps its own elements (rotary halves); along the heads' block axis, a slice
+    must start and end on a whole cycle of heads (Q, K or V out of a fused QKV projection)."""
+    lays = region.layouts
+    names = [*op.inputs, *op.outputs]
+    if op.fn not in ("slice", "concat") or any(not n or kg.is_const(n) for n in names):
+        raise _NotPerHead(op.name)
+    if op.fn == "slice" and (len(op.inputs) != 1 or any(st != 1 for st in op.steps)):
+        raise _NotPerHead(op.name)
+    shapes = [kg.types[n].shape for n in names]
+    y_shape = shapes[-1]
+    if op.fn == "slice":
+        cut = [
+            i
+            for i, (n, m) in enumerate(zip(shapes[0], y_shape, strict=True))
+            if n != m or op.starts[i]
+        ]
+    else:
+        cut = [op.axis % len(y_shape)]
+    known = next(n for n in names if n in lays)
+    shape = kg.types[known].shape
+    full = _full_axis(shape, lays[known])
+    if full is not None and cut and full not in cut and len(cut) == 1:
+        for n, sh in zip(names, shapes, strict=True):
+            _assign(region, todo, n, _layout(sh, full))
+        return
+    a = _block_axis(shape, lays[known])
+    if op.fn != "slice" or cut != [a]:
+        raise _NotPerHead(op.name)
+    _, h, r = lays[known]
+    r0 = math.prod(shape[a + 1 :])
+    period = h * (r // r0)  # indices of axis a per cycle of heads
+    if any(sh[a] % period for sh in shapes) or op.starts[a] % period:
+        raise _NotPerHead(op.name)
+    for n, sh in zip(names, shapes, strict=True):
+        _assign(region, todo, n, (math.prod(sh[:a]) * (sh[a] // period), h, r))
+
+
 def _visit(kg: KernelGraph, region: _Region, todo: list[str], op: Op) -> None:
     """Add what ``op`` says about the layouts of its tensors (one of them is in the region)."""
     lays = region.layouts
@@ -252,6 +297,8 @@ def _visit(kg: KernelGraph, region: _Region, todo: list[str], op: Op) -> None:
             _assign(region, todo, x, _layout(sx, op.perm[b]))
     elif isinstance(op, BatchedMatMul):
         _batched(kg, region, todo, op)
+    elif isinstance(op, Movement):
+        _movement(kg, region, todo, op)
     elif isinstance(op, RowNorm) or _per_element(op):
         _elementwise(kg, region, todo, op)
     else:
@@ -341,6 +388,7 @@ def remove_heads(kg: KernelGraph, region: _Region, removed: list[int]) -> None:
         inputs[k] = sliced
         new[id(orig)] = replace(op, inputs=tuple(inputs))
     h = next(iter(region.layouts.values()))[1]
+    old_shapes = {t: kg.types[t].shape for t in region.layouts}
     for t, lay in region.layouts.items():
         old = kg.types[t]
         a = _block_axis(old.shape, lay)
@@ -351,6 +399,14 @@ def remove_heads(kg: KernelGraph, region: _Region, removed: list[int]) -> None:
     for op in region.ops.values():
         if isinstance(op, Reshape):
             new[id(op)] = replace(op, shape=kg.types[op.outputs[0]].shape)
+        elif isinstance(op, Movement) and op.fn == "slice":
+            # a start on the block axis is a whole number of head cycles: as many new ones
+            x = op.inputs[0]
+            a = _block_axis(old_shapes[x], region.layouts[x])
+            starts = list(op.starts)
+            if a is not None and starts[a]:
+                starts[a] = starts[a] * kg.types[x].shape[a] // old_shapes[x][a]
+            new[id(op)] = replace(op, starts=tuple(starts))
     for op in region.ops.values():
         if id(op) in new:
             kg.replace(op, new[id(op)])

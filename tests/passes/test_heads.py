@@ -3,8 +3,9 @@
 Models are built with torch / transformers from random weights (nothing downloaded) and pruned
 with ``codesign.frontend.prune.prune_model``: the explicit attention block of
 tests/frontend/test_attention_export.py (4 heads of 16, ``heads`` 0.5: two heads go) by both
-torch exporters, and a small BERT encoder (2 layers, hidden 64, 4 heads, FFN 128, sequence 16)
-with one head per layer (``heads`` 0.25) and half the FFN neurons (``neurons`` 0.5) zeroed.
+torch exporters, a small BERT encoder (2 layers, hidden 64, 4 heads, FFN 128, sequence 16)
+with one head per layer (``heads`` 0.25) and half the FFN neurons (``neurons`` 0.5) zeroed, and
+GPT-2 / Llama decoders of the same size with one head per layer zeroed.
 Each is compiled in float and after quantize_static (QDQ per tensor): the plan's GEMMs and
 batched products shrink, and the simulation agrees with onnxruntime on the pruned model. Models
 whose zeroed heads still reach the output (O rows not zero; a dynamic quantisation; an op on the
@@ -194,6 +195,28 @@ def test_torchscript_bert_nan_guard_on_the_host_keeps_the_heads(tmp_path_factory
     assert gemms == ([(h, h)] * 4 + [(h, ffn), (ffn, h)]) * BERT.layers
     assert products == [(1, BERT.heads)] * 2 * BERT.layers
     got, want, _ = _simulate(build, example_inputs("bert", BERT), tmp_path, OUT)
+    assert _cosine(got, want) >= 0.999
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_decoders_lose_their_pruned_heads(family: str, tmp_path) -> None:
+    """GPT-2's fused QKV projection (one Gemm, Split into Q, K, V: each slice starts on a whole
+    cycle of heads) and Llama's rotary embedding (slices and a concat of each head's halves):
+    one head per layer goes from the projections, the products and O."""
+    src = export_hf(family, tmp_path / "float.onnx", BERT, True)
+    data, _ = prune_model(src, "heads", "0.25")
+    path = tmp_path / "pruned.onnx"
+    path.write_bytes(data)
+    build = codesign.compile(str(path), synth=False)
+    gemms, products = _shapes(build)
+    h, kept, ffn = BERT.hidden, BERT.hidden - BERT_HEAD_DIM, BERT.ffn
+    if family == "gpt2":
+        per_layer = [(h, 3 * kept), (kept, h), (h, ffn), (ffn, h)]
+    else:  # Q, K, V, O, gate, up, down
+        per_layer = [(h, kept)] * 3 + [(kept, h), (h, ffn), (h, ffn), (ffn, h)]
+    assert gemms == per_layer * BERT.layers
+    assert products == [(1, BERT.heads - 1)] * 2 * BERT.layers
+    got, want, _ = _simulate(build, example_inputs(family, BERT), tmp_path, OUT)
     assert _cosine(got, want) >= 0.999
 
 
