@@ -5,12 +5,12 @@ with ``codesign.frontend.prune.prune_model``: the explicit attention block of
 tests/frontend/test_attention_export.py (4 heads of 16, ``heads`` 0.5: two heads go) by both
 torch exporters, a small BERT encoder (2 layers, hidden 64, 4 heads, FFN 128, sequence 16)
 with one head per layer (``heads`` 0.25) and half the FFN neurons (``neurons`` 0.5) zeroed, and
-GPT-2 / Llama decoders of the same size with one head per layer zeroed.
-Each is compiled in float and after quantize_static (QDQ per tensor): the plan's GEMMs and
-batched products shrink, and the simulation agrees with onnxruntime on the pruned model. Models
-whose zeroed heads still reach the output (O rows not zero; a dynamic quantisation; an op on the
-Host between the products) keep every head. The equivalence test plans the hardware graph
-before and after the pass and simulates both.
+GPT-2 / Llama decoders of the same size with one head per layer zeroed. Each is compiled in
+float and (block, BERT) after quantize_static (QDQ per tensor; BERT per channel too): the plan's
+GEMMs and batched products shrink, and the simulation agrees with onnxruntime on the pruned
+model. Models whose zeroed heads still reach the output (O rows not zero; a dynamic
+quantisation; an op on the Host between the products; a fork) keep every head. The
+equivalence test plans the hardware graph before and after the pass and simulates both.
 """
 
 from __future__ import annotations
@@ -164,14 +164,14 @@ def _pruned_bert(dynamo: bool, tmp_path_factory) -> Path:
     return _berts[dynamo]
 
 
-@pytest.mark.parametrize("how", ["float", "static"])
+@pytest.mark.parametrize("how", ["float", "static", "static_per_channel"])
 def test_bert_structured_pruning_shrinks_the_plan(how: str, tmp_path_factory, tmp_path) -> None:
     """Issue 12's done-when: the structured-pruned BERT (one head per layer, half the FFN
     neurons) gives smaller GEMMs and products in the plan, and the outputs of onnxruntime on
     the pruned model (cosine >= 0.999; quantized: the fidelity check)."""
     path = _pruned_bert(True, tmp_path_factory)
-    if how == "static":
-        path = quantize(path, tmp_path / "static.onnx", "static", "bert", BERT)
+    if how != "float":
+        path = quantize(path, tmp_path / f"{how}.onnx", how, "bert", BERT)
     build = codesign.compile(str(path), synth=False)
     gemms, products = _shapes(build)
     h, d, ffn = BERT.hidden, BERT_HEAD_DIM, BERT.ffn // 2
