@@ -124,8 +124,10 @@ class _Region:
     ops: dict[int, Op] = field(default_factory=dict)
     producers: list[Gemm] = field(default_factory=list)
     consumers: list[Gemm] = field(default_factory=list)
-    # (op, input index): a constant input with one value per head lane on this output axis
+    # (op, input index, output axis): a constant input with one value per head lane on the axis
     per_head: list[tuple[Op, int, int]] = field(default_factory=list)
+    # tensors an op reads broadcast over the heads: they must stay outside the region
+    broadcast: set[str] = field(default_factory=set)
 
 
 class _NotPerHead(Exception):
@@ -180,6 +182,7 @@ def _elementwise(kg: KernelGraph, region: _Region, todo: list[str], op: Op) -> N
         if ext == 1:
             if i in region.layouts:
                 raise _NotPerHead(op.name)  # one head's tensor broadcast over the heads
+            region.broadcast.add(i)
             continue  # broadcast over the heads (a mask): unchanged
         if kg.is_const(i) and ext == so[a]:
             region.per_head.append((op, k, a))
@@ -329,6 +332,13 @@ def _grow(kg: KernelGraph, start: str, lay: Layout) -> _Region | None:
         if _block_axis(kg.types[t].shape, lay) is None:
             return None
     if not region.consumers or not region.producers:
+        return None
+    # a tensor reached from two sides: an op took it for outside the region before it was in
+    if region.broadcast & region.layouts.keys():
+        return None
+    if any(p.inputs[0] in region.layouts for p in region.producers) or any(
+        c.outputs[0] in region.layouts for c in region.consumers
+    ):
         return None
     return region
 
