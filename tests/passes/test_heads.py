@@ -27,6 +27,7 @@ from codesign.frontend.reference import run_onnxruntime
 from codesign.ir.graph import Gemm, KernelGraph, Reshape, TensorType, Vector
 from codesign.ir.nonlinear import RowNorm
 from codesign.kinds.batched_matmul import BatchedMatMul
+from codesign.kinds.movement import Movement
 from codesign.kinds.transpose import Transpose
 from codesign.passes.heads import PruneHeads
 from codesign.runtime.fidelity import compare
@@ -364,3 +365,42 @@ def test_hand_graph_keeps_one_head() -> None:
     kg.validate()
     assert kg.types["s"].shape == (B, 1, S, S)
     assert not PruneHeads()(kg).modified
+
+
+def _fused(offset: int) -> tuple[KernelGraph, dict]:
+    """The hand graph with one fused QKV GEMM [E, 3E + offset] whose output is split by three
+    slices of E lanes starting at ``offset``, ``offset + E``, ``offset + 2E``."""
+    kg, feed = _hand_graph()
+    e = H * D
+    rng = np.random.default_rng(4)
+    kg.add_const("wqkv", rng.normal(size=(e, 3 * e + offset)).astype(np.float32))
+    kg.types["qkv"] = TensorType((B, S, 3 * e + offset), "float32")
+    fused = [
+        Gemm("gqkv", ("x",), ("qkv",), weight="wqkv", dtype="bf16"),
+        *(
+            Movement(
+                f"s{n}", ("qkv",), (n,), fn="slice", starts=(0, 0, offset + i * e), steps=(1,) * 3
+            )
+            for i, n in enumerate("qkv")
+        ),
+    ]
+    kg.ops = [*fused, *(op for op in kg.ops if op.name not in ("gq", "gk", "gv"))]
+    return kg, feed
+
+
+@pytest.mark.parametrize("offset", [0, 2], ids=["on-head-cycles", "misaligned"])
+def test_fused_qkv_slices(offset: int) -> None:
+    """Slices starting on whole cycles of heads: the fused GEMM loses the two heads in each of
+    Q, K and V and the starts count the kept heads; slices that cut a head: all heads kept."""
+    kg, feed = _fused(offset)
+    before = _copy(kg)
+    if offset:
+        assert not PruneHeads()(kg).modified
+        return
+    assert PruneHeads()(kg).modified
+    kg.validate()
+    ops = {op.name: op for op in kg.ops}
+    assert kg.const(ops["gqkv"].weight).shape == (H * D, 3 * 2 * D)
+    assert [ops[f"s{n}"].starts for n in "qkv"] == [(0, 0, i * 2 * D) for i in range(3)]
+    want, got = _run_graph(before, feed)["y"], _run_graph(kg, feed)["y"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
