@@ -17,8 +17,9 @@ The float weights of MatMul and Gemm nodes (an initializer as B; Gemm's ``transB
   of the value projection, when it is found), so they add nothing to the block's output. An
   output projection is a MatMul/Gemm whose activation is the head merge Transpose(perm 0, 2,
   1, 3) -> Reshape of a [batch, heads, seq, head_dim] tensor (shape inference gives heads and
-  head_dim); at least one head of each block is kept. The compiler computes the zeroed heads
-  still (passes/shrink.py removes FFN neurons, not heads).
+  head_dim; a symbolic head count is the weight's K over head_dim); at least one head of each
+  block is kept. The compiler removes the zeroed heads (passes/heads.py: their Q/K/V columns,
+  products and O rows) when every op between the projections and O keeps heads apart.
 
 Quantized weights (behind DequantizeLinear) are not pruned: prune the float model, then
 quantize it. Only this package imports onnx.
@@ -232,9 +233,10 @@ def prune_model(
     return model.SerializeToString(deterministic=True), done
 
 
-def _head_merge(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[int, int, str] | None:
+def _head_merge(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[int | None, int, str] | None:
     """(heads, head_dim, the per-head tensor) when ``node``'s activation is the head merge
-    Reshape(Transpose(t, perm 0, 2, 1, 3)) of t [batch, heads, seq, head_dim], else None."""
+    Reshape(Transpose(t, perm 0, 2, 1, 3)) of t [batch, heads, seq, head_dim], else None;
+    heads is None when shape inference left it symbolic (TorchScript's BERT computes it)."""
     producer = {o: n for n in model.graph.node for o in n.output}
     reshape = producer.get(node.input[0])
     if reshape is None or reshape.op_type != "Reshape":
@@ -252,9 +254,9 @@ def _head_merge(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[int, int,
         for v in model.graph.value_info
     }
     dims = shapes.get(transpose.input[0])
-    if not dims or len(dims) != 4 or dims[1] is None or dims[3] is None:
+    if not dims or len(dims) != 4 or not dims[3]:
         return None
-    return int(dims[1]), int(dims[3]), transpose.input[0]
+    return (int(dims[1]) if dims[1] else None), int(dims[3]), transpose.input[0]
 
 
 def _value_projection(model: onnx.ModelProto, per_head: str):
@@ -305,7 +307,9 @@ def _prune_heads(p: Path, model: onnx.ModelProto, fraction: float):
         heads, d, per_head = merge
         w = numpy_helper.to_array(inits[name])
         w_kn = w if k_axis == 0 else w.T
-        if w_kn.shape[0] != heads * d:
+        if heads is None and w_kn.shape[0] % d == 0:
+            heads = w_kn.shape[0] // d  # the weight's K is heads * head_dim
+        if heads is None or w_kn.shape[0] != heads * d:
             continue
         norms = np.linalg.norm(w_kn.astype(np.float64).reshape(heads, -1), axis=1)
         k = min(int(np.floor(fraction * heads)), heads - 1)

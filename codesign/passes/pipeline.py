@@ -16,6 +16,7 @@ from codesign.passes.base import Pass, run_passes
 from codesign.passes.epilogue import FoldEpilogue
 from codesign.passes.float import FloatGemm
 from codesign.passes.fold import FoldConstants, Prune
+from codesign.passes.heads import PruneHeads
 from codesign.passes.primitives import LowerPrimitives
 from codesign.passes.quant import QuantGemm
 from codesign.passes.shrink import ShrinkGemms
@@ -40,6 +41,7 @@ PIPELINE: tuple[Pass, ...] = (
     FloatGemm(),  # before the epilogue, which folds a bias / ReLU into bf16 GEMMs too
     FoldEpilogue(),  # bias, ReLU, requantisation -> the GEMM
     LowerPrimitives(),  # Q / DQ left over -> vector ops
+    PruneHeads(),  # pruned attention heads (all-zero rows of O) leave Q/K/V, products, O
     ShrinkGemms(),  # pruned neurons (all-zero weight columns / rows) leave the GEMMs
     FoldConstants(),
     Prune(),

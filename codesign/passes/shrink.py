@@ -28,7 +28,8 @@ dropping rows of C can leave a column of C all zero, which makes the next edge's
 Not shrunk: a feature read by anything else than the chain (a fork, a graph output); a chain
 through an op that is not element-wise per feature (a dynamic quantisation takes the whole
 tensor's range; a reshape mixes axes); all-zero rows of a GEMM whose activation comes from a
-graph input (there is no op that drops input lanes). Attention heads are not handled here.
+graph input (there is no op that drops input lanes). Attention heads, whose features pass
+through reshapes and batched products, are removed by :mod:`codesign.passes.heads`.
 """
 
 from __future__ import annotations
