@@ -31,6 +31,7 @@ from codesign import progress
 from codesign.errors import BuildError, ModelError, OptionError
 from codesign.ir.graph import KernelGraph
 from codesign.ir.plan import Block, Plan, data_files
+from codesign.sim.inputs import random_inputs
 
 __all__ = ["Build", "compile", "load_build", "random_inputs"]
 
@@ -317,24 +318,3 @@ def _options_from_manifest(opts: dict[str, Any], default: Any) -> Any:
         solver_time_limit=opts["solver_time_limit"],
         synth=bool(opts["synth"]),
     )
-
-
-def random_inputs(plan: Plan, seed: int = 0) -> dict[str, np.ndarray]:
-    """Deterministic inputs for a plan: N(0,1) floats, uniform integers over the dtype (ids
-    that a gather reads uniform over the rows of its table)."""
-    from codesign.ir.graph import numpy_dtype
-    from codesign.kinds.movement import index_bound
-
-    rng = np.random.default_rng(seed)
-    out = {}
-    for t in plan.inputs:
-        dt = numpy_dtype(t.dtype)
-        rows = index_bound(plan, t.name) if np.issubdtype(dt, np.integer) else None
-        if rows is not None:
-            out[t.name] = rng.integers(0, rows, size=t.shape).astype(dt)
-        elif np.issubdtype(dt, np.integer):
-            info = np.iinfo(dt)
-            out[t.name] = rng.integers(info.min, info.max, size=t.shape, endpoint=True).astype(dt)
-        else:
-            out[t.name] = rng.standard_normal(t.shape).astype(dt)
-    return out

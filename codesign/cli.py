@@ -246,7 +246,7 @@ def simulate_cmd(
     build_ = api.load_build(build)
     check_fits(build_.plan, build, reference)
     inputs = (
-        _load_npz(inputs_path, build_.plan) if inputs_path else random_inputs(build_.plan, seed)
+        _load_npz(inputs_path, build_.plan) if inputs_path else api.random_inputs(build_.plan, seed)
     )
     sim = Simulator(build_.plan, build_.root)
     outputs = sim.run(inputs)
@@ -326,13 +326,6 @@ def _record_simulation(build: Path, results, ort_opt: str) -> None:
         record_files(build, {rel: write_in(build, rel, text)})
     except BuildError as e:  # a read-only build still simulates; only the record is lost
         err_console.print(f"[yellow]warning:[/] cannot record the simulation: {safe_text(e)}")
-
-
-def random_inputs(plan, seed: int) -> dict[str, np.ndarray]:
-    """Deterministic inputs for a plan: N(0,1) floats, uniform integers over the dtype."""
-    from codesign.api import random_inputs as make
-
-    return make(plan, seed)
 
 
 # --- report -------------------------------------------------------------------------------------

@@ -73,8 +73,8 @@ def _builtin() -> None:
 
 def golden_inputs(build: Build) -> dict[str, np.ndarray]:
     """The inputs the check runs: ``golden/inputs.npz`` of the build when it has one, else the
-    build's random inputs with seed 0 (:func:`codesign.api.random_inputs`)."""
-    from codesign.api import random_inputs
+    inputs golden/ is made from (:func:`codesign.codegen.vitis.golden_inputs`)."""
+    from codesign.codegen.vitis import golden_inputs as seeded
 
     if build.root is not None:
         path = build.root / "golden" / "inputs.npz"
@@ -84,7 +84,7 @@ def golden_inputs(build: Build) -> dict[str, np.ndarray]:
                     return {k: z[k] for k in z.files}
             except (OSError, ValueError) as e:
                 raise BuildError(f"{path}: must be an .npz of the graph inputs ({e})") from None
-    return random_inputs(build.plan, 0)
+    return seeded(build.plan)
 
 
 def check_build(build: Build) -> list[CheckResult]:

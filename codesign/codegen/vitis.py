@@ -17,7 +17,6 @@ import numpy as np
 from codesign.aie.emit import block_layers
 from codesign.hls import pl
 from codesign.ir.data import stored_bytes
-from codesign.ir.graph import numpy_dtype
 from codesign.ir.plan import GemmLayer, Plan
 
 #: the platform of each board that has a Vitis base platform (AMD's names)
@@ -37,17 +36,10 @@ def _safe(name: str) -> str:
 
 
 def golden_inputs(plan: Plan) -> dict[str, np.ndarray]:
-    """Seeded inputs: standard normal floats, uniform integers over the dtype's range."""
-    rng = np.random.default_rng(GOLDEN_SEED)
-    out = {}
-    for t in plan.inputs:
-        dt = numpy_dtype(t.dtype)
-        if np.issubdtype(dt, np.integer):
-            info = np.iinfo(dt)
-            out[t.name] = rng.integers(info.min, info.max, size=t.shape, endpoint=True, dtype=dt)
-        else:
-            out[t.name] = rng.standard_normal(t.shape).astype(dt)
-    return out
+    """golden/'s inputs: :func:`codesign.sim.inputs.random_inputs` with :data:`GOLDEN_SEED`."""
+    from codesign.sim.inputs import random_inputs
+
+    return random_inputs(plan, GOLDEN_SEED)
 
 
 def golden_files(plan: Plan) -> list[tuple[str, bytes]]:

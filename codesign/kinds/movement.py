@@ -101,14 +101,26 @@ def apply(
 
 
 def index_bound(plan: Plan, name: str) -> int | None:
-    """The number of rows every gather of ``plan`` reading ``name`` as its indices can index
-    (the smallest extent of their gathered axes), or None when no gather reads it: random
-    inputs for the simulator draw ids below it, as a tokenizer's would be."""
-    bounds = [
-        plan.value_spec(layer.inputs[0]).shape[layer.axis]
-        for layer in plan.layers
-        if isinstance(layer, MovementLayer) and layer.fn == "gather" and layer.inputs[1] == name
-    ]
+    """The number of rows every gather of ``plan`` reading ``name`` as its indices, as it is or
+    through reshapes (which keep the values), can index (the smallest extent of their gathered
+    axes), or None when no gather reads it: random inputs for the simulator draw ids below it,
+    as a tokenizer's would be."""
+    readers: dict[str, list] = {}
+    for layer in plan.layers:
+        for i in set(layer.inputs):
+            readers.setdefault(i, []).append(layer)
+    bounds, todo = [], [name]
+    while todo:
+        tensor = todo.pop()
+        for layer in readers.get(tensor, []):
+            if layer.kind == "reshape":
+                todo.extend(layer.outputs)
+            elif (
+                isinstance(layer, MovementLayer)
+                and layer.fn == "gather"
+                and layer.inputs[1] == tensor
+            ):
+                bounds.append(plan.value_spec(layer.inputs[0]).shape[layer.axis])
     return min(bounds) if bounds else None
 
 

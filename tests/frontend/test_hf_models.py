@@ -202,3 +202,27 @@ def test_static_quantizer_breaks_torchscript_bert_padding_mask(tmp_path_factory,
     assert not np.array_equal(run_onnxruntime(src, feed)[OUT], run_onnxruntime(src, other)[OUT])
     with pytest.raises(ModelError, match=r"quantisation scale .* must be finite and positive"):
         codesign.compile(str(path), synth=False)
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
+def test_cli_compiles_and_simulates_with_its_own_inputs(
+    family: str, cli, tmp_path_factory, tmp_path: Path
+) -> None:
+    """What a new user runs first: ``codesign compile`` (which simulates golden/ inputs) and
+    ``codesign simulate --reference`` on the dynamo export, with no inputs given. Token ids are
+    drawn below the embedding's rows (through GPT-2's reshape of input_ids) and BERT's
+    attention_mask as 0/1, so both runs succeed and match onnxruntime."""
+    src = _exported(family, True, tmp_path_factory)
+    build = tmp_path / "build"
+    r = cli("compile", src, "-o", build)
+    assert r.code == 0, r.err
+    golden = codesign.load_build(build)
+    ins = codesign.api.random_inputs(golden.plan, 0)
+    for name, x in ins.items():
+        if name == "attention_mask":
+            assert set(np.unique(x)) == {0, 1}
+        else:
+            assert x.min() >= 0 and x.max() < _cfg(family).vocab
+    r = cli("simulate", build, "--reference")
+    assert r.code == 0, r.out + r.err
+    assert "fail" not in r.out
