@@ -562,18 +562,23 @@ def port_bytes(plan: Plan) -> PortBytes:
     buffer port fires its kernel only on a whole buffer and an output buffer leaves whole, so
     every layer's PL movers pad each tile they send to these sizes (zeros after the tile: the
     kernels read their variant's tile from byte 0) and read whole C buffers, dropping what
-    follows the tile; the cost model counts the padded bytes on the PLIOs. Cached for the last
-    plan (by identity): every layer's emitter and cost entry asks."""
+    follows the tile; the cost model counts the padded bytes on the PLIOs."""
+    beat = max(load_board(plan.board).plio.widths_bits) // 8
+    g = shared_graph_context(plan)
+    if g is None:
+        return PortBytes(0, 0, 0, 0, beat)
+    return PortBytes(g["a_bytes"], g["b_bytes"], g["c_bytes"], g["carry_bytes"], beat)
+
+
+def shared_graph_context(plan: Plan) -> dict[str, Any] | None:
+    """:func:`graph_context` of ``plan``, computed once for the last plan (by identity: every
+    layer's emitter and cost entry asks) and shared: read it, do not change it. None when the
+    plan has no block layer."""
     if _PORTS and _PORTS[0] is plan:
         return _PORTS[1]
-    beat = max(load_board(plan.board).plio.widths_bits) // 8
-    if block_layers(plan):
-        g = graph_context(plan)
-        ports = PortBytes(g["a_bytes"], g["b_bytes"], g["c_bytes"], g["carry_bytes"], beat)
-    else:
-        ports = PortBytes(0, 0, 0, 0, beat)
-    _PORTS[:] = [plan, ports]
-    return ports
+    g = graph_context(plan) if block_layers(plan) else None
+    _PORTS[:] = [plan, g]
+    return g
 
 
 def render(template: str, **ctx: Any) -> bytes:

@@ -189,3 +189,21 @@ def test_check_passes_on_two_tile_sizes_and_catches_an_unpadded_tile(
     assert rows["fc0_matmul"].matched, rows["fc0_matmul"]  # its tile is the port
     assert not rows["fc1_matmul"].matched
     assert "short transfer" in rows["fc1_matmul"].detail, rows["fc1_matmul"]
+
+
+def test_an_aie_nonlinear_layer_streams_whole_ports(tmp_path: Path) -> None:
+    from codesign.report.plan_report import estimate
+    from tests.aie.test_nonlinear import _model
+
+    build = codesign.compile(
+        _model(tmp_path / "m.onnx", 16, 256, "softmax"), board="vek280", block="2x8", synth=False
+    )
+    (ctx,) = graph_context(build.plan)["nl_layers"]
+    ports = port_bytes(build.plan)
+    C, L, T, q = ctx["chains"], ctx["cascade"], ctx["iterations"], ctx["q"]
+    own = T * C * L * q * (ctx["n"] + ctx["n_out"]) * 4  # its rows in and out
+    row = {r["name"]: r for r in estimate(build.plan)["layers"]}["fn_softmax"]
+    assert row["placement"] == "aie"
+    assert row["plio_padding_bytes"] == T * (L * ports.a + C * ports.c) - own >= 0
+    # no parameters: its PL step still fills every B port, with zeros (the kernels fire on it)
+    assert aie_check.pl_transfers(build.plan)[ctx["index"]][1] == ports.b > 0
