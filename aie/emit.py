@@ -13,6 +13,10 @@ Conventions shared by the kernels, the graph and the harness (the PL tiler's con
 - an A tile (m x k) is stored in native blocks ``[m/M][k/K]``, each M x K row-major;
 - a B tile is the core's slice of the ``tempus.b/1`` stream (blocks ``[k/K][n/N]`` of K x N);
 - a C tile (m x n) leaves the last core in native blocks ``[m/M][n/N]``, each M x N row-major;
+- every buffer port is sized for the largest layer's tile, in whole PLIO beats
+  (:func:`port_bytes`): a tile sits at byte 0 of its buffer, the PL pads the rest of each A/B
+  buffer with zeros and drops the rest of each C buffer (one per graph iteration, K passes
+  included), since a port fires only on a whole buffer and an output buffer leaves whole;
 - every core reads, per invocation, one control record from its chain's control stream (PLIO
   ``rtp_<chain>``, 32-bit, broadcast to the chain's cores; the PL sequencer writes it): layer,
   pass, passes, za, then the chain's epilogue words for the tile, zero-padded to the largest
