@@ -59,10 +59,48 @@ def compile_kernels(aie_dir: Path, work: Path) -> tuple[list[Path], dict[str, st
     return objects, failures
 
 
+def declared_ports(ctx: dict) -> dict[str, int]:
+    """The declared size (bytes) of each kind of core buffer port (``a``, ``b``, ``c``,
+    ``carry_in``, ``carry_out``) in the graph's ``adf::dimensions`` (``ctx``: a
+    :func:`codesign.aie.emit.graph_context`); 0 for a kind the graph has not. Every core's port
+    of one kind has the same size (BuildError otherwise: the harness models one)."""
+    sizes: dict[str, set[int]] = {}
+    for d in ctx["dims"]:
+        sizes.setdefault(d["role"], set()).add(d["size"])
+    ports = {}
+    for role in ("a", "b", "c", "carry_in", "carry_out"):
+        got = sizes.get(role, {0})
+        if len(got) != 1:
+            raise BuildError(f"graph: the cores' {role} ports differ in size ({sorted(got)})")
+        ports[role] = got.pop()
+    return ports
+
+
+def pl_transfers(plan: Plan) -> dict[int, tuple[int, int, int]]:
+    """Bytes the PL movers of each block layer (by plan layer index) send per A and B tile and
+    read per C buffer: their beat counts (:mod:`codesign.hls.pl`, the batched kind's and
+    :mod:`codesign.hls.aie_nonlinear`'s contexts) times the beat. The harnesses move exactly
+    these through the buffer ports, so a mover that sends other than a whole port fails."""
+    from codesign.hls import aie_nonlinear, pl
+    from codesign.kinds.batched_matmul import pl_context
+
+    beat = pl.beat_bits(plan) // 8
+    out = {}
+    for i, g in block_layers(plan):
+        ctx = pl.gemm_context(plan, i, g) if isinstance(g, GemmLayer) else pl_context(plan, i, g)
+        out[i] = (ctx["a_beats"] * beat, ctx["b_beats"] * beat, ctx["c_beats"] * beat)
+    for i, nl in aie_nonlinear.contexts(plan).items():
+        ctx = aie_nonlinear.step_context(plan, nl)
+        out[i] = (ctx["a_beats"] * beat, ctx["b_beats"] * beat, ctx["c_beats"] * beat)
+    return out
+
+
 def harness_source(plan: Plan) -> bytes:
     """The x86 harness of the plan's graph (see ``templates/harness.cc.j2``)."""
     ctx = graph_context(plan)
     layers = [layer for _, layer in block_layers(plan)]
+    ctx["ports"] = declared_ports(ctx)
+    ctx["xfer"] = pl_transfers(plan)
     ctx["groups_index"] = {g["tag"]: i for i, g in enumerate(ctx["groups"])}
     ctx["tiles"] = {i: (g.schedule.m_tiles, g.schedule.n_tiles) for i, g in enumerate(layers)}
     ctx["csize"] = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "bfloat16": 2}
@@ -86,6 +124,7 @@ def graph_differences(log: str, plan: Plan) -> list[str]:
     plios: dict[str, tuple[str, int, float]] = {}
     edges: set[tuple[str, str, str]] = set()
     params: set[str] = set()
+    dims: dict[str, int] = {}
     for line in log.splitlines():
         f = line.split()
         if f[0] == "fn":
@@ -100,6 +139,8 @@ def graph_differences(log: str, plan: Plan) -> list[str]:
             edges.add((f[0], f[1], f[2]))
         elif f[0] == "parameter":
             params.add(f[1])
+        elif f[0] == "dimensions":
+            dims[f[1]] = int(f[2])
     names = {f"kernel{i}": k["var"] for i, k in enumerate(ctx["cores"])}
     names |= {f"buffer{i}": b["var"] for i, b in enumerate(ctx["buffers"])}
     names |= {f"plio:{p['name']}": p["var"] for p in ctx["plios"]}
@@ -134,6 +175,12 @@ def graph_differences(log: str, plan: Plan) -> list[str]:
     }
     if got_edges != want_edges:
         diffs.append(f"connections differ: {sorted(got_edges ^ want_edges)[:4]}")
+    # the buffer ports' declared sizes: what the harness's buffer model holds every transfer to
+    got_dims = {named(p): n for p, n in dims.items()}
+    want_dims = {d["port"]: d["size"] for d in ctx["dims"]}
+    if got_dims != want_dims:
+        diff = sorted(set(got_dims.items()) ^ set(want_dims.items()))[:4]
+        diffs.append(f"buffer port dimensions differ: {diff}")
     want_params = {c["dst"] for c in ctx["connections"] if c["kind"] == "parameter"}
     if {named(p) for p in params} != want_params:
         diffs.append("run-time parameter connections differ")
@@ -247,6 +294,8 @@ def _link_harness(
 def nonlinear_harness_source(plan: Plan) -> bytes:
     """The x86 harness of the plan's AIE-placed nonlinear layers (``nonlinear_harness.cc.j2``)."""
     ctx = graph_context(plan)
+    ctx["ports"] = declared_ports(ctx)
+    ctx["xfer"] = pl_transfers(plan)
     return render("nonlinear_harness.cc.j2", **{**ctx, **ctx["groups"][0]})
 
 

@@ -13,6 +13,10 @@ Conventions shared by the kernels, the graph and the harness (the PL tiler's con
 - an A tile (m x k) is stored in native blocks ``[m/M][k/K]``, each M x K row-major;
 - a B tile is the core's slice of the ``tempus.b/1`` stream (blocks ``[k/K][n/N]`` of K x N);
 - a C tile (m x n) leaves the last core in native blocks ``[m/M][n/N]``, each M x N row-major;
+- every buffer port is sized for the largest layer's tile, in whole PLIO beats
+  (:func:`port_bytes`): a tile sits at byte 0 of its buffer, the PL pads the rest of each A/B
+  buffer with zeros and drops the rest of each C buffer (one per graph iteration, K passes
+  included), since a port fires only on a whole buffer and an output buffer leaves whole;
 - every core reads, per invocation, one control record from its chain's control stream (PLIO
   ``rtp_<chain>``, 32-bit, broadcast to the chain's cores; the PL sequencer writes it): layer,
   pass, passes, za, then the chain's epilogue words for the tile, zero-padded to the largest
@@ -348,9 +352,12 @@ def graph_context(plan: Plan) -> dict[str, Any]:
         )
         for gi, grp in enumerate(groups):
             grp["nl_layers"] = nl_layers if gi == 0 else []
-    a_bytes = max([a_bytes, *(v["a_bytes"] for v in nl_layers)])
-    b_bytes = max([b_bytes, *(v["b_bytes"] for v in nl_layers)])
-    c_bytes = max([c_bytes, *(v["c_bytes"] for v in nl_layers)])
+    # every PLIO-fed port holds whole stream beats: the PL sends whole beats, and a beat that
+    # straddled two buffers would shift every later buffer (see port_bytes)
+    beat = max(board.plio.widths_bits) // 8
+    a_bytes = _whole_beats(max([a_bytes, *(v["a_bytes"] for v in nl_layers)]), beat)
+    b_bytes = _whole_beats(max([b_bytes, *(v["b_bytes"] for v in nl_layers)]), beat)
+    c_bytes = _whole_beats(max([c_bytes, *(v["c_bytes"] for v in nl_layers)]), beat)
     # memory-tile buffers of the reuse dataflows (codesign.cost.dataflow): A tiles held for
     # a_panel / a_resident, B tiles held for b_resident; one graph serves every layer, so the
     # graph has the buffers any layer's plan uses
@@ -431,8 +438,8 @@ def graph_context(plan: Plan) -> dict[str, Any]:
                     conns.append({"kind": "", "src": src_b, "dst": f"{bvar}.in[0]"})
                     src_b = f"{bvar}.out[0]"
                 conns.append({"kind": "", "src": src_b, "dst": f"{var}.in[{ins.index('b')}]"})
-                dims.append({"port": f"{var}.in[{ins.index('a')}]", "size": a_bytes})
-                dims.append({"port": f"{var}.in[{ins.index('b')}]", "size": b_bytes})
+                dims.append({"port": f"{var}.in[{ins.index('a')}]", "size": a_bytes, "role": "a"})
+                dims.append({"port": f"{var}.in[{ins.index('b')}]", "size": b_bytes, "role": "b"})
                 if "cin" in ins:
                     prev = f"{gp}core_{c}_{l_ - 1}"
                     conns.append(
@@ -450,7 +457,13 @@ def graph_context(plan: Plan) -> dict[str, Any]:
                             "dst": f"{var}.in[{ins.index('carry_in')}]",
                         }
                     )
-                    dims.append({"port": f"{var}.in[{ins.index('carry_in')}]", "size": carry_bytes})
+                    dims.append(
+                        {
+                            "port": f"{var}.in[{ins.index('carry_in')}]",
+                            "size": carry_bytes,
+                            "role": "carry_in",
+                        }
+                    )
                 if "c" in outs:
                     conns.append(
                         {
@@ -459,7 +472,9 @@ def graph_context(plan: Plan) -> dict[str, Any]:
                             "dst": f"c_out_{c}.in[0]",
                         }
                     )
-                    dims.append({"port": f"{var}.out[{outs.index('c')}]", "size": c_bytes})
+                    dims.append(
+                        {"port": f"{var}.out[{outs.index('c')}]", "size": c_bytes, "role": "c"}
+                    )
                 if "carry_out" in outs:
                     conns.append(
                         {
@@ -469,7 +484,11 @@ def graph_context(plan: Plan) -> dict[str, Any]:
                         }
                     )
                     dims.append(
-                        {"port": f"{var}.out[{outs.index('carry_out')}]", "size": carry_bytes}
+                        {
+                            "port": f"{var}.out[{outs.index('carry_out')}]",
+                            "size": carry_bytes,
+                            "role": "carry_out",
+                        }
                     )
                 # the chain's control stream, broadcast to each of its cores
                 conns.append(
@@ -516,6 +535,54 @@ def graph_context(plan: Plan) -> dict[str, Any]:
         "carry_bytes": carry_bytes,
         "epi_words": epi_words,
     }
+
+
+def _whole_beats(nbytes: int, beat: int) -> int:
+    """``nbytes`` rounded up to whole stream beats of ``beat`` bytes."""
+    return -(-nbytes // beat) * beat
+
+
+@dataclass(frozen=True)
+class PortBytes:
+    """Declared sizes (bytes) of the block's kernel buffer ports: what every transfer into an
+    ``a``/``b`` port and out of a ``c`` port must carry (the graph's ``adf::dimensions``), and the
+    ``carry`` buffers between K passes. ``beat``: bytes of one PL<->AIE stream beat."""
+
+    a: int
+    b: int
+    c: int
+    carry: int
+    beat: int
+
+
+_PORTS: list = []
+
+
+def port_bytes(plan: Plan) -> PortBytes:
+    """The declared buffer sizes of the plan's one graph (:func:`graph_context`).
+
+    One graph serves every layer, so each port is sized for the largest layer's tile (the
+    AIE-placed nonlinear layers included) and rounded up to whole stream beats. On hardware a
+    buffer port fires its kernel only on a whole buffer and an output buffer leaves whole, so
+    every layer's PL movers pad each tile they send to these sizes (zeros after the tile: the
+    kernels read their variant's tile from byte 0) and read whole C buffers, dropping what
+    follows the tile; the cost model counts the padded bytes on the PLIOs."""
+    beat = max(load_board(plan.board).plio.widths_bits) // 8
+    g = shared_graph_context(plan)
+    if g is None:
+        return PortBytes(0, 0, 0, 0, beat)
+    return PortBytes(g["a_bytes"], g["b_bytes"], g["c_bytes"], g["carry_bytes"], beat)
+
+
+def shared_graph_context(plan: Plan) -> dict[str, Any] | None:
+    """:func:`graph_context` of ``plan``, computed once for the last plan (by identity: every
+    layer's emitter and cost entry asks) and shared: read it, do not change it. None when the
+    plan has no block layer."""
+    if _PORTS and _PORTS[0] is plan:
+        return _PORTS[1]
+    g = graph_context(plan) if block_layers(plan) else None
+    _PORTS[:] = [plan, g]
+    return g
 
 
 def render(template: str, **ctx: Any) -> bytes:

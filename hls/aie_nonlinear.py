@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from codesign.aie import nonlinear as aie_nl
-from codesign.aie.emit import CONTROL_HEADER_WORDS, gemm_layers, graph_context
+from codesign.aie.emit import CONTROL_HEADER_WORDS, gemm_layers, graph_context, port_bytes
 from codesign.hls import pl
 from codesign.ir.plan import Plan
 
@@ -33,9 +33,7 @@ def step_context(plan: Plan, ctx: dict[str, Any]) -> dict[str, Any]:
     """What ``block_nonlinear.h.j2`` needs for one layer."""
     regions, _ = pl.arena(plan)
     layer = plan.layers[ctx["index"]]
-    bits = pl.beat_bits(plan)
     streams_a, streams_b, streams_c = pl.stream_names(plan)
-    epb = bits // (8 * aie_nl.F32)
     return {
         **ctx,
         "p": pl.ident(ctx["index"], layer.name),
@@ -49,9 +47,9 @@ def step_context(plan: Plan, ctx: dict[str, Any]) -> dict[str, Any]:
         "rtp_streams": pl.rtp_names(plan),
         "epi_words": pl.epilogue_words(plan),
         "ctl_header": CONTROL_HEADER_WORDS,
-        "a_beats": -(-ctx["chains"] * ctx["q"] * ctx["n"] // epb),
-        "b_beats": -(-len(ctx["params"]) * ctx["n"] // epb),
-        "c_beats": -(-ctx["cascade"] * ctx["q"] * ctx["n_out"] // epb),
+        # whole buffer ports (pl.port_beats): rows then zeros; B zeros without parameters (the
+        # kernel fires only on a full B buffer); C: the rows, then dropped values
+        **dict(zip(("a_beats", "b_beats", "c_beats"), pl.port_beats(plan), strict=True)),
     }
 
 
@@ -70,11 +68,12 @@ def emit(plan: Plan, kind: str) -> tuple[tuple[str, bytes], ...]:
     return (*aie_nl.emit_kernels(plan, kind), *emit_steps(plan, kind))
 
 
-def _beats(tiles: np.ndarray, bits: int) -> bytes:
-    """fp32 tiles [count, values] as little-endian beats, each tile zero-padded to a beat."""
-    rows = np.ascontiguousarray(tiles, dtype="<f4").reshape(tiles.shape[0], -1).view(np.uint8)
-    pad = (-rows.shape[1]) % (bits // 8)
-    return np.pad(rows, ((0, 0), (0, pad))).tobytes()
+def _beats(tiles: np.ndarray, nbytes: int) -> bytes:
+    """fp32 tiles [count, values] as little-endian bytes, each tile zero-padded to ``nbytes``
+    (a whole buffer port of the block: :func:`codesign.aie.emit.port_bytes`)."""
+    rows = np.ascontiguousarray(tiles, dtype="<f4")
+    rows = rows.reshape(rows.shape[0], int(np.prod(rows.shape[1:]))).view(np.uint8)
+    return np.pad(rows, ((0, 0), (0, nbytes - rows.shape[1]))).tobytes()
 
 
 def expected_streams(
@@ -83,7 +82,7 @@ def expected_streams(
     """The bytes the layer puts on (a_*, b_*, rtp_*) and takes from (c_*) each stream, for
     input ``x``, output ``y`` and parameter values ``params``; padding rows are zero on A and C
     (the PL drops C's padding rows, so any value would do there)."""
-    bits = pl.beat_bits(plan)
+    ports = port_bytes(plan)
     T = ctx["iterations"]
     R, N, NO = ctx["rows"], ctx["n"], ctx["n_out"]
     idx = aie_nl.stream_rows(ctx)
@@ -93,18 +92,17 @@ def expected_streams(
     c_tiles = aie_nl.gather(ys, idx["c"])  # [T, C, L*q, NO]
     out: dict[str, bytes] = {}
     for l, name in enumerate(pl.stream_names(plan)[0]):  # noqa: E741
-        out[name] = _beats(a_tiles[:, l].reshape(T, -1), bits)
+        out[name] = _beats(a_tiles[:, l].reshape(T, -1), ports.a)
     b = pl.stream_names(plan)[1]
     if params:
         vec = np.concatenate([np.asarray(p, np.float32).reshape(-1) for p in params])
-        tile = _beats(np.tile(vec, (T, 1)), bits)
-        for name in b:
-            out[name] = tile
-    else:
-        for name in b:
-            out[name] = b""
+    else:  # no parameters: the B buffers still fill (zeros), or the kernels would not fire
+        vec = np.zeros(0, np.float32)
+    tile = _beats(np.tile(vec, (T, 1)), ports.b)
+    for name in b:
+        out[name] = tile
     for c, name in enumerate(pl.stream_names(plan)[2]):
-        out[name] = _beats(c_tiles[:, c].reshape(T, -1), bits)
+        out[name] = _beats(c_tiles[:, c].reshape(T, -1), ports.c)
     words = pl.epilogue_words(plan)
     for c, name in enumerate(pl.rtp_names(plan)):
         rec = np.zeros((T, CONTROL_HEADER_WORDS + words), dtype="<u4")

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from codesign.aie.emit import port_bytes
 from codesign.codegen.check import CheckResult
 from codesign.hls import aie_nonlinear, pl
 from codesign.ir.data import decode, stored_bytes
@@ -89,12 +90,16 @@ def _arena_bytes(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> byt
     return arena
 
 
-def _beats(tiles: np.ndarray, bits: int) -> bytes:
-    """Tiles [count, elements] of stored-bytes rows packed into beats, each tile zero-padded."""
+def _beats(tiles: np.ndarray, bits: int, nbytes: int | None = None) -> bytes:
+    """Tiles [count, elements] of stored-bytes rows packed into beats, each tile zero-padded to
+    ``nbytes`` (a whole buffer port of the block: :func:`codesign.aie.emit.port_bytes`), or to a
+    whole beat when not given."""
     beat = bits // 8
     rows = tiles.reshape(tiles.shape[0], -1)
-    pad = (-rows.shape[1]) % beat
-    return np.pad(rows, ((0, 0), (0, pad))).tobytes()
+    size = -(-rows.shape[1] // beat) * beat if nbytes is None else nbytes
+    if rows.shape[1] > size:
+        raise ValueError(f"a tile of {rows.shape[1]} bytes exceeds its {size}-byte buffer port")
+    return np.pad(rows, ((0, 0), (0, size - rows.shape[1]))).tobytes()
 
 
 def _as_bytes(x: np.ndarray, dtype: str) -> np.ndarray:
@@ -131,7 +136,7 @@ def _a_streams(plan: Plan, s, src: np.ndarray, dtype: str) -> dict[str, bytes]:
                 for p in range(s.k_passes)
             ]
         )
-        out[pl.a_name(l)] = _beats(tiles, bits)
+        out[pl.a_name(l)] = _beats(tiles, bits, port_bytes(plan).a)
     return out
 
 
@@ -155,7 +160,7 @@ def expected_b(
                         blocks = t.reshape(s.tile.k // mk, mk, s.tile.n // mn, mn)
                         blocks = blocks.transpose(0, 2, 1, 3).reshape(-1)
                         tiles.append(_as_bytes(blocks, dtype).reshape(-1))
-            out[pl.b_name(c, l)] = _beats(np.stack(tiles), bits)
+            out[pl.b_name(c, l)] = _beats(np.stack(tiles), bits, port_bytes(plan).b)
     return out
 
 
@@ -165,7 +170,9 @@ def c_streams(plan: Plan, g: GemmLayer, y: np.ndarray) -> dict[str, bytes]:
 
 
 def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str) -> dict[str, bytes]:
-    """The C streams that carry one M x N output ``y`` (stored as ``dtype``) on schedule ``s``."""
+    """The C streams that carry one M x N output ``y`` (stored as ``dtype``) on schedule ``s``:
+    per (M tile, N tile) one whole C buffer per K pass (the last core's output buffer leaves
+    every graph iteration), the tile in the last pass's, zeros elsewhere (the PL drops them)."""
     bits = pl.beat_bits(plan)
     Y = np.zeros((s.padded_M, s.padded_N), dtype=y.dtype)
     Y[: s.M, : s.N] = y.reshape(s.M, s.N)
@@ -175,12 +182,13 @@ def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str) -> dict[str, bytes]:
     for c in range(C):
         tiles = np.stack(
             [
-                _as_bytes(Yt[c, i, j], dtype).reshape(-1)
+                _as_bytes(Yt[c, i, j] * (p + 1 == s.k_passes), dtype).reshape(-1)
                 for i in range(s.m_tiles)
                 for j in range(s.n_tiles)
+                for p in range(s.k_passes)
             ]
         )
-        out[pl.c_name(c)] = _beats(tiles, bits)
+        out[pl.c_name(c)] = _beats(tiles, bits, port_bytes(plan).c)
     return out
 
 

@@ -31,7 +31,13 @@ from functools import cache
 
 import jinja2
 
-from codesign.aie.emit import CONTROL_HEADER_WORDS, block_layers, epilogue_layout, rtp_name
+from codesign.aie.emit import (
+    CONTROL_HEADER_WORDS,
+    block_layers,
+    epilogue_layout,
+    port_bytes,
+    rtp_name,
+)
 from codesign.boards import load as load_board
 from codesign.errors import CodesignError
 from codesign.hls.nl_math import float_literal  # noqa: F401 - the kinds' fp32 constants
@@ -149,6 +155,16 @@ def stream_names(plan: Plan) -> tuple[list[str], list[str], list[str]]:
 def beat_bits(plan: Plan) -> int:
     """Width of a PL<->AIE stream beat: the board's widest PLIO (as the RTL blocks use)."""
     return max(load_board(plan.board).plio.widths_bits)
+
+
+def port_beats(plan: Plan) -> tuple[int, int, int]:
+    """Beats of one (A, B, C) transfer of every block layer: the graph's buffer ports, which
+    serve every layer and are sized for the largest layer's tile in whole beats
+    (:func:`codesign.aie.emit.port_bytes`). A layer with a smaller tile pads each A and B tile
+    it sends with zeros after the tile and drops what follows its tile in each C buffer it reads:
+    on hardware a buffer port fires only on a whole buffer and an output buffer leaves whole."""
+    ports = port_bytes(plan)
+    return ports.a // ports.beat, ports.b // ports.beat, ports.c // ports.beat
 
 
 def ident(index: int, name: str) -> str:
@@ -312,9 +328,8 @@ def gemm_context(plan: Plan, index: int, g: GemmLayer) -> dict:
         "a_streams": [a_name(pos) for pos in range(s.block.cascade)],
         "b_streams": streams_b,
         "c_streams": streams_c,
-        "a_beats": -(-s.tile.m * s.tile.k * a_bytes * 8 // bits),
-        "b_beats": -(-s.tile.k * s.tile.n * w_bytes * 8 // bits),
-        "c_beats": -(-s.tile.m * s.tile.n * y_bytes * 8 // bits),
+        # whole buffer ports (port_beats): the tile, then zeros; C: the tile, then dropped bytes
+        **dict(zip(("a_beats", "b_beats", "c_beats"), port_beats(plan), strict=True)),
         "nm": None
         if g.sparse is None
         else {

@@ -1,7 +1,7 @@
 // codesign x86 model of the subset of the ADF kernel API that codesign's AIE-ML kernels use.
 //
 // Not AMD's header: a small plain-C++20 stand-in so that g++ can compile and run the generated
-// kernels on this machine. Buffer ports are views of memory the harness owns; cascade ports are
+// kernels on this machine. Buffer ports hold their declared size and check whole transfers; cascade ports are
 // FIFO queues of accumulators between two kernels of a chain. Semantics are pinned against
 // codesign.sim.numerics by tests/aie/test_headers.py.
 #pragma once
@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <deque>
 #include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 using int8 = std::int8_t;
@@ -27,31 +29,103 @@ struct accfloat {};
 
 namespace adf {
 
-// A kernel's buffer port: a view of `size` elements that the harness (the graph's DMA) fills or
-// drains between kernel invocations; double buffering is the graph's business, not the kernel's.
+// A kernel's buffer port, as the graph declares it: `adf::dimensions(port) = {size}` elements.
+// On hardware the port's DMA fills (input) or drains (output) the whole declared buffer: a
+// kernel fires only when an input buffer holds exactly `size` elements, and every invocation
+// releases each output buffer whole, which its reader must take whole. A transfer of another
+// length stalls the graph or shifts every later buffer. This model checks that contract: each
+// port owns its declared storage; `write` (the sender's DMA) appends elements, `acquire` (the
+// kernel's lock) throws unless exactly one full buffer arrived, and an output buffer must be
+// `read` whole, once, before the next invocation. Double buffering (ping-pong) is the graph's
+// business, not the kernel's, so one buffer per port suffices here.
 template <typename T>
 class input_buffer {
  public:
-  input_buffer(const T* data, std::size_t size) : data_(data), size_(size) {}
-  const T* data() const { return data_; }
-  std::size_t size() const { return size_; }
+  input_buffer(std::size_t size, std::string name) : store_(size), name_(std::move(name)) {}
+  // `n` elements arrive on the port's stream; more than the declared size is a long transfer
+  void write(const T* src, std::size_t n) {
+    if (locked_) throw std::runtime_error(name_ + ": written while the kernel holds it");
+    if (filled_ + n > store_.size())
+      throw std::runtime_error(name_ + ": long transfer, " + std::to_string(filled_ + n) +
+                               " elements for a buffer of " + std::to_string(store_.size()));
+    for (std::size_t i = 0; i < n; ++i) store_[filled_ + i] = src[i];
+    filled_ += n;
+  }
+  // the kernel fires: only on exactly one full buffer (a short transfer stalls on hardware)
+  void acquire() {
+    if (filled_ != store_.size())
+      throw std::runtime_error(name_ + ": short transfer, " + std::to_string(filled_) +
+                               " elements for a buffer of " + std::to_string(store_.size()) +
+                               " (the kernel would never fire)");
+    locked_ = true;
+  }
+  // the kernel returned: the buffer is free for the next transfer
+  void release() {
+    locked_ = false;
+    filled_ = 0;
+  }
+  const T* data() const {
+    if (!locked_) throw std::runtime_error(name_ + ": data() outside a kernel invocation");
+    return store_.data();
+  }
+  std::size_t size() const { return store_.size(); }
 
  private:
-  const T* data_;
-  std::size_t size_;
+  std::vector<T> store_;
+  std::string name_;
+  std::size_t filled_ = 0;
+  bool locked_ = false;
 };
 
 template <typename T>
 class output_buffer {
  public:
-  output_buffer(T* data, std::size_t size) : data_(data), size_(size) {}
-  T* data() { return data_; }
-  std::size_t size() const { return size_; }
+  output_buffer(std::size_t size, std::string name) : store_(size), name_(std::move(name)) {}
+  // the kernel fires: the previous invocation's buffer must have been read (else the graph stalls)
+  void acquire() {
+    if (pending_) throw std::runtime_error(name_ + ": previous buffer not read before the next invocation");
+    locked_ = true;
+  }
+  // the kernel returned: the whole buffer goes out, whatever the kernel wrote
+  void release() {
+    if (!locked_) throw std::runtime_error(name_ + ": released without acquire");
+    locked_ = false;
+    pending_ = true;
+  }
+  // the reader takes the released buffer: exactly `size` elements (a short or long read leaves
+  // words on the stream that the next reader would misread)
+  void read(T* dst, std::size_t n) {
+    if (!pending_) throw std::runtime_error(name_ + ": read with no buffer released");
+    if (n != store_.size())
+      throw std::runtime_error(name_ + ": " + std::string(n < store_.size() ? "short" : "long") +
+                               " read, " + std::to_string(n) + " elements of a buffer of " +
+                               std::to_string(store_.size()));
+    for (std::size_t i = 0; i < n; ++i) dst[i] = store_[i];
+    pending_ = false;
+  }
+  T* data() {
+    if (!locked_) throw std::runtime_error(name_ + ": data() outside a kernel invocation");
+    return store_.data();
+  }
+  std::size_t size() const { return store_.size(); }
+  // at the end of a run every released buffer must have been read
+  bool drained() const { return !pending_; }
 
  private:
-  T* data_;
-  std::size_t size_;
+  std::vector<T> store_;
+  std::string name_;
+  bool locked_ = false;
+  bool pending_ = false;
 };
+
+// One kernel invocation on buffer ports: acquire every port (each input exactly full), call
+// `kernel`, release them (each output goes out whole).
+template <typename F, typename... P>
+void invoke(F&& kernel, P&... ports) {
+  (ports.acquire(), ...);
+  kernel();
+  (ports.release(), ...);
+}
 
 }  // namespace adf
 

@@ -36,7 +36,7 @@ from codesign.boards import Board
 from codesign.cost.layers import LayerEstimate
 from codesign.cost.params import optional, perf_params
 from codesign.cost.resources import PlUsage
-from codesign.cost.temporal import MODELLED, GemmEstimate, estimate_temporal_gemm
+from codesign.cost.temporal import MODELLED, GemmEstimate, PortStreams, estimate_temporal_gemm
 from codesign.cost.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig, Tiling
 from codesign.errors import OptionError
 
@@ -81,13 +81,15 @@ def estimate_batched_gemm(
     b_run_bytes: int,
     pl: PlUsage | None = None,
     kind: str = "batched_matmul",
+    ports: PortStreams | None = None,
 ) -> BatchedEstimate:
     """Model ``batch`` heads of ``workload`` on the block ``config`` (see the module docstring).
 
-    ``a_run_bytes`` / ``b_run_bytes``: the contiguous DDR runs each operand is read in."""
+    ``a_run_bytes`` / ``b_run_bytes``: the contiguous DDR runs each operand is read in.
+    ``ports``: the compiled graph's buffer ports (:class:`codesign.cost.temporal.PortStreams`)."""
     if batch < 1:
         raise OptionError(f"batch must be a positive integer, not {batch}")
-    head = estimate_temporal_gemm(board, workload, config, pl=pl)
+    head = estimate_temporal_gemm(board, workload, config, pl=pl, ports=ports)
     p = perf_params(board, config.pl_clock_mhz, config.aie_clock_mhz)
     fixed = head.critical_path["launch"]
     per_head = head.time_s - fixed

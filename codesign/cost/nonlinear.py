@@ -84,9 +84,13 @@ def estimate_nonlinear(
     *,
     block: tuple[int, int],
     kind: str,
+    plio_bytes: tuple[int, int] | None = None,
 ) -> LayerEstimate:
     """The modelled time, bound, power and resources of the layer placed on ``placement``
-    ("pl" or "aie"; ``block``: (chains, cascade) of the AIE-ML block it may use)."""
+    ("pl" or "aie"; ``block``: (chains, cascade) of the AIE-ML block it may use).
+    ``plio_bytes``: the (in, out) bytes an AIE placement streams over the block's A and C PLIOs
+    when the compiled graph is known (whole buffer ports, padding included:
+    :func:`codesign.aie.emit.port_bytes`); else the layer's own bytes."""
     chains, cascade = block
     cores = chains * cascade
     if placement not in PLACEMENTS:
@@ -125,8 +129,9 @@ def estimate_nonlinear(
         # in over the block's A PLIOs (one per cascade position), out over its C PLIOs
         widest = max(board.plio.widths_bits) / 8
         plio_clock = min(p.pl_clock_hz, p.aie_clock_hz * p.max_pl_clock_ratio)
-        t_in = work.bytes_in / (cascade * widest * plio_clock)
-        t_out = work.bytes_out / (chains * widest * plio_clock)
+        b_in, b_out = plio_bytes if plio_bytes is not None else (work.bytes_in, work.bytes_out)
+        t_in = b_in / (cascade * widest * plio_clock)
+        t_out = b_out / (chains * widest * plio_clock)
         pl = PlUsage()
         resources = ResourceUsage(aie_cores=cores)
         active = cores

@@ -366,6 +366,8 @@ def run_bytes(
 def cost(ctx: CostContext, stage: list[BatchedMatMulLayer]) -> Cost:
     """The per-head GEMM on the scheduler's block, tile and dataflow, batched, with the terms of
     streaming both operands (:func:`codesign.cost.batched.estimate_batched_gemm`)."""
+    from codesign.kinds.gemm import graph_ports, plio_padding_bytes
+
     (layer,) = stage
     s = layer.schedule
     plio_bits = max(ctx.board.plio.widths_bits)
@@ -385,6 +387,7 @@ def cost(ctx: CostContext, stage: list[BatchedMatMulLayer]) -> Cost:
         a_run_bytes=a_run,
         b_run_bytes=b_run,
         pl=ctx.pl,
+        ports=graph_ports(ctx.plan),
     )
     extra = {
         "batch": layer.batch,
@@ -396,6 +399,7 @@ def cost(ctx: CostContext, stage: list[BatchedMatMulLayer]) -> Cost:
         "a_run_bytes": a_run,
         "b_run_bytes": b_run,
         "strided_extra_bytes": est.strided_extra_bytes,
+        "plio_padding_bytes": layer.batch * plio_padding_bytes(ctx.plan, layer),
         "b_tiler_bram": est.tiler_bram,
         "solver": s.solver.status,
         "solver_fallback": s.solver.fallback,
@@ -646,9 +650,8 @@ def pl_context(plan: Plan, index: int, g: BatchedMatMulLayer) -> dict:
         "c_streams": streams_c,
         "rtp_streams": pl.rtp_names(plan),
         "epi_words": pl.epilogue_words(plan),
-        "a_beats": -(-s.tile.m * s.tile.k * ebits // bits),
-        "b_beats": -(-s.tile.k * s.tile.n * ebits // bits),
-        "c_beats": -(-s.tile.m * s.tile.n * y["size"] * 8 // bits),
+        # whole buffer ports (port_beats): the tile, then zeros; C: the tile, then dropped bytes
+        **dict(zip(("a_beats", "b_beats", "c_beats"), pl.port_beats(plan), strict=True)),
     }
 
 

@@ -19,6 +19,7 @@ from codesign import progress
 from codesign.aie.emit import emit_files as emit_aie_files
 from codesign.boards import load as load_board
 from codesign.cost import GemmWorkload, TemporalConfig, estimate_temporal_gemm, gemm_layer
+from codesign.cost.temporal import PortStreams
 from codesign.cost.variants import VariantChoice, choose_variants
 from codesign.errors import BuildError, FitError
 from codesign.ir.graph import Gemm, numpy_dtype
@@ -33,7 +34,15 @@ from codesign.ir.layouts import (
     unpack_b,
     unpack_index,
 )
-from codesign.ir.plan import DataFile, GemmLayer, Plan, RequantSpec, SparseB, WeightSparsity
+from codesign.ir.plan import (
+    DataFile,
+    GemmLayer,
+    Layer,
+    Plan,
+    RequantSpec,
+    SparseB,
+    WeightSparsity,
+)
 from codesign.kinds.registry import Cost, Emitted, LayerMemory, OpKind, no_output_scale, register
 from codesign.rtl.spec import BlockSpec
 from codesign.schedulers import tempus
@@ -408,17 +417,24 @@ def cost(ctx: CostContext, stage: list[GemmLayer]) -> Cost:
     stored = _weight_bytes(layer)
     work = GemmWorkload(s.M, s.K, s.N, layer.dtype, b_ddr_ratio=stored / dense_bytes)
     cfg = _config(layer)
-    est = estimate_temporal_gemm(ctx.board, work, cfg, pl=ctx.pl)
+    ports = graph_ports(ctx.plan)
+    est = estimate_temporal_gemm(ctx.board, work, cfg, pl=ctx.pl, ports=ports)
     dense_est = (
         est
         if layer.sparse is None
-        else estimate_temporal_gemm(ctx.board, replace(work, b_ddr_ratio=1.0), cfg, pl=ctx.pl)
+        else estimate_temporal_gemm(
+            ctx.board, replace(work, b_ddr_ratio=1.0), cfg, pl=ctx.pl, ports=ports
+        )
     )
     tempus_est = (
         est
         if cfg.dataflow == "tempus"
         else estimate_temporal_gemm(
-            ctx.board, work, replace(cfg, dataflow="tempus", reuse_plan=None), pl=ctx.pl
+            ctx.board,
+            work,
+            replace(cfg, dataflow="tempus", reuse_plan=None),
+            pl=ctx.pl,
+            ports=ports,
         )
     )
     extra = {
@@ -433,9 +449,40 @@ def cost(ctx: CostContext, stage: list[GemmLayer]) -> Cost:
         "solver": s.solver.status,
         "solver_fallback": s.solver.fallback,
         "gain_over_tempus": tempus_est.time_s / est.time_s,
+        "plio_padding_bytes": plio_padding_bytes(ctx.plan, layer),
         **_sparsity_extra(layer, stored, dense_bytes, dense_est.time_s / est.time_s),
     }
     return Cost(gemm_layer(layer.name, est), extra, work)
+
+
+def graph_ports(plan: Plan) -> PortStreams | None:
+    """The compiled graph's buffer ports of ``plan`` as the cost model streams them (every
+    layer planned: :func:`codesign.aie.emit.port_bytes`), None without a block layer."""
+    from codesign.aie.emit import port_bytes
+
+    p = port_bytes(plan)
+    return PortStreams(p.a, p.b, p.c) if p.a else None
+
+
+def plio_padding_bytes(plan: Plan, layer: Layer) -> int:
+    """Bytes block layer ``layer`` streams over the PLIOs beyond its own tiles, per graph run
+    (per head for a batched product): each A and B tile padded to its whole buffer port, and a
+    whole C buffer per K pass where the layer needs its tile once (the graph's ports serve every
+    layer: :func:`codesign.aie.emit.port_bytes`). The cost model's PLIO stage counts them."""
+    from codesign.aie.emit import CSIZE, _block_context, port_bytes
+
+    p = port_bytes(plan)
+    if not p.a:
+        return 0
+    ctx = _block_context(plan, 0, layer, 0)  # the layer's tile and element types
+    s = layer.schedule
+    L, C, k_passes = s.block.cascade, s.block.chains, s.k_passes
+    a = ctx["m"] * ctx["k"] * CSIZE[ctx["ta"]]
+    b = ctx["k"] * ctx["n"] * CSIZE[ctx["tb"]]
+    c = ctx["m"] * ctx["n"] * CSIZE[ctx["tout"]]
+    per_step = L * (p.a - a) + C * L * (p.b - b)
+    per_tile = k_passes * per_step + C * (k_passes * p.c - c)
+    return s.m_tiles * s.n_tiles * per_tile
 
 
 def _weight_bytes(layer: GemmLayer) -> int:

@@ -201,7 +201,16 @@ def cost_of(ctx: CostContext, layer: Any, ops: int, row: bool) -> Cost:
     work = layer_work(ctx.plan, layer, ops, row)
     block = (ctx.plan.block.chains, ctx.plan.block.cascade)
     kind = f"{layer.kind}:{layer.fn}@{layer.placement}"
-    est = estimate_nonlinear(board, layer.name, work, layer.placement, block=block, kind=kind)
+    streamed = aie_plio_bytes(ctx.plan, layer) if layer.placement == "aie" else None
+    est = estimate_nonlinear(
+        board,
+        layer.name,
+        work,
+        layer.placement,
+        block=block,
+        kind=kind,
+        plio_bytes=streamed[:2] if streamed else None,
+    )
     _, options = choose_placement(board, layer.name, work, block=block, kind=layer.kind)
     extra = {
         "placement": layer.placement,
@@ -220,7 +229,32 @@ def cost_of(ctx: CostContext, layer: Any, ops: int, row: bool) -> Cost:
         if layer.placement == "pl"
         else None,
     }
+    if streamed:
+        extra["plio_padding_bytes"] = streamed[2]
     return Cost(est, extra)
+
+
+def aie_plio_bytes(plan: Plan, layer: Any) -> tuple[int, int, int] | None:
+    """(in, out, padding) bytes an AIE-placed layer with a kernel streams over the block's A
+    and C PLIOs in the compiled graph: whole buffer ports every iteration
+    (:func:`codesign.aie.emit.port_bytes`; the layout of :mod:`codesign.aie.nonlinear`), and how
+    many of them are padding beyond its rows. None when the layer has no kernel on the block."""
+    from codesign.aie import nonlinear as aie_nl
+    from codesign.aie.emit import gemm_layers, port_bytes, shared_graph_context
+
+    if not aie_nl.has_kernel(layer) or not gemm_layers(plan):
+        return None
+    index = plan.layers.index(layer)
+    g = shared_graph_context(plan) or {"nl_layers": []}
+    ctx = next((c for c in g["nl_layers"] if c["index"] == index), None)
+    if ctx is None:
+        return None
+    ports = port_bytes(plan)
+    C, L, T = ctx["chains"], ctx["cascade"], ctx["iterations"]
+    b_in, b_out = T * L * ports.a, T * C * ports.c
+    rows_in = T * L * C * ctx["q"] * ctx["n"] * aie_nl.F32
+    rows_out = T * C * L * ctx["q"] * ctx["n_out"] * aie_nl.F32
+    return b_in, b_out, b_in - rows_in + b_out - rows_out
 
 
 def cost(ctx: CostContext, stage: list[NonlinearLayer]) -> Cost:

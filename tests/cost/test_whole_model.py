@@ -199,8 +199,16 @@ def test_plan_records_execution_and_variants(vek, ffn):
         assert rep["totals"]["time_s"] * ex.aie_clock_mhz * 1e6 == pytest.approx(ex.cycles, abs=1)
         # the JSON keeps it
         assert from_json(to_json(p)).execution == ex
-    # one variant costs no less than free tiles, and computes the same numbers
-    assert one.execution.cycles >= free.execution.cycles
+    # One graph serves both layers: with free tiles its buffer ports are sized for the larger
+    # tile and the other layer streams padded ports, which the cost model counts (so free tiles
+    # need not beat one variant any more: the variant choice, codesign.cost.variants, does not
+    # see the padding). One variant computes the same numbers.
+    padding = {
+        r["name"]: r["plio_padding_bytes"]
+        for r in plan_report(free, vek)["layers"]
+        if "plio_padding_bytes" in r
+    }
+    assert len(padding) == 2 and max(padding.values()) > 0, padding
     x = {
         t.name: np.random.default_rng(1).standard_normal(t.shape).astype(np.float32)
         for t in free.inputs

@@ -8,7 +8,9 @@
 namespace codesign_pl {
 
 // A tiler/replicator: row-major A (arena +5312, 4x16 float32) -> the A tile of each
-// cascade position, for every (M tile, N tile, K pass); zero outside A, rounded to bf16.
+// cascade position, for every (M tile, N tile, K pass); zero outside A, rounded to bf16. Each tile fills
+// the cores' whole A buffer port (4 beats, sized for the largest layer's tile: a port fires its
+// kernel only on a full buffer): the tile first, then zeros, which the kernel does not read.
 inline void l0_fc0_matmul_tile_a(const u8* arena,
                            hls::stream<beat_t>& a_0,
                            hls::stream<beat_t>& a_1,
@@ -148,6 +150,7 @@ inline void l0_fc0_matmul_tile_a(const u8* arena,
 
 // B mover: the packed tempus.b/1 weight (arena +0) -> the B tile of each core, for
 // every (M tile, N tile, K pass): the weights are replayed once per M tile.
+// Each tile fills the cores' whole B buffer port (4 beats): the tile first, then zeros.
 inline void l0_fc0_matmul_feed_b(const u8* arena,
                            hls::stream<beat_t>& b_0_0,
                            hls::stream<beat_t>& b_0_1,
@@ -398,7 +401,9 @@ inline void l0_fc0_matmul_feed_b(const u8* arena,
 }
 
 // C untiler: the output tile of each chain, per (M tile, N tile) -> row-major C (arena +5568,
-// 4x32 float32); the padding rows and columns are dropped.
+// 4x32 float32); the padding rows and columns are dropped. The last core's C buffer port
+// leaves whole on every graph iteration (4 beats: the tile at byte 0, then bytes of the
+// largest layer's tile this layer drops).
 inline void l0_fc0_matmul_untile_c(
     hls::stream<beat_t>& c_0,
     hls::stream<beat_t>& c_1,
@@ -406,7 +411,8 @@ inline void l0_fc0_matmul_untile_c(
   u8* y = arena + 5568;
   constexpr int EPB = BEAT_BITS / 32;
   for (int it = 0; it < 4; ++it) {
-    const int i = it / 4, j = it % 4;
+    const int i = it / 4, j = (it / 1) % 4;
+    const bool last_pass = it % 1 == 0;
     for (int t = 0; t < 4; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
       const beat_t beat = c_0.read();
@@ -414,7 +420,7 @@ inline void l0_fc0_matmul_untile_c(
         const int x = t * EPB + e;
         const int r = x / 4, q = x % 4;
         const int row = i * 4 + r, col = (j * 2 + 0) * 4 + q;
-        if (x < 16 && row < 4 && col < 32) {
+        if (last_pass && x < 16 && row < 4 && col < 32) {
           put_raw(y + (static_cast<std::int64_t>(row) * 32 + col) * 4, 4,
                   beat.range(e * 32 + 31, e * 32));
         }
@@ -427,7 +433,7 @@ inline void l0_fc0_matmul_untile_c(
         const int x = t * EPB + e;
         const int r = x / 4, q = x % 4;
         const int row = i * 4 + r, col = (j * 2 + 1) * 4 + q;
-        if (x < 16 && row < 4 && col < 32) {
+        if (last_pass && x < 16 && row < 4 && col < 32) {
           put_raw(y + (static_cast<std::int64_t>(row) * 32 + col) * 4, 4,
                   beat.range(e * 32 + 31, e * 32));
         }

@@ -8,7 +8,9 @@
 namespace codesign_pl {
 
 // A tiler/replicator: row-major A (arena +4608, 4x16 int8) -> the A tile of each
-// cascade position, for every (M tile, N tile, K pass); zero outside A.
+// cascade position, for every (M tile, N tile, K pass); zero outside A. Each tile fills
+// the cores' whole A buffer port (2 beats, sized for the largest layer's tile: a port fires its
+// kernel only on a full buffer): the tile first, then zeros, which the kernel does not read.
 inline void l1_fc0_matmul_tile_a(const u8* arena,
                            hls::stream<beat_t>& a_0,
                            hls::stream<beat_t>& a_1,
@@ -148,6 +150,7 @@ inline void l1_fc0_matmul_tile_a(const u8* arena,
 
 // B mover: the packed tempus.b/1 weight (arena +832) -> the B tile of each core, for
 // every (M tile, N tile, K pass): the weights are replayed once per M tile.
+// Each tile fills the cores' whole B buffer port (4 beats): the tile first, then zeros.
 inline void l1_fc0_matmul_feed_b(const u8* arena,
                            hls::stream<beat_t>& b_0_0,
                            hls::stream<beat_t>& b_0_1,
@@ -398,7 +401,9 @@ inline void l1_fc0_matmul_feed_b(const u8* arena,
 }
 
 // C untiler: the output tile of each chain, per (M tile, N tile) -> row-major C (arena +4672,
-// 4x32 int8); the padding rows and columns are dropped.
+// 4x32 int8); the padding rows and columns are dropped. The last core's C buffer port
+// leaves whole on every graph iteration (2 beats: the tile at byte 0, then bytes of the
+// largest layer's tile this layer drops).
 inline void l1_fc0_matmul_untile_c(
     hls::stream<beat_t>& c_0,
     hls::stream<beat_t>& c_1,
@@ -406,7 +411,8 @@ inline void l1_fc0_matmul_untile_c(
   u8* y = arena + 4672;
   constexpr int EPB = BEAT_BITS / 8;
   for (int it = 0; it < 2; ++it) {
-    const int i = it / 2, j = it % 2;
+    const int i = it / 2, j = (it / 1) % 2;
+    const bool last_pass = it % 1 == 0;
     for (int t = 0; t < 2; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
       const beat_t beat = c_0.read();
@@ -414,7 +420,7 @@ inline void l1_fc0_matmul_untile_c(
         const int x = t * EPB + e;
         const int r = x / 8, q = x % 8;
         const int row = i * 4 + r, col = (j * 2 + 0) * 8 + q;
-        if (x < 32 && row < 4 && col < 32) {
+        if (last_pass && x < 32 && row < 4 && col < 32) {
           put_raw(y + (static_cast<std::int64_t>(row) * 32 + col) * 1, 1,
                   beat.range(e * 8 + 7, e * 8));
         }
@@ -427,7 +433,7 @@ inline void l1_fc0_matmul_untile_c(
         const int x = t * EPB + e;
         const int r = x / 8, q = x % 8;
         const int row = i * 4 + r, col = (j * 2 + 1) * 8 + q;
-        if (x < 32 && row < 4 && col < 32) {
+        if (last_pass && x < 32 && row < 4 && col < 32) {
           put_raw(y + (static_cast<std::int64_t>(row) * 32 + col) * 1, 1,
                   beat.range(e * 8 + 7, e * 8));
         }

@@ -7,6 +7,9 @@
 // cascade adds the partials in chain order; the last core of the chain holds the sum over the
 // K passes (up to 1) and, after the last one, runs the epilogue and writes the C tile
 // (8x8, blocked 4x8 row-major). Buffers are double buffered by the graph.
+// The graph's buffers are sized for the block's largest tile: this kernel reads its A and B tiles
+// from the start of theirs and writes its C tile at the start of its C buffer; the PL pads the
+// rest of each input buffer with zeros and drops the rest of C (codesign.aie.emit.port_bytes).
 #include <adf.h>
 
 #include <bit>

@@ -2,6 +2,11 @@
 // The block's core kernels (group acc64: acc64 cascades). One graph serves the whole
 // model: each kernel runs the layer its control record names, on byte buffers sized for the
 // largest layer, so that the PL sequencer walks the layers without reloading the graph.
+// Buffer layout (the PL movers' contract, codesign.aie.emit.port_bytes): a port fires its kernel
+// only on a whole buffer and an output buffer leaves whole, so every layer's PL movers send each
+// A and B tile padded with zeros to the port's size and drop what follows the C tile. Each layer
+// below therefore reads its own variant's tile from byte 0 of a, b (and carry_in) and writes its
+// tile from byte 0 of c (and carry_out); the bytes past the tile are never read.
 #include <adf.h>
 
 #include "aie_api/aie.hpp"
