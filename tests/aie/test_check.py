@@ -44,6 +44,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow(seconds=100)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_check_passes_on_example_models(case: str, tmp_path: Path) -> None:
     make, block = CASES[case]

@@ -63,6 +63,7 @@ def _tensors(build: codesign.Build):
     return Simulator(build.plan).run_all(golden_inputs(build.plan))
 
 
+@pytest.mark.slow(seconds=90)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_codesign_check_passes_whole_on_the_attention_core(attention, case):
     root, build = attention(case)

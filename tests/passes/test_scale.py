@@ -38,7 +38,7 @@ def _relu_neg_chain(path: Path, n: int) -> Path:
     return path
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=400)
 @pytest.mark.timeout(1200)  # linear: about 2 min on a loaded 2-core machine; quadratic: hours
 def test_200k_node_chain_compiles(tmp_path: Path) -> None:
     model = _relu_neg_chain(tmp_path / "chain.onnx", NODES)

@@ -60,6 +60,7 @@ U8S8_BASES = frozenset({"dynamic_mlp"})
 BYTE_MUTATIONS = st.one_of(st.just([]), st.just([]), st.just([]), st.lists(mu.BYTES, max_size=2))
 
 
+@pytest.mark.slow(seconds=1500)
 def test_fuzz_compile_and_simulate(
     corpus: tuple[Path, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,7 @@ OPTIONS = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow(seconds=570)
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
