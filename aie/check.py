@@ -419,15 +419,20 @@ def _output(plan: Plan, s, d: Path, dtype: np.dtype) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(s.M, s.N)
 
 
-def _run_layer(sim, exe: Path, d: Path, index: int, g: GemmLayer, env) -> CheckResult:
+def _run_layer(
+    sim, exe: Path, d: Path, index: int, g: GemmLayer, env, a_streams: dict | None = None
+) -> CheckResult:
     """One GEMM layer through the harness: its A streams are exactly the ones the PL A tiler
-    must send (:func:`codesign.hls.check.expected_a`, ``tempus.a/1`` tiles), and its output is
-    read from the C streams as the PL C untiler reads them."""
+    must send (:func:`codesign.hls.check.expected_a`, ``tempus.a/1`` tiles; ``a_streams``: other
+    A streams, e.g. what the PL tiler sent), and its output is read from the C streams
+    (``d/c_<chain>.bin``, left there) as the PL C untiler reads them."""
     from codesign.hls.check import expected_a
 
     d.mkdir()
     s = g.schedule
-    _write_streams(d, expected_a(sim.plan, g, np.asarray(env[g.inputs[0]])))
+    if a_streams is None:
+        a_streams = expected_a(sim.plan, g, np.asarray(env[g.inputs[0]]))
+    _write_streams(d, a_streams)
     from codesign.kinds.gemm import dense_b  # the cores see dense B (expanded in the PL)
 
     nm_index = sim.data(g.sparse.index) if g.sparse is not None else None
