@@ -399,14 +399,40 @@ def _check_graph(plan: Plan, aie_dir: Path, work: Path, objects: list[Path]) -> 
     return CheckResult("graph", PART, True, not diffs, "; ".join(diffs)[:300])
 
 
-def _run_layer(sim, exe: Path, d: Path, index: int, g: GemmLayer, env) -> CheckResult:
+def _write_streams(d: Path, streams: dict[str, bytes]) -> None:
+    """One ``<stream>.bin`` file in ``d`` per stream (the harness's A inputs)."""
+    for name, data in streams.items():
+        (d / f"{name}.bin").write_bytes(data)
+
+
+def _output(plan: Plan, s, d: Path, dtype: np.dtype) -> np.ndarray:
+    """The M x N output that the C streams the harness wrote (``d/c_<c>.bin``) carry, read
+    as the PL C untiler reads them (``tempus.c/1`` tiles: :func:`codesign.hls.check.
+    output_of_c_streams`)."""
+    from codesign.hls import pl
+    from codesign.hls.check import output_of_c_streams
+
+    streams = {
+        pl.c_name(c): (d / f"{pl.c_name(c)}.bin").read_bytes() for c in range(s.block.chains)
+    }
+    raw = output_of_c_streams(plan, s, streams, dtype.itemsize)
+    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(s.M, s.N)
+
+
+def _run_layer(
+    sim, exe: Path, d: Path, index: int, g: GemmLayer, env, a_streams: dict | None = None
+) -> CheckResult:
+    """One GEMM layer through the harness: its A streams are exactly the ones the PL A tiler
+    must send (:func:`codesign.hls.check.expected_a`, ``tempus.a/1`` tiles; ``a_streams``: other
+    A streams, e.g. what the PL tiler sent), and its output is read from the C streams
+    (``d/c_<chain>.bin``, left there) as the PL C untiler reads them."""
+    from codesign.hls.check import expected_a
+
     d.mkdir()
     s = g.schedule
-    a = np.asarray(env[g.inputs[0]]).reshape(s.M, s.K)
-    if g.dtype == "bf16":
-        (d / "a.bin").write_bytes(np.ascontiguousarray(a, dtype="<f4").tobytes())
-    else:
-        (d / "a.bin").write_bytes(_stored(a, sim.plan.value_spec(g.inputs[0]).dtype))
+    if a_streams is None:
+        a_streams = expected_a(sim.plan, g, np.asarray(env[g.inputs[0]]))
+    _write_streams(d, a_streams)
     from codesign.kinds.gemm import dense_b  # the cores see dense B (expanded in the PL)
 
     nm_index = sim.data(g.sparse.index) if g.sparse is not None else None
@@ -428,21 +454,23 @@ def _run_layer(sim, exe: Path, d: Path, index: int, g: GemmLayer, env) -> CheckR
             g.name, PART, True, False, f"harness exit {p.returncode}: {p.stderr[:200]}"
         )
     want = np.asarray(env[g.outputs[0]]).reshape(s.M, s.N)
-    got = np.frombuffer((d / "c.bin").read_bytes(), dtype=want.dtype.newbyteorder("<"))
-    if got.size != want.size:
-        return CheckResult(
-            g.name, PART, True, False, f"output has {got.size} values, not {want.size}"
-        )
-    same, diff = _compare(got.reshape(s.M, s.N), want)
+    try:
+        got = _output(sim.plan, s, d, want.dtype)
+    except ValueError as e:
+        return CheckResult(g.name, PART, True, False, str(e))
+    same, diff = _compare(got, want)
     detail = "" if same else f"{int(np.sum(got.reshape(-1) != want.reshape(-1)))} value(s) differ"
     return CheckResult(g.name, PART, True, same, detail, diff)
 
 
 def _run_batched(sim, exe: Path, d: Path, index: int, g, env) -> CheckResult:
     """A batched product (:mod:`codesign.kinds.batched_matmul`) head by head through the same
-    harness: per head the cores' A (re-centred or, for bf16, the float32 the harness rounds),
-    the head's B in ``tempus.b/1`` order (what the PL B tiler streams) and its epilogue table;
-    the heads' outputs, written back in the layer's write order, must equal the simulator's."""
+    harness: per head the A streams of the cores' A (re-centred or rounded to bf16, in
+    ``tempus.a/1`` tiles: what the PL A tiler streams), the head's B in ``tempus.b/1`` order
+    (what the PL B tiler streams) and its epilogue table; the heads' outputs, read from the C
+    streams as the PL untiler reads them and written back in the layer's write order, must
+    equal the simulator's."""
+    from codesign.hls.check import _a_streams
     from codesign.ir.layouts import pack_b
     from codesign.kinds.batched_matmul import (
         CORE_DTYPE,
@@ -459,10 +487,7 @@ def _run_batched(sim, exe: Path, d: Path, index: int, g, env) -> CheckResult:
     for h in range(g.batch):
         hd = d / f"h{h}"
         hd.mkdir()
-        if g.dtype == "bf16":
-            (hd / "a.bin").write_bytes(np.ascontiguousarray(A[h], dtype="<f4").tobytes())
-        else:
-            (hd / "a.bin").write_bytes(_stored(A[h], CORE_DTYPE[g.dtype]))
+        _write_streams(hd, _a_streams(sim.plan, s, A[h], CORE_DTYPE[g.dtype]))
         (hd / "b.bin").write_bytes(_stored(pack_b(B[h], s), CORE_DTYPE[g.dtype]))
         (hd / "epi.bin").write_bytes(epilogue_table(g, A[h], B[h], za, zb).astype("<i4").tobytes())
         p = subprocess.run(
@@ -480,12 +505,10 @@ def _run_batched(sim, exe: Path, d: Path, index: int, g, env) -> CheckResult:
                 False,
                 f"head {h}: harness exit {p.returncode}: {p.stderr[:200]}",
             )
-        got = np.frombuffer((hd / "c.bin").read_bytes(), dtype=want.dtype.newbyteorder("<"))
-        if got.size != s.M * s.N:
-            return CheckResult(
-                g.name, PART, True, False, f"head {h}: {got.size} values, not {s.M * s.N}"
-            )
-        heads.append(got.reshape(s.M, s.N))
+        try:
+            heads.append(_output(sim.plan, s, hd, want.dtype))
+        except ValueError as e:
+            return CheckResult(g.name, PART, True, False, f"head {h}: {e}")
     y = np.stack(heads).reshape(*g.batch_shape, s.M, s.N)
     y = np.transpose(y, perm_or_identity(g.out_perm, y.ndim))
     same, diff = _compare(y, want)

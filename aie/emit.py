@@ -10,9 +10,11 @@ the x86 harness of ``codesign check`` (:mod:`codesign.aie.check`).
 
 Conventions shared by the kernels, the graph and the harness (the PL tiler's contract):
 
-- an A tile (m x k) is stored in native blocks ``[m/M][k/K]``, each M x K row-major;
+- an A tile (m x k) is stored in native blocks ``[m/M][k/K]``, each M x K row-major
+  (``tempus.a/1``: :func:`codesign.ir.layouts.a_tile_order`);
 - a B tile is the core's slice of the ``tempus.b/1`` stream (blocks ``[k/K][n/N]`` of K x N);
-- a C tile (m x n) leaves the last core in native blocks ``[m/M][n/N]``, each M x N row-major;
+- a C tile (m x n) leaves the last core in native blocks ``[m/M][n/N]``, each M x N row-major
+  (``tempus.c/1``: :func:`codesign.ir.layouts.c_tile_order`);
 - every buffer port is sized for the largest layer's tile, in whole PLIO beats
   (:func:`port_bytes`): a tile sits at byte 0 of its buffer, the PL pads the rest of each A/B
   buffer with zeros and drops the rest of each C buffer (one per graph iteration, K passes

@@ -41,7 +41,7 @@ from codesign.aie.emit import port_bytes
 from codesign.codegen.check import CheckResult
 from codesign.hls import aie_nonlinear, pl
 from codesign.ir.data import decode, stored_bytes
-from codesign.ir.layouts import unpack_b
+from codesign.ir.layouts import a_tile_order, c_tile_from_order, c_tile_order, unpack_b
 from codesign.ir.plan import GemmLayer, Plan, VectorLayer
 
 #: what the PL checks run: g++ flags of the kernels (no warning passes)
@@ -120,7 +120,9 @@ def expected_a(plan: Plan, g: GemmLayer, a: np.ndarray) -> dict[str, bytes]:
 
 def _a_streams(plan: Plan, s, src: np.ndarray, dtype: str) -> dict[str, bytes]:
     """The A streams of one M x K operand ``src`` (values as the cores read them, stored as
-    ``dtype``) on schedule ``s``: per (M tile, N tile, K pass) the tile of each position."""
+    ``dtype``) on schedule ``s``: per (M tile, N tile, K pass) the tile of each position, in the
+    cores' ``tempus.a/1`` order (:func:`codesign.ir.layouts.a_tile_order`), one whole A port
+    each. The AIE check feeds its harness these very bytes (:mod:`codesign.aie.check`)."""
     bits = pl.beat_bits(plan)
     L, m, k = s.block.cascade, s.tile.m, s.tile.k
     A = np.zeros((s.padded_M, s.padded_K), dtype=src.dtype)
@@ -130,7 +132,7 @@ def _a_streams(plan: Plan, s, src: np.ndarray, dtype: str) -> dict[str, bytes]:
     for l in range(L):  # noqa: E741
         tiles = np.stack(
             [
-                _as_bytes(At[i, p, l], dtype).reshape(-1)
+                _as_bytes(a_tile_order(At[i, p, l], s), dtype).reshape(-1)
                 for i in range(s.m_tiles)
                 for _ in range(s.n_tiles)
                 for p in range(s.k_passes)
@@ -172,7 +174,8 @@ def c_streams(plan: Plan, g: GemmLayer, y: np.ndarray) -> dict[str, bytes]:
 def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str) -> dict[str, bytes]:
     """The C streams that carry one M x N output ``y`` (stored as ``dtype``) on schedule ``s``:
     per (M tile, N tile) one whole C buffer per K pass (the last core's output buffer leaves
-    every graph iteration), the tile in the last pass's, zeros elsewhere (the PL drops them)."""
+    every graph iteration), the tile (``tempus.c/1`` order: :func:`codesign.ir.layouts.c_tile_order`)
+    in the last pass's, zeros elsewhere (the PL drops them)."""
     bits = pl.beat_bits(plan)
     Y = np.zeros((s.padded_M, s.padded_N), dtype=y.dtype)
     Y[: s.M, : s.N] = y.reshape(s.M, s.N)
@@ -182,7 +185,7 @@ def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str) -> dict[str, bytes]:
     for c in range(C):
         tiles = np.stack(
             [
-                _as_bytes(Yt[c, i, j] * (p + 1 == s.k_passes), dtype).reshape(-1)
+                _as_bytes(c_tile_order(Yt[c, i, j], s) * (p + 1 == s.k_passes), dtype).reshape(-1)
                 for i in range(s.m_tiles)
                 for j in range(s.n_tiles)
                 for p in range(s.k_passes)
@@ -190,6 +193,27 @@ def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str) -> dict[str, bytes]:
         )
         out[pl.c_name(c)] = _beats(tiles, bits, port_bytes(plan).c)
     return out
+
+
+def output_of_c_streams(plan: Plan, s, streams: dict[str, bytes], size: int) -> bytes:
+    """The row-major M x N output (``size`` bytes per element) that C streams ``streams`` (each
+    chain's whole C buffers per (M tile, N tile, K pass), as :func:`_c_streams` lays them out and
+    the last cores send them) carry: the last pass's tile of each, read in ``tempus.c/1`` order
+    (:func:`codesign.ir.layouts.c_tile_from_order`), padding dropped, as the C untiler does."""
+    C, m, n = s.block.chains, s.tile.m, s.tile.n
+    port = port_bytes(plan).c
+    steps = s.m_tiles * s.n_tiles * s.k_passes
+    chains = []
+    for c in range(C):
+        raw = np.frombuffer(streams[pl.c_name(c)], dtype=np.uint8)
+        if raw.size != steps * port:
+            raise ValueError(f"{pl.c_name(c)}: {raw.size} bytes, expected {steps * port}")
+        last = raw.reshape(s.m_tiles, s.n_tiles, s.k_passes, port)[:, :, -1, : m * n * size]
+        els = last.reshape(s.m_tiles, s.n_tiles, m * n, size).transpose(3, 0, 1, 2)
+        chains.append(c_tile_from_order(els, s))  # [size, i, j, m, n]
+    Y = np.stack(chains, axis=3)  # [size, i, j, c, m, n]
+    Y = Y.transpose(1, 4, 2, 3, 5, 0).reshape(s.padded_M, s.padded_N, size)
+    return np.ascontiguousarray(Y[: s.M, : s.N]).tobytes()
 
 
 def _units(plan: Plan, hls_dir: Path) -> list[tuple[int, object]]:

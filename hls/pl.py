@@ -12,11 +12,12 @@ byte-deterministic. The contracts (documented in docs/pl_streams.md):
   beat is zero-padded.
 - **Stream order.** For a GEMM, graph iterations walk (M tile i, N tile j), N fastest; each
   iteration runs the K passes p. ``a_{l}`` carries, per (i, j, p), the m x k tile of A at rows
-  i*m.., columns (p*L + l)*k.. (row-major, zero outside A): the simulator's A tile of core l,
-  replayed for every N tile (the replication Tempus does on the host). ``b_{c}_{l}`` carries, per
+  i*m.., columns (p*L + l)*k.. (``tempus.a/1`` order: codesign.ir.layouts, zero outside A): the
+  simulator's A tile of core l, replayed for every N tile (the replication Tempus does on the
+  host). ``b_{c}_{l}`` carries, per
   (i, j, p), the k x n tile (n_tile j, pass p, chain c, core l) of the ``tempus.b/1`` stream
   (native blocks), replayed for every M tile. ``c_{c}`` carries per (i, j) the m x n output tile of
-  chain c (row-major, padding included).
+  chain c (``tempus.c/1`` order, padding included).
 - **Arena.** The PL kernels address one DDR buffer: every plan data file, then every activation
   tensor, each at a 64-byte-aligned offset in plan order (a reshape's output shares its input's
   bytes). Data files hold their stored bytes (:func:`codesign.ir.data.stored_bytes`).

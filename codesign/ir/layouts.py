@@ -1,10 +1,13 @@
-"""The stream layouts of the temporal block: how B (weights) and A tiles are ordered.
+"""The stream layouts of the temporal block: how B (weights), A and C tiles are ordered.
 
 ``tempus.b/1`` is the order in which the PL replays the weights into the block: for each N tile,
 for each K pass, for each chain, for each cascade core, that core's k x n tile in native-mmul
 blocks (k/mk x n/mn blocks of mk x mn, each row-major). The matrix is zero-padded to
 (padded_K, padded_N) first. :func:`unpack_b` is the exact inverse view used by the simulator.
 ``tempus.b4/1`` is the same order for int4 weights, two per byte (see :data:`B4_LAYOUT`).
+``tempus.a/1`` and ``tempus.c/1`` are the in-tile element orders of the cores' A and C buffers
+(native mmul blocks, :data:`A_LAYOUT`, :data:`C_LAYOUT`): the PL tilers and untilers and the AIE
+kernels both follow them, and both x86 checks build their data with these functions.
 """
 
 from __future__ import annotations
@@ -111,3 +114,65 @@ def unpack_b4(stream: np.ndarray, s: TemporalSchedule) -> np.ndarray:
     nib = np.stack([p & 0x0F, p >> 4], axis=-1).reshape(-1).astype(np.int16)
     vals = np.where(nib >= 8, nib - 16, nib).astype(np.int8)
     return unpack_b(vals[: s.padded_K * s.padded_N], s)
+
+
+#: The element order of an A tile in the cores' A buffer (and on the ``a_{l}`` streams): the
+#: m x k tile in native nm x nk mmul blocks, blocks row-major (block (mb, kb) at element offset
+#: ``(mb * k/nk + kb) * nm*nk``), each block row-major. The GEMM kernel loads block (mb, kb) as
+#: one ``aie::load_v<MMUL::size_A>``; the PL A tilers send this order (see :func:`a_tile_order`).
+A_LAYOUT = "tempus.a/1"
+#: The element order of a C tile in the last core's C buffer (and on the ``c_{c}`` streams): the
+#: m x n tile in native nm x nn blocks, blocks row-major (block (mb, nb) at element offset
+#: ``(mb * n/nn + nb) * nm*nn``), each block row-major: what the kernel's ``aie::store_v`` of one
+#: accumulator block writes; the PL C untilers read this order (see :func:`c_tile_order`).
+C_LAYOUT = "tempus.c/1"
+
+
+def _blocked(tile: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """[..., R, Q] -> [..., R*Q]: rows x cols blocks, blocks row-major, each block row-major."""
+    *lead, R, Q = tile.shape
+    if R % rows or Q % cols:
+        raise ValueError(f"a {R}x{Q} tile is not made of {rows}x{cols} native blocks")
+    v = tile.reshape(*lead, R // rows, rows, Q // cols, cols)
+    n = len(lead)
+    perm = (*range(n), n, n + 2, n + 1, n + 3)  # -> [..., rb, cb, rows, cols]
+    return np.ascontiguousarray(v.transpose(perm)).reshape(*lead, R * Q)
+
+
+def _unblocked(flat: np.ndarray, R: int, Q: int, rows: int, cols: int) -> np.ndarray:
+    """The inverse of :func:`_blocked`: [..., R*Q] -> [..., R, Q]."""
+    *lead, size = flat.shape
+    if size != R * Q or R % rows or Q % cols:
+        raise ValueError(f"{size} elements are not a {R}x{Q} tile of {rows}x{cols} blocks")
+    v = flat.reshape(*lead, R // rows, Q // cols, rows, cols)
+    n = len(lead)
+    perm = (*range(n), n, n + 2, n + 1, n + 3)  # -> [..., rb, rows, cb, cols]
+    return np.ascontiguousarray(v.transpose(perm)).reshape(*lead, R, Q)
+
+
+def a_tile_order(tile: np.ndarray, s: TemporalSchedule) -> np.ndarray:
+    """A tiles [..., m, k] (``s.tile``) -> their ``tempus.a/1`` buffer order [..., m*k]: element
+    ``x`` of the buffer is tile element ``((x // (nm*nk)) // (k/nk) * nm + x % (nm*nk) // nk,
+    (x // (nm*nk)) % (k/nk) * nk + x % nk)`` with (nm, nk, _) = ``s.native``."""
+    nm, nk, _ = s.native
+    return _blocked(np.asarray(tile), nm, nk)
+
+
+def a_tile_from_order(flat: np.ndarray, s: TemporalSchedule) -> np.ndarray:
+    """The inverse of :func:`a_tile_order`: ``tempus.a/1`` buffers [..., m*k] -> [..., m, k]."""
+    nm, nk, _ = s.native
+    return _unblocked(np.asarray(flat), s.tile.m, s.tile.k, nm, nk)
+
+
+def c_tile_order(tile: np.ndarray, s: TemporalSchedule) -> np.ndarray:
+    """C tiles [..., m, n] (``s.tile``) -> their ``tempus.c/1`` buffer order [..., m*n]: element
+    ``x`` of the buffer is tile element ``((x // (nm*nn)) // (n/nn) * nm + x % (nm*nn) // nn,
+    (x // (nm*nn)) % (n/nn) * nn + x % nn)`` with (nm, _, nn) = ``s.native``."""
+    nm, _, nn = s.native
+    return _blocked(np.asarray(tile), nm, nn)
+
+
+def c_tile_from_order(flat: np.ndarray, s: TemporalSchedule) -> np.ndarray:
+    """The inverse of :func:`c_tile_order`: ``tempus.c/1`` buffers [..., m*n] -> [..., m, n]."""
+    nm, _, nn = s.native
+    return _unblocked(np.asarray(flat), s.tile.m, s.tile.n, nm, nn)

@@ -8,7 +8,7 @@
 namespace codesign_pl {
 
 // A tiler/replicator: row-major A (arena +5568, 4x32 float32) -> the A tile of each
-// cascade position, for every (M tile, N tile, K pass); zero outside A, rounded to bf16. Each tile fills
+// cascade position in tempus.a/1 order, for every (M tile, N tile, K pass); zero outside A, rounded to bf16. Each tile fills
 // the cores' whole A buffer port (4 beats, sized for the largest layer's tile: a port fires its
 // kernel only on a full buffer): the tile first, then zeros, which the kernel does not read.
 inline void l1_fc1_matmul_tile_a(const u8* arena,
@@ -30,7 +30,10 @@ inline void l1_fc1_matmul_tile_a(const u8* arena,
       beat_t beat = 0;
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
-        const int r = x / 8, q = x % 8;
+        // element x of the tile in tempus.a/1 order (codesign.ir.layouts.a_tile_order): the
+        // kernel loads native 4x8 blocks, blocks row-major, each row-major
+        const int blk = x / 32, w = x % 32;
+        const int r = (blk / 1) * 4 + w / 8, q = (blk % 1) * 8 + w % 8;
         const int row = i * 4 + r, col = (p * 8 + 0) * 8 + q;
         std::uint64_t v = 0;
         if (x < 32 && row < 4 && col < 32) {
@@ -45,7 +48,10 @@ inline void l1_fc1_matmul_tile_a(const u8* arena,
       beat_t beat = 0;
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
-        const int r = x / 8, q = x % 8;
+        // element x of the tile in tempus.a/1 order (codesign.ir.layouts.a_tile_order): the
+        // kernel loads native 4x8 blocks, blocks row-major, each row-major
+        const int blk = x / 32, w = x % 32;
+        const int r = (blk / 1) * 4 + w / 8, q = (blk % 1) * 8 + w % 8;
         const int row = i * 4 + r, col = (p * 8 + 1) * 8 + q;
         std::uint64_t v = 0;
         if (x < 32 && row < 4 && col < 32) {
@@ -60,7 +66,10 @@ inline void l1_fc1_matmul_tile_a(const u8* arena,
       beat_t beat = 0;
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
-        const int r = x / 8, q = x % 8;
+        // element x of the tile in tempus.a/1 order (codesign.ir.layouts.a_tile_order): the
+        // kernel loads native 4x8 blocks, blocks row-major, each row-major
+        const int blk = x / 32, w = x % 32;
+        const int r = (blk / 1) * 4 + w / 8, q = (blk % 1) * 8 + w % 8;
         const int row = i * 4 + r, col = (p * 8 + 2) * 8 + q;
         std::uint64_t v = 0;
         if (x < 32 && row < 4 && col < 32) {
@@ -75,7 +84,10 @@ inline void l1_fc1_matmul_tile_a(const u8* arena,
       beat_t beat = 0;
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
-        const int r = x / 8, q = x % 8;
+        // element x of the tile in tempus.a/1 order (codesign.ir.layouts.a_tile_order): the
+        // kernel loads native 4x8 blocks, blocks row-major, each row-major
+        const int blk = x / 32, w = x % 32;
+        const int r = (blk / 1) * 4 + w / 8, q = (blk % 1) * 8 + w % 8;
         const int row = i * 4 + r, col = (p * 8 + 3) * 8 + q;
         std::uint64_t v = 0;
         if (x < 32 && row < 4 && col < 32) {
@@ -90,7 +102,10 @@ inline void l1_fc1_matmul_tile_a(const u8* arena,
       beat_t beat = 0;
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
-        const int r = x / 8, q = x % 8;
+        // element x of the tile in tempus.a/1 order (codesign.ir.layouts.a_tile_order): the
+        // kernel loads native 4x8 blocks, blocks row-major, each row-major
+        const int blk = x / 32, w = x % 32;
+        const int r = (blk / 1) * 4 + w / 8, q = (blk % 1) * 8 + w % 8;
         const int row = i * 4 + r, col = (p * 8 + 4) * 8 + q;
         std::uint64_t v = 0;
         if (x < 32 && row < 4 && col < 32) {
@@ -105,7 +120,10 @@ inline void l1_fc1_matmul_tile_a(const u8* arena,
       beat_t beat = 0;
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
-        const int r = x / 8, q = x % 8;
+        // element x of the tile in tempus.a/1 order (codesign.ir.layouts.a_tile_order): the
+        // kernel loads native 4x8 blocks, blocks row-major, each row-major
+        const int blk = x / 32, w = x % 32;
+        const int r = (blk / 1) * 4 + w / 8, q = (blk % 1) * 8 + w % 8;
         const int row = i * 4 + r, col = (p * 8 + 5) * 8 + q;
         std::uint64_t v = 0;
         if (x < 32 && row < 4 && col < 32) {
@@ -120,7 +138,10 @@ inline void l1_fc1_matmul_tile_a(const u8* arena,
       beat_t beat = 0;
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
-        const int r = x / 8, q = x % 8;
+        // element x of the tile in tempus.a/1 order (codesign.ir.layouts.a_tile_order): the
+        // kernel loads native 4x8 blocks, blocks row-major, each row-major
+        const int blk = x / 32, w = x % 32;
+        const int r = (blk / 1) * 4 + w / 8, q = (blk % 1) * 8 + w % 8;
         const int row = i * 4 + r, col = (p * 8 + 6) * 8 + q;
         std::uint64_t v = 0;
         if (x < 32 && row < 4 && col < 32) {
@@ -135,7 +156,10 @@ inline void l1_fc1_matmul_tile_a(const u8* arena,
       beat_t beat = 0;
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
-        const int r = x / 8, q = x % 8;
+        // element x of the tile in tempus.a/1 order (codesign.ir.layouts.a_tile_order): the
+        // kernel loads native 4x8 blocks, blocks row-major, each row-major
+        const int blk = x / 32, w = x % 32;
+        const int r = (blk / 1) * 4 + w / 8, q = (blk % 1) * 8 + w % 8;
         const int row = i * 4 + r, col = (p * 8 + 7) * 8 + q;
         std::uint64_t v = 0;
         if (x < 32 && row < 4 && col < 32) {
@@ -400,7 +424,7 @@ inline void l1_fc1_matmul_feed_b(const u8* arena,
   }
 }
 
-// C untiler: the output tile of each chain, per (M tile, N tile) -> row-major C (arena +6080,
+// C untiler: the output tile of each chain (tempus.c/1 order), per (M tile, N tile) -> row-major C (arena +6080,
 // 4x8 float32); the padding rows and columns are dropped. The last core's C buffer port
 // leaves whole on every graph iteration (4 beats: the tile at byte 0, then bytes of the
 // largest layer's tile this layer drops).
@@ -418,7 +442,10 @@ inline void l1_fc1_matmul_untile_c(
       const beat_t beat = c_0.read();
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
-        const int r = x / 4, q = x % 4;
+        // element x of the tile in tempus.c/1 order (codesign.ir.layouts.c_tile_order): the
+        // kernel stores native 4x4 blocks, blocks row-major, each row-major
+        const int blk = x / 16, w = x % 16;
+        const int r = (blk / 1) * 4 + w / 4, q = (blk % 1) * 4 + w % 4;
         const int row = i * 4 + r, col = (j * 2 + 0) * 4 + q;
         if (last_pass && x < 16 && row < 4 && col < 8) {
           put_raw(y + (static_cast<std::int64_t>(row) * 8 + col) * 4, 4,
@@ -431,7 +458,10 @@ inline void l1_fc1_matmul_untile_c(
       const beat_t beat = c_1.read();
       for (int e = 0; e < EPB; ++e) {
         const int x = t * EPB + e;
-        const int r = x / 4, q = x % 4;
+        // element x of the tile in tempus.c/1 order (codesign.ir.layouts.c_tile_order): the
+        // kernel stores native 4x4 blocks, blocks row-major, each row-major
+        const int blk = x / 16, w = x % 16;
+        const int r = (blk / 1) * 4 + w / 4, q = (blk % 1) * 4 + w % 4;
         const int row = i * 4 + r, col = (j * 2 + 1) * 4 + q;
         if (last_pass && x < 16 && row < 4 && col < 8) {
           put_raw(y + (static_cast<std::int64_t>(row) * 8 + col) * 4, 4,
