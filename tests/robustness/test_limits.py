@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from codesign.boards import load as load_board
-from codesign.cli import random_inputs
 from codesign.examples import models
 from codesign.schedulers.tempus import DEFAULT_BLOCK, tiling_problem
 from codesign.sim import memory
 from codesign.sim.functional import Simulator
+from codesign.sim.inputs import random_inputs
 from codesign.solvers.tiling import enumerate_tile, solve_tile
 
 
