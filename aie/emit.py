@@ -17,8 +17,9 @@ Conventions shared by the kernels, the graph and the harness (the PL tiler's con
   (``tempus.c/1``: :func:`codesign.ir.layouts.c_tile_order`);
 - every buffer port is sized for the largest layer's tile, in whole PLIO beats
   (:func:`port_bytes`): a tile sits at byte 0 of its buffer, the PL pads the rest of each A/B
-  buffer with zeros and drops the rest of each C buffer (one per graph iteration, K passes
-  included), since a port fires only on a whole buffer and an output buffer leaves whole;
+  buffer with zeros and drops the rest of each C buffer, since a port fires only on a whole
+  buffer and an output buffer leaves whole; C and the bf16 carry loop are asynchronous buffers,
+  so C leaves once per tile (after its last K pass) and the carry only between passes;
 - every core reads, per invocation, one control record from its chain's control stream (PLIO
   ``rtp_<chain>``, 32-bit, broadcast to the chain's cores; the PL sequencer writes it): layer,
   pass, passes, za, then the chain's epilogue words for the tile, zero-padded to the largest

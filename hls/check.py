@@ -173,9 +173,9 @@ def c_streams(plan: Plan, g: GemmLayer, y: np.ndarray) -> dict[str, bytes]:
 
 def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str) -> dict[str, bytes]:
     """The C streams that carry one M x N output ``y`` (stored as ``dtype``) on schedule ``s``:
-    per (M tile, N tile) one whole C buffer per K pass (the last core's output buffer leaves
-    every graph iteration), the tile (``tempus.c/1`` order: :func:`codesign.ir.layouts.c_tile_order`)
-    in the last pass's, zeros elsewhere (the PL drops them)."""
+    per (M tile, N tile) one whole C buffer (the last core's asynchronous output buffer leaves
+    after the tile's last K pass): the tile (``tempus.c/1`` order:
+    :func:`codesign.ir.layouts.c_tile_order`) at byte 0, then zeros (the PL drops them)."""
     bits = pl.beat_bits(plan)
     Y = np.zeros((s.padded_M, s.padded_N), dtype=y.dtype)
     Y[: s.M, : s.N] = y.reshape(s.M, s.N)
@@ -185,10 +185,9 @@ def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str) -> dict[str, bytes]:
     for c in range(C):
         tiles = np.stack(
             [
-                _as_bytes(c_tile_order(Yt[c, i, j], s) * (p + 1 == s.k_passes), dtype).reshape(-1)
+                _as_bytes(c_tile_order(Yt[c, i, j], s), dtype).reshape(-1)
                 for i in range(s.m_tiles)
                 for j in range(s.n_tiles)
-                for p in range(s.k_passes)
             ]
         )
         out[pl.c_name(c)] = _beats(tiles, bits, port_bytes(plan).c)
@@ -197,18 +196,18 @@ def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str) -> dict[str, bytes]:
 
 def output_of_c_streams(plan: Plan, s, streams: dict[str, bytes], size: int) -> bytes:
     """The row-major M x N output (``size`` bytes per element) that C streams ``streams`` (each
-    chain's whole C buffers per (M tile, N tile, K pass), as :func:`_c_streams` lays them out and
-    the last cores send them) carry: the last pass's tile of each, read in ``tempus.c/1`` order
+    chain's whole C buffer per (M tile, N tile), as :func:`_c_streams` lays them out and the last
+    cores send them) carry: the tile of each, read in ``tempus.c/1`` order
     (:func:`codesign.ir.layouts.c_tile_from_order`), padding dropped, as the C untiler does."""
     C, m, n = s.block.chains, s.tile.m, s.tile.n
     port = port_bytes(plan).c
-    steps = s.m_tiles * s.n_tiles * s.k_passes
+    steps = s.m_tiles * s.n_tiles
     chains = []
     for c in range(C):
         raw = np.frombuffer(streams[pl.c_name(c)], dtype=np.uint8)
         if raw.size != steps * port:
             raise ValueError(f"{pl.c_name(c)}: {raw.size} bytes, expected {steps * port}")
-        last = raw.reshape(s.m_tiles, s.n_tiles, s.k_passes, port)[:, :, -1, : m * n * size]
+        last = raw.reshape(s.m_tiles, s.n_tiles, port)[:, :, : m * n * size]
         els = last.reshape(s.m_tiles, s.n_tiles, m * n, size).transpose(3, 0, 1, 2)
         chains.append(c_tile_from_order(els, s))  # [size, i, j, m, n]
     Y = np.stack(chains, axis=3)  # [size, i, j, c, m, n]

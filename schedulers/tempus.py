@@ -17,6 +17,7 @@ import re
 from dataclasses import replace
 
 from codesign.boards import Board
+from codesign.cost.temporal import PortStreams
 from codesign.cost.workload import DTYPE_BYTES
 from codesign.errors import FitError, OptionError
 from codesign.ir.plan import Block, SolverReport, TemporalSchedule, Tile
@@ -110,8 +111,12 @@ def schedule_gemm(
     block: Block = DEFAULT_BLOCK,
     tile: Tile | None = None,
     time_limit_s: float = SOLVER_TIME_LIMIT,
+    ports: PortStreams | None = None,
 ) -> TemporalSchedule:
     """Schedule an M x K x N GEMM on the temporal block.
+
+    ``ports``: the compiled graph's buffer ports when known; every estimate then streams whole
+    padded ports (:func:`codesign.cost.tiles.tile_estimate`).
 
     The tile (unless given) and the dataflow are the reported cost model's choice
     (:func:`codesign.cost.tiles.search_tile`: CP-SAT narrows, the model decides);
@@ -125,7 +130,13 @@ def schedule_gemm(
     plio_bits = max(board.plio.widths_bits)
     if tile is None:
         found = search_tile(
-            board, w, block.chains, block.cascade, plio_bits=plio_bits, time_limit_s=time_limit_s
+            board,
+            w,
+            block.chains,
+            block.cascade,
+            plio_bits=plio_bits,
+            time_limit_s=time_limit_s,
+            ports=ports,
         )
         est, report = found.estimate, found.solver
         tile = Tile(est.config.tile_m, est.config.tile_k, est.config.tile_n)
@@ -136,7 +147,7 @@ def schedule_gemm(
             raise OptionError(
                 f"tile {tile} must be a multiple of the native {dtype} mmul {mm}x{mk}x{mn}"
             ) from None
-        est = tile_estimate(board, w, _config(board, block, tile))
+        est = tile_estimate(board, w, _config(board, block, tile), ports=ports)
         if est is None:
             problem = tiling_problem(board, M, K, N, dtype, block)
             raise FitError(
@@ -171,14 +182,16 @@ def schedule_gemm(
     )
 
 
-def choose_dataflow(board: Board, sched: TemporalSchedule) -> TemporalSchedule:
+def choose_dataflow(
+    board: Board, sched: TemporalSchedule, ports: PortStreams | None = None
+) -> TemporalSchedule:
     """Pick how operands reach the block for this schedule's tile: Tempus's host-replicated
     streaming or an on-chip reuse plan, whichever the reported model finds faster and fits
     (:func:`codesign.cost.tiles.tile_estimate`, the model :func:`schedule_gemm` ranks tiles by)."""
     from codesign.cost.tiles import tile_estimate
 
     w = _workload(board, sched.M, sched.K, sched.N, sched.dtype)
-    est = tile_estimate(board, w, _config(board, sched.block, sched.tile))
+    est = tile_estimate(board, w, _config(board, sched.block, sched.tile), ports=ports)
     if est is None:
         raise FitError(f"tile {sched.tile} on block {sched.block} fits no dataflow on {board.name}")
     return replace(

@@ -69,6 +69,10 @@ class input_buffer {
     return store_.data();
   }
   std::size_t size() const { return store_.size(); }
+  // the kernel returned while holding the lock (an async port not released)
+  bool held() const { return locked_; }
+  // nothing arrived that a kernel has not taken
+  bool empty() const { return filled_ == 0 && !locked_; }
 
  private:
   std::vector<T> store_;
@@ -110,12 +114,30 @@ class output_buffer {
   std::size_t size() const { return store_.size(); }
   // at the end of a run every released buffer must have been read
   bool drained() const { return !pending_; }
+  bool held() const { return locked_; }
 
  private:
   std::vector<T> store_;
   std::string name_;
   bool locked_ = false;
   bool pending_ = false;
+};
+
+// Asynchronous buffer ports (`adf::input_async_buffer`, `adf::output_async_buffer`): the graph
+// does not take their locks around the kernel; the kernel calls acquire() and release() itself,
+// and may skip both on an invocation, so an async output sends a buffer only on the invocations
+// that acquire it and an async input takes one only when acquired. The contract is the
+// synchronous port's (whole buffers); the caller checks held() after the kernel returns.
+template <typename T>
+class input_async_buffer : public input_buffer<T> {
+ public:
+  using input_buffer<T>::input_buffer;
+};
+
+template <typename T>
+class output_async_buffer : public output_buffer<T> {
+ public:
+  using output_buffer<T>::output_buffer;
 };
 
 // One kernel invocation on buffer ports: acquire every port (each input exactly full), call

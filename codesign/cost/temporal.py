@@ -138,7 +138,7 @@ class PortStreams:
     """Bytes of one transfer into each A and B buffer port and out of each C buffer port of the
     compiled graph (:func:`codesign.aie.emit.port_bytes`). One graph serves every layer, so the
     ports are sized for the largest layer's tile and a smaller layer streams its tiles padded to
-    them; an output buffer leaves every graph iteration, so C goes out once per K pass."""
+    them. C is an asynchronous output buffer sent once per tile, after its last K pass."""
 
     a: int
     b: int
@@ -158,8 +158,8 @@ def estimate_temporal_gemm(
 
     ``pl``: PL resources of the data movers (default: Tempus's measured DMA, invariant to size).
     ``ports``: the compiled graph's buffer ports when known (a whole plan): the PLIO stage then
-    carries whole padded ports (never less than the tile) and C every K pass; without them the
-    streams carry the tiles alone (the per-layer figure the tile search uses).
+    carries whole padded ports (never less than the tile); without them the streams carry the
+    tiles alone (the per-layer figure the tile search uses).
     Raises :class:`OptionError` for a dtype/PLIO/clock the board cannot run and
     :class:`BoardError` when the board file lacks a figure the model needs. It does not check the
     fit (see :func:`codesign.cost.resources.require_fit`).
@@ -186,7 +186,7 @@ def estimate_temporal_gemm(
     if ports is not None:  # whole buffer ports: a smaller layer pays for its padding
         a_stream = t.k_passes * max(ceil(m * k * ba), ports.a)
         b_stream = t.k_passes * max(ceil(k * n * bb), ports.b)
-        c_stream = t.k_passes * max(ceil(m * n * bo), ports.c)
+        c_stream = max(ceil(m * n * bo), ports.c)
     t_plio = max(
         a_stream / rate[plan.a_source], b_stream / rate[plan.b_source], c_stream / plio_rate
     )

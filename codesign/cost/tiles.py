@@ -22,7 +22,7 @@ from codesign.boards import Board
 from codesign.cost.dataflow import REUSE_PLANS, reuse_plan
 from codesign.cost.params import optional, perf_params
 from codesign.cost.resources import PlUsage, capacities
-from codesign.cost.temporal import GemmEstimate, estimate_temporal_gemm
+from codesign.cost.temporal import GemmEstimate, PortStreams, estimate_temporal_gemm
 from codesign.cost.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig, Tiling
 from codesign.errors import FitError, OptionError
 from codesign.ir.plan import SolverReport, Tile
@@ -136,13 +136,16 @@ def tile_estimate(
     config: TemporalConfig,
     dataflow: str | None = None,
     pl: PlUsage | None = None,
+    ports: PortStreams | None = None,
 ) -> GemmEstimate | None:
     """The reported model's best estimate of ``config``'s block and tile over the dataflows
     allowed (``None``: Tempus's and every reuse plan), or None when no dataflow fits the board.
+    ``ports``: the compiled graph's buffer ports, when the tile is to run in a graph whose ports
+    are known (the estimate then streams whole padded ports, as the plan's estimate does).
 
     ``dataflow="reuse"`` with no feasible reuse plan gives the model's fallback to Tempus's
     streaming (noted on the estimate), as :func:`estimate_temporal_gemm` does."""
-    return _memo(_tile_estimate, board, w, config, dataflow, pl)
+    return _memo(_tile_estimate, board, w, config, dataflow, pl, ports)
 
 
 #: Results by (function, board identity, arguments). A Board holds dicts (unhashable), so the key
@@ -163,14 +166,14 @@ def _memo(fn, board: Board, *args):
     return value
 
 
-def _tile_estimate(board, w, config, dataflow, pl):
+def _tile_estimate(board, w, config, dataflow, pl, ports):
     best = None
     tiling = Tiling.of(w, config)
     for flow, plan in _flows(dataflow):
         if plan is not None and not reuse_plan(board, w, config, tiling, plan).feasible:
             continue  # cheap check first: the model would fall back to Tempus's streaming
         est = estimate_temporal_gemm(
-            board, w, replace(config, dataflow=flow, reuse_plan=plan), pl=pl
+            board, w, replace(config, dataflow=flow, reuse_plan=plan), pl=pl, ports=ports
         )
         if flow == "reuse" and est.plan.name != plan:
             continue  # that plan is infeasible; the model fell back to Tempus's streaming
@@ -179,7 +182,9 @@ def _tile_estimate(board, w, config, dataflow, pl):
         if best is None or rank_key(est) < rank_key(best):
             best = est
     if best is None and dataflow == "reuse":
-        est = estimate_temporal_gemm(board, w, replace(config, dataflow="reuse"), pl=pl)
+        est = estimate_temporal_gemm(
+            board, w, replace(config, dataflow="reuse"), pl=pl, ports=ports
+        )
         if not any(r.over for r in capacities(board, est.resources)):
             best = est
     return best
@@ -210,20 +215,24 @@ def search_tile(
     plio_bits: int = 128,
     pl: PlUsage | None = None,
     time_limit_s: float = SOLVER_TIME_LIMIT,
+    ports: PortStreams | None = None,
 ) -> TileSearch:
     """The tile (and dataflow) of smallest reported time for ``w`` on a ``chains x cascade`` block.
+
+    ``ports``: the compiled graph's buffer ports (:func:`tile_estimate`). Padding to them only
+    adds time, so CP-SAT's bound stays a lower bound and the search stays exact.
 
     Raises :class:`FitError` when no tile fits (naming why), :class:`OptionError` for a bad
     dtype, clock or PLIO width.
     """
     base = _base(board, w, chains, cascade, pl_clock_mhz=pl_clock_mhz, plio_bits=plio_bits)
-    return _memo(_search, board, w, base, dataflow, pl, float(time_limit_s))
+    return _memo(_search, board, w, base, dataflow, pl, float(time_limit_s), ports)
 
 
-def _search(board, w, base, dataflow, pl, time_limit_s) -> TileSearch:
+def _search(board, w, base, dataflow, pl, time_limit_s, ports) -> TileSearch:
     p = tiling_problem(board, w, base, dataflow)
     tile, report = solve_bound(p, time_limit_s)
-    first = tile_estimate(board, w, _with_tile(base, tile), dataflow, pl)
+    first = tile_estimate(board, w, _with_tile(base, tile), dataflow, pl, ports)
     if first is None:
         raise _no_fit(board, w, base, tile)
     # U: the reported time of CP-SAT's tile, in units, rounded up with float slack
@@ -235,7 +244,7 @@ def _search(board, w, base, dataflow, pl, time_limit_s) -> TileSearch:
         # once the bound passes the best time, no later candidate can win
         if p.lower_bound(*abc) * UNIT_S > best.time_s * (1 + 1e-6):
             break
-        est = tile_estimate(board, w, _with_tile(base, p.tile(*abc)), dataflow, pl)
+        est = tile_estimate(board, w, _with_tile(base, p.tile(*abc)), dataflow, pl, ports)
         timed += 1
         if est is not None and rank_key(est) < rank_key(best):
             best = est

@@ -8,9 +8,12 @@ dtype (a codesign setting, not a device fact; the planner takes it as an option)
 One cost model decides. Each distinct GEMM proposes its own best tile
 (:func:`codesign.cost.tiles.search_tile`, the scheduler's search); the cost of running a GEMM on a
 variant is :func:`codesign.cost.tiles.tile_estimate`'s modelled time (its fastest dataflow that
-fits), and the set of at most V variants minimising the sum over the model's GEMMs (each on the
-best variant of the set, weighted by how often the GEMM occurs) is chosen: exhaustively over the
-subsets of the candidates when they are few, else greedily with exchange steps. The whole-model
+fits) **in the graph the set of variants makes**: the graph's buffer ports are sized for the
+set's largest tiles (:func:`ports_of`), and a GEMM on a smaller variant streams its tiles padded
+to them, as the plan's estimate counts them. The set of at most V variants minimising the sum
+over the model's GEMMs (each on the best variant of the set, weighted by how often the GEMM
+occurs) is chosen: exhaustively over the subsets of the candidates when they are few, else
+greedily with exchange steps. The whole-model
 time differs from that sum by terms that do not depend on the tiles (one launch, a
 reconfiguration per layer), so this minimises the modelled whole-model time over the candidates.
 Because every subset of one candidate is searched, the choice is never worse than any single
@@ -20,13 +23,14 @@ candidate shared by every layer. Deterministic: ties keep the earlier candidate.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
 from codesign.boards import Board
+from codesign.cost.temporal import PortStreams
 from codesign.cost.tiles import SOLVER_TIME_LIMIT, search_tile, tile_estimate
-from codesign.cost.workload import GemmWorkload, TemporalConfig
+from codesign.cost.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig
 from codesign.errors import FitError
 from codesign.ir.plan import Tile
 
@@ -41,8 +45,11 @@ class VariantChoice:
     """The variants (dtype, tile) chosen, and the tile each distinct workload runs with.
 
     ``time_s``: the modelled sum over the model's GEMMs (occurrences counted) of their time on
-    their variant, as each per-launch estimate gives it; ``own_time_s`` the same with every GEMM
-    on its own best tile (a lower bound of ``time_s``). ``exhaustive``: every subset was searched.
+    their variant in the graph of the chosen variants (ports padded), as each per-launch estimate
+    gives it; ``own_time_s`` the same with every GEMM on its own best tile in a graph of its own
+    (a lower bound of ``time_s``). ``exhaustive``: every subset was searched. ``ports``: the
+    buffer ports of the chosen variants' graph (:func:`ports_of`), which the GEMMs' dataflow
+    choice and the batched products' tile search also stream.
     """
 
     variants: tuple[tuple[str, Tile], ...]
@@ -51,6 +58,7 @@ class VariantChoice:
     own_time_s: float
     candidates: int
     exhaustive: bool
+    ports: PortStreams | None = None
 
     def tile_for(self, w: GemmWorkload) -> Tile:
         return self.tiles[w]
@@ -63,23 +71,54 @@ def config_for(board: Board, chains: int, cascade: int, tile: Tile) -> TemporalC
     )
 
 
-def variant_time(board: Board, w: GemmWorkload, chains: int, cascade: int, tile: Tile) -> float:
-    """Modelled time of ``w`` on the variant ``tile`` (inf when no dataflow fits)."""
-    est = tile_estimate(board, w, config_for(board, chains, cascade, tile))
+def variant_time(
+    board: Board,
+    w: GemmWorkload,
+    chains: int,
+    cascade: int,
+    tile: Tile,
+    ports: PortStreams | None = None,
+) -> float:
+    """Modelled time of ``w`` on the variant ``tile`` in a graph with buffer ports ``ports``
+    (inf when no dataflow fits)."""
+    est = tile_estimate(board, w, config_for(board, chains, cascade, tile), ports=ports)
     return math.inf if est is None else est.time_s
 
 
-def _cover(cost: list[list[float]], counts: list[int], subset: Sequence[int]) -> float:
-    return sum(n * min(row[j] for j in subset) for row, n in zip(cost, counts, strict=True))
+def ports_of(board: Board, variants: Sequence[tuple[str, Tile]]) -> PortStreams | None:
+    """The buffer ports, as the cost model streams them, of a graph whose GEMM kernels are
+    ``variants`` (dtype, tile): each port holds the largest variant's tile in whole PLIO beats
+    (the model's element sizes, :data:`codesign.cost.workload.DTYPE_BYTES`). None for no variant."""
+    if not variants:
+        return None
+    beat = max(board.plio.widths_bits) // 8
+
+    def beats(nbytes: float) -> int:
+        return -(-math.ceil(nbytes) // beat) * beat
+
+    sizes = [(DTYPE_BYTES[d], t) for d, t in variants]
+    return PortStreams(
+        a=max(beats(t.m * t.k * b[0]) for b, t in sizes),
+        b=max(beats(t.k * t.n * b[1]) for b, t in sizes),
+        c=max(beats(t.m * t.n * b[2]) for b, t in sizes),
+    )
+
+
+def _cover(
+    time: Callable[[int, int, tuple[int, ...]], float], counts: list[int], subset: Sequence[int]
+) -> float:
+    sub = tuple(subset)
+    return sum(n * min(time(i, j, sub) for j in sub) for i, n in enumerate(counts))
 
 
 def _best_subset(
-    cost: list[list[float]], counts: list[int], v: int
+    time: Callable[[int, int, tuple[int, ...]], float], counts: list[int], n: int, v: int
 ) -> tuple[tuple[int, ...], bool]:
-    """Indices of at most ``v`` candidates minimising the weighted cover cost."""
-    n = len(cost[0]) if cost else 0
-    if n <= v:
-        return tuple(range(n)), True
+    """Indices of at most ``v`` of the ``n`` candidates minimising the weighted cover cost;
+    ``time(i, j, subset)``: workload i on candidate j in the graph of ``subset``."""
+    cost = time
+    # no shortcut when n <= v: a larger set pads every tile to larger ports, so all of the
+    # candidates together need not be the best set
     total = sum(math.comb(n, r) for r in range(1, v + 1))
     if total <= EXHAUSTIVE_SUBSETS:
         best, best_t = (), math.inf
@@ -109,6 +148,25 @@ def _best_subset(
                 if _cover(cost, counts, trial) < base * (1 - 1e-12):
                     chosen, base, improved = trial, _cover(cost, counts, trial), True
     return tuple(sorted(chosen)), False
+
+
+def _in_graph(
+    board: Board,
+    chains: int,
+    cascade: int,
+    ws: list[GemmWorkload],
+    dtype: str,
+    cands: list[Tile],
+    earlier: tuple[tuple[str, Tile], ...],
+) -> Callable[[int, int, tuple[int, ...]], float]:
+    """``time(i, j, subset)``: workload ``ws[i]`` on candidate ``cands[j]`` in the graph whose
+    ``dtype`` kernels are the candidates ``subset`` (and the ``earlier`` variants)."""
+
+    def time(i: int, j: int, sub: tuple[int, ...]) -> float:
+        ports = ports_of(board, [*earlier, *((dtype, cands[x]) for x in sub)])
+        return variant_time(board, ws[i], chains, cascade, cands[j], ports)
+
+    return time
 
 
 def choose_variants(
@@ -148,24 +206,19 @@ def choose_variants(
         ws = [w for w in counts if w.dtype == dtype]
         cands = list(dict.fromkeys(own[w] for w in ws))
         n_candidates += len(cands)
-        cost = [
-            [
-                own_time[w] if t == own[w] else variant_time(board, w, chains, cascade, t)
-                for t in cands
-            ]
-            for w in ws
-        ]
+        # the other dtypes' kernels, chosen before, share the graph's ports
+        time = _in_graph(board, chains, cascade, ws, dtype, cands, tuple(variants))
         n = [counts[w] for w in ws]
-        sub, ex = _best_subset(cost, n, max_variants)
+        sub, ex = _best_subset(time, n, len(cands), max_variants)
         exhaustive &= ex
-        for w, row in zip(ws, cost, strict=True):
-            j = min(sub, key=lambda j: (row[j], j))
-            if math.isinf(row[j]):
+        for i, w in enumerate(ws):
+            j = min(sub, key=lambda j: (time(i, j, sub), j))
+            if math.isinf(time(i, j, sub)):
                 raise FitError(f"GEMM {w.label()} fits none of the kernel tile variants chosen")
             tiles[w] = cands[j]
-        used = [j for j in sub if any(tiles[w] == cands[j] for w in ws)]
+        used = tuple(j for j in sub if any(tiles[w] == cands[j] for w in ws))
         variants += [(dtype, cands[j]) for j in used]
-        total += _cover(cost, n, used)
+        total += _cover(time, n, used)
     return VariantChoice(
         variants=tuple(variants),
         tiles=tiles,
@@ -173,4 +226,5 @@ def choose_variants(
         own_time_s=sum(own_time[w] * counts[w] for w in counts),
         candidates=n_candidates,
         exhaustive=exhaustive,
+        ports=ports_of(board, variants),
     )

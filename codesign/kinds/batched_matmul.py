@@ -166,11 +166,23 @@ def plan(ctx: PlanContext, op: BatchedMatMul) -> BatchedMatMulLayer:
         f"solving the tiling of {op.name!r} (batched {math.prod(batch_shape)} x "
         f"{M}x{K}x{N} {op.dtype})"
     )
+    from codesign.kinds.gemm import variant_ports
+
+    # the tile is searched in the graph the weight GEMMs' kernels make: its tiles are padded to
+    # that graph's buffer ports, as the plan's estimate streams them
+    ports = variant_ports(ctx)
     try:
         sched = tempus.schedule_gemm(
-            ctx.board, M, K, N, op.dtype, ctx.block, time_limit_s=ctx.solver_time_limit
+            ctx.board,
+            M,
+            K,
+            N,
+            op.dtype,
+            ctx.block,
+            time_limit_s=ctx.solver_time_limit,
+            ports=ports,
         )
-        sched = tempus.choose_dataflow(ctx.board, sched)
+        sched = tempus.choose_dataflow(ctx.board, sched, ports=ports)
     except FitError as e:
         raise FitError(f"node {op.name!r} (batched GEMM {M}x{K}x{N} {op.dtype}): {e}") from None
     return BatchedMatMulLayer(

@@ -77,7 +77,7 @@ def plan(ctx: PlanContext, op: Gemm) -> GemmLayer:
                 tempus.schedule_gemm(ctx.board, M, K, N, op.dtype, ctx.block, tile=tile),
                 solver=own.solver,
             )
-        sched = tempus.choose_dataflow(ctx.board, sched)
+        sched = tempus.choose_dataflow(ctx.board, sched, ports=_variants(ctx).ports)
     except FitError as e:
         raise FitError(f"node {op.name!r} (GEMM {M}x{K}x{N} {op.dtype}): {e}") from None
     wdtype = "bf16" if op.dtype == "bf16" else kg.types[op.weight].dtype
@@ -206,6 +206,12 @@ def _variants(ctx: PlanContext) -> VariantChoice:
             time_limit_s=ctx.solver_time_limit,
         )
     return ctx.state[key]
+
+
+def variant_ports(ctx: PlanContext) -> PortStreams | None:
+    """The buffer ports of the graph the weight GEMMs' kernel variants make, as the cost model
+    streams them (None without a GEMM): the other block layers' tiles are searched in it."""
+    return _variants(ctx).ports
 
 
 # --- executor -----------------------------------------------------------------------------------
@@ -466,9 +472,9 @@ def graph_ports(plan: Plan) -> PortStreams | None:
 
 def plio_padding_bytes(plan: Plan, layer: Layer) -> int:
     """Bytes block layer ``layer`` streams over the PLIOs beyond its own tiles, per graph run
-    (per head for a batched product): each A and B tile padded to its whole buffer port, and a
-    whole C buffer per K pass where the layer needs its tile once (the graph's ports serve every
-    layer: :func:`codesign.aie.emit.port_bytes`). The cost model's PLIO stage counts them."""
+    (per head for a batched product): each A, B and C tile padded to its whole buffer port (the
+    graph's ports serve every layer: :func:`codesign.aie.emit.port_bytes`). The cost model's PLIO
+    stage counts them."""
     from codesign.aie.emit import CSIZE, _block_context, port_bytes
 
     p = port_bytes(plan)
@@ -481,7 +487,7 @@ def plio_padding_bytes(plan: Plan, layer: Layer) -> int:
     b = ctx["k"] * ctx["n"] * CSIZE[ctx["tb"]]
     c = ctx["m"] * ctx["n"] * CSIZE[ctx["tout"]]
     per_step = L * (p.a - a) + C * L * (p.b - b)
-    per_tile = k_passes * per_step + C * (k_passes * p.c - c)
+    per_tile = k_passes * per_step + C * (p.c - c)
     return s.m_tiles * s.n_tiles * per_tile
 
 

@@ -57,6 +57,27 @@ int main(int argc, char** argv) {
       out.read(got.data(), 4);
       return out.drained() ? 0 : 1;
     }
+    if (what == "async") {  // C of a 3-pass tile: acquired, written and sent on the last pass only
+      adf::output_async_buffer<uint8> c(4, "async port");
+      for (int p = 0; p < 3; ++p) {
+        in.write(data.data(), 8);
+        adf::invoke([&] {
+          if (p == 2) {
+            c.acquire();
+            c.data()[0] = static_cast<uint8>(sum(in, out));
+            c.release();
+          }
+        }, in, out);
+        out.read(got.data(), 4);
+        if (c.held() || (p < 2 && !c.drained())) return 1;
+      }
+      c.read(got.data(), 4);
+      return got[0] == 36 && c.drained() ? 0 : 1;
+    }
+    if (what == "async_unacquired") {  // an async buffer written without its lock
+      adf::output_async_buffer<uint8> c(4, "async port");
+      c.data()[0] = 1;
+    }
     if (what == "short") in.write(data.data(), 7);
     if (what == "long") in.write(data.data(), 9);
     if (what == "short_read" || what == "long_read" || what == "unread") in.write(data.data(), 8);
@@ -97,6 +118,13 @@ def test_a_whole_buffer_per_invocation_runs(buffer_probe: Path) -> None:
 
 @gxx
 @pytest.mark.gxx
+def test_an_async_output_sends_only_when_the_kernel_acquires_it(buffer_probe: Path) -> None:
+    p = subprocess.run([str(buffer_probe), "async"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+
+@gxx
+@pytest.mark.gxx
 @pytest.mark.parametrize(
     ("case", "message"),
     [
@@ -105,6 +133,7 @@ def test_a_whole_buffer_per_invocation_runs(buffer_probe: Path) -> None:
         ("short_read", "out port: short read, 3 elements of a buffer of 4"),
         ("long_read", "out port: long read, 5 elements of a buffer of 4"),
         ("unread", "out port: previous buffer not read"),
+        ("async_unacquired", "async port: data() outside a kernel invocation"),
     ],
 )
 def test_the_buffer_model_rejects_a_partial_transfer(
@@ -115,15 +144,37 @@ def test_the_buffer_model_rejects_a_partial_transfer(
     assert message in p.stderr
 
 
-def _two_tiles(tmp_path: Path):
+def _own_tiles(board, workloads, chains, cascade, **_):
+    """A variant choice that gives every GEMM its own best tile (a graph of two kernel variants).
+    The cost model shares one tile between these two GEMMs once it counts the padding; the tests
+    here need two tile sizes in one graph to test the padding itself."""
+    from codesign.cost.tiles import search_tile
+    from codesign.cost.variants import VariantChoice, ports_of
+    from codesign.ir.plan import Tile
+
+    tiles = {}
+    for w in workloads:
+        c = search_tile(board, w, chains, cascade, plio_bits=max(board.plio.widths_bits))
+        c = c.estimate.config
+        tiles[w] = Tile(c.tile_m, c.tile_k, c.tile_n)
+    variants = tuple(dict.fromkeys((w.dtype, t) for w, t in tiles.items()))
+    return VariantChoice(variants, tiles, 0.0, 0.0, len(variants), True, ports_of(board, variants))
+
+
+def _two_tiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Two GEMMs of different tiles on one 2x8 block: fc0 16x8x8 (the largest A and C), fc1
     4x8x8 in 4 K passes (its A and C tiles a quarter of the ports)."""
+    import codesign.kinds.gemm
+
+    monkeypatch.setattr(codesign.kinds.gemm, "choose_variants", _own_tiles)
     model = models.qdq_mlp(tmp_path / "m.onnx", dims=(64, 256, 8), batch=16)
     return codesign.compile(model, board="vek280", block="2x8", synth=False)
 
 
-def test_ports_are_sized_for_the_largest_tile(tmp_path: Path) -> None:
-    build = _two_tiles(tmp_path)
+def test_ports_are_sized_for_the_largest_tile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = _two_tiles(tmp_path, monkeypatch)
     g = graph_context(build.plan)
     tiles = {c["layer"]: (c["m"], c["k"], c["n"], c["k_passes"]) for c in g["layers"]}
     assert tiles["fc0_matmul"][:3] != tiles["fc1_matmul"][:3], tiles  # the case needs two tiles
@@ -136,12 +187,12 @@ def test_ports_are_sized_for_the_largest_tile(tmp_path: Path) -> None:
     assert set(aie_check.pl_transfers(build.plan).values()) == {(ports.a, ports.b, ports.c)}
 
 
-def test_the_cost_model_counts_the_padding(tmp_path: Path) -> None:
+def test_the_cost_model_counts_the_padding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from codesign.cost import GemmWorkload, TemporalConfig, estimate_temporal_gemm
     from codesign.cost.temporal import PortStreams
     from codesign.report.plan_report import estimate
 
-    build = _two_tiles(tmp_path)
+    build = _two_tiles(tmp_path, monkeypatch)
     rows = {r["name"]: r for r in estimate(build.plan)["layers"]}
     assert rows["fc0_matmul"]["plio_padding_bytes"] == 0  # its tiles fill the ports
     s = build.plan.layers[5].schedule
@@ -149,7 +200,7 @@ def test_the_cost_model_counts_the_padding(tmp_path: Path) -> None:
     ports = port_bytes(build.plan)
     L, C = s.block.cascade, s.block.chains
     a, c = s.tile.m * s.tile.k, s.tile.m * s.tile.n
-    per_tile = s.k_passes * L * (ports.a - a) + C * (s.k_passes * ports.c - c)
+    per_tile = s.k_passes * L * (ports.a - a) + C * (ports.c - c)  # C once per tile
     assert rows["fc1_matmul"]["plio_padding_bytes"] == s.m_tiles * s.n_tiles * per_tile > 0
     # the PLIO stage of a small tile grows when it streams whole ports
     board = codesign.boards.load("vek280")
@@ -169,7 +220,7 @@ def test_check_passes_on_two_tile_sizes_and_catches_an_unpadded_tile(
     from codesign.codegen.check import check_build, golden_inputs
     from codesign.sim.functional import Simulator
 
-    build = codesign.load_build(_two_tiles(tmp_path).save(tmp_path / "b"))
+    build = codesign.load_build(_two_tiles(tmp_path, monkeypatch).save(tmp_path / "b"))
     rows = check_build(build)
     bad = [r for r in rows if not (r.compiled and r.matched)]
     assert not bad, bad

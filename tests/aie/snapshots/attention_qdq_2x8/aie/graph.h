@@ -10,11 +10,11 @@
 // 29 words) on its chain's control stream, one graph iteration per (M tile,
 // N tile, K pass), as the plan's whole-model execution says; the host launches once. Kernel buffers stay double buffered
 // (ping-pong, the ADF default). Every core buffer port is sized for the largest layer's tile
-// (A 64, B 128, C 512 bytes, whole PLIO beats): a port fires only on a whole buffer, so the
-// PL pads each smaller tile to it and drops the padding of each C buffer. The plan fixes no core placement, so no location constraint is given: each cascade makes its chain a row of neighbours, which the AIE compiler places.
-// Verified on x86 only (codesign check): no Vitis ran on this text. In particular the carry
-// buffers (bf16 sums between K passes) close a loop from the last core to the first, which on
-// hardware needs its first buffer released before the first graph iteration.
+// (A 128, B 128, C 512 bytes, whole PLIO beats): a port fires only on a whole buffer, so the
+// PL pads each smaller tile to it and drops the padding of each C buffer. C and the carry loop
+// (bf16 sums between K passes, last core -> first core) are asynchronous buffers: C leaves once per
+// tile after its last K pass, and a carry buffer only between passes. The plan fixes no core placement, so no location constraint is given: each cascade makes its chain a row of neighbours, which the AIE compiler places.
+// Verified on x86 only (codesign check): no Vitis ran on this text.
 #pragma once
 
 #include <adf.h>
@@ -209,38 +209,38 @@ class codesign_graph : public adf::graph {
     adf::connect<adf::cascade>(core_1_6.out[0], core_1_7.in[2]);
     adf::connect(core_1_7.out[0], c_out_1.in[0]);
     adf::connect(rtp_in_1.out[0], core_1_7.in[3]);
-    adf::dimensions(core_0_0.in[0]) = {64};
+    adf::dimensions(core_0_0.in[0]) = {128};
     adf::dimensions(core_0_0.in[1]) = {128};
-    adf::dimensions(core_0_1.in[0]) = {64};
+    adf::dimensions(core_0_1.in[0]) = {128};
     adf::dimensions(core_0_1.in[1]) = {128};
-    adf::dimensions(core_0_2.in[0]) = {64};
+    adf::dimensions(core_0_2.in[0]) = {128};
     adf::dimensions(core_0_2.in[1]) = {128};
-    adf::dimensions(core_0_3.in[0]) = {64};
+    adf::dimensions(core_0_3.in[0]) = {128};
     adf::dimensions(core_0_3.in[1]) = {128};
-    adf::dimensions(core_0_4.in[0]) = {64};
+    adf::dimensions(core_0_4.in[0]) = {128};
     adf::dimensions(core_0_4.in[1]) = {128};
-    adf::dimensions(core_0_5.in[0]) = {64};
+    adf::dimensions(core_0_5.in[0]) = {128};
     adf::dimensions(core_0_5.in[1]) = {128};
-    adf::dimensions(core_0_6.in[0]) = {64};
+    adf::dimensions(core_0_6.in[0]) = {128};
     adf::dimensions(core_0_6.in[1]) = {128};
-    adf::dimensions(core_0_7.in[0]) = {64};
+    adf::dimensions(core_0_7.in[0]) = {128};
     adf::dimensions(core_0_7.in[1]) = {128};
     adf::dimensions(core_0_7.out[0]) = {512};
-    adf::dimensions(core_1_0.in[0]) = {64};
+    adf::dimensions(core_1_0.in[0]) = {128};
     adf::dimensions(core_1_0.in[1]) = {128};
-    adf::dimensions(core_1_1.in[0]) = {64};
+    adf::dimensions(core_1_1.in[0]) = {128};
     adf::dimensions(core_1_1.in[1]) = {128};
-    adf::dimensions(core_1_2.in[0]) = {64};
+    adf::dimensions(core_1_2.in[0]) = {128};
     adf::dimensions(core_1_2.in[1]) = {128};
-    adf::dimensions(core_1_3.in[0]) = {64};
+    adf::dimensions(core_1_3.in[0]) = {128};
     adf::dimensions(core_1_3.in[1]) = {128};
-    adf::dimensions(core_1_4.in[0]) = {64};
+    adf::dimensions(core_1_4.in[0]) = {128};
     adf::dimensions(core_1_4.in[1]) = {128};
-    adf::dimensions(core_1_5.in[0]) = {64};
+    adf::dimensions(core_1_5.in[0]) = {128};
     adf::dimensions(core_1_5.in[1]) = {128};
-    adf::dimensions(core_1_6.in[0]) = {64};
+    adf::dimensions(core_1_6.in[0]) = {128};
     adf::dimensions(core_1_6.in[1]) = {128};
-    adf::dimensions(core_1_7.in[0]) = {64};
+    adf::dimensions(core_1_7.in[0]) = {128};
     adf::dimensions(core_1_7.in[1]) = {128};
     adf::dimensions(core_1_7.out[0]) = {512};
   }

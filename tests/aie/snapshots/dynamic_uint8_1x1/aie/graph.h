@@ -11,10 +11,10 @@
 // N tile, K pass), as the plan's whole-model execution says; the host launches once. Kernel buffers stay double buffered
 // (ping-pong, the ADF default). Every core buffer port is sized for the largest layer's tile
 // (A 32, B 64, C 128 bytes, whole PLIO beats): a port fires only on a whole buffer, so the
-// PL pads each smaller tile to it and drops the padding of each C buffer. The plan fixes no core placement, so no location constraint is given: each cascade makes its chain a row of neighbours, which the AIE compiler places.
-// Verified on x86 only (codesign check): no Vitis ran on this text. In particular the carry
-// buffers (bf16 sums between K passes) close a loop from the last core to the first, which on
-// hardware needs its first buffer released before the first graph iteration.
+// PL pads each smaller tile to it and drops the padding of each C buffer. C and the carry loop
+// (bf16 sums between K passes, last core -> first core) are asynchronous buffers: C leaves once per
+// tile after its last K pass, and a carry buffer only between passes. The plan fixes no core placement, so no location constraint is given: each cascade makes its chain a row of neighbours, which the AIE compiler places.
+// Verified on x86 only (codesign check): no Vitis ran on this text.
 #pragma once
 
 #include <adf.h>

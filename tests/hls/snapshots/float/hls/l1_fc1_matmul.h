@@ -426,7 +426,7 @@ inline void l1_fc1_matmul_feed_b(const u8* arena,
 
 // C untiler: the output tile of each chain (tempus.c/1 order), per (M tile, N tile) -> row-major C (arena +6080,
 // 4x8 float32); the padding rows and columns are dropped. The last core's C buffer port
-// leaves whole on every graph iteration (4 beats: the tile at byte 0, then bytes of the
+// leaves whole once per tile, after its last K pass (4 beats: the tile at byte 0, then bytes of the
 // largest layer's tile this layer drops).
 inline void l1_fc1_matmul_untile_c(
     hls::stream<beat_t>& c_0,
@@ -435,8 +435,7 @@ inline void l1_fc1_matmul_untile_c(
   u8* y = arena + 6080;
   constexpr int EPB = BEAT_BITS / 32;
   for (int it = 0; it < 1; ++it) {
-    const int i = it / 1, j = (it / 1) % 1;
-    const bool last_pass = it % 1 == 0;
+    const int i = it / 1, j = it % 1;
     for (int t = 0; t < 4; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
       const beat_t beat = c_0.read();
@@ -447,7 +446,7 @@ inline void l1_fc1_matmul_untile_c(
         const int blk = x / 16, w = x % 16;
         const int r = (blk / 1) * 4 + w / 4, q = (blk % 1) * 4 + w % 4;
         const int row = i * 4 + r, col = (j * 2 + 0) * 4 + q;
-        if (last_pass && x < 16 && row < 4 && col < 8) {
+        if (x < 16 && row < 4 && col < 8) {
           put_raw(y + (static_cast<std::int64_t>(row) * 8 + col) * 4, 4,
                   beat.range(e * 32 + 31, e * 32));
         }
@@ -463,7 +462,7 @@ inline void l1_fc1_matmul_untile_c(
         const int blk = x / 16, w = x % 16;
         const int r = (blk / 1) * 4 + w / 4, q = (blk % 1) * 4 + w % 4;
         const int row = i * 4 + r, col = (j * 2 + 1) * 4 + q;
-        if (last_pass && x < 16 && row < 4 && col < 8) {
+        if (x < 16 && row < 4 && col < 8) {
           put_raw(y + (static_cast<std::int64_t>(row) * 8 + col) * 4, 4,
                   beat.range(e * 32 + 31, e * 32));
         }

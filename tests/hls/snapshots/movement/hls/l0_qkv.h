@@ -426,7 +426,7 @@ inline void l0_qkv_feed_b(const u8* arena,
 
 // C untiler: the output tile of each chain (tempus.c/1 order), per (M tile, N tile) -> row-major C (arena +6720,
 // 8x48 float32); the padding rows and columns are dropped. The last core's C buffer port
-// leaves whole on every graph iteration (16 beats: the tile at byte 0, then bytes of the
+// leaves whole once per tile, after its last K pass (16 beats: the tile at byte 0, then bytes of the
 // largest layer's tile this layer drops).
 inline void l0_qkv_untile_c(
     hls::stream<beat_t>& c_0,
@@ -435,8 +435,7 @@ inline void l0_qkv_untile_c(
   u8* y = arena + 6720;
   constexpr int EPB = BEAT_BITS / 32;
   for (int it = 0; it < 3; ++it) {
-    const int i = it / 3, j = (it / 1) % 3;
-    const bool last_pass = it % 1 == 0;
+    const int i = it / 3, j = it % 3;
     for (int t = 0; t < 16; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
       const beat_t beat = c_0.read();
@@ -447,7 +446,7 @@ inline void l0_qkv_untile_c(
         const int blk = x / 16, w = x % 16;
         const int r = (blk / 2) * 4 + w / 4, q = (blk % 2) * 4 + w % 4;
         const int row = i * 8 + r, col = (j * 2 + 0) * 8 + q;
-        if (last_pass && x < 64 && row < 8 && col < 48) {
+        if (x < 64 && row < 8 && col < 48) {
           put_raw(y + (static_cast<std::int64_t>(row) * 48 + col) * 4, 4,
                   beat.range(e * 32 + 31, e * 32));
         }
@@ -463,7 +462,7 @@ inline void l0_qkv_untile_c(
         const int blk = x / 16, w = x % 16;
         const int r = (blk / 2) * 4 + w / 4, q = (blk % 2) * 4 + w % 4;
         const int row = i * 8 + r, col = (j * 2 + 1) * 8 + q;
-        if (last_pass && x < 64 && row < 8 && col < 48) {
+        if (x < 64 && row < 8 && col < 48) {
           put_raw(y + (static_cast<std::int64_t>(row) * 48 + col) * 4, 4,
                   beat.range(e * 32 + 31, e * 32));
         }

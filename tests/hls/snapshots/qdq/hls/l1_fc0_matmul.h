@@ -426,7 +426,7 @@ inline void l1_fc0_matmul_feed_b(const u8* arena,
 
 // C untiler: the output tile of each chain (tempus.c/1 order), per (M tile, N tile) -> row-major C (arena +4672,
 // 4x32 int8); the padding rows and columns are dropped. The last core's C buffer port
-// leaves whole on every graph iteration (2 beats: the tile at byte 0, then bytes of the
+// leaves whole once per tile, after its last K pass (2 beats: the tile at byte 0, then bytes of the
 // largest layer's tile this layer drops).
 inline void l1_fc0_matmul_untile_c(
     hls::stream<beat_t>& c_0,
@@ -435,8 +435,7 @@ inline void l1_fc0_matmul_untile_c(
   u8* y = arena + 4672;
   constexpr int EPB = BEAT_BITS / 8;
   for (int it = 0; it < 2; ++it) {
-    const int i = it / 2, j = (it / 1) % 2;
-    const bool last_pass = it % 1 == 0;
+    const int i = it / 2, j = it % 2;
     for (int t = 0; t < 2; ++t) {
   CODESIGN_HLS(HLS PIPELINE II=1)
       const beat_t beat = c_0.read();
@@ -447,7 +446,7 @@ inline void l1_fc0_matmul_untile_c(
         const int blk = x / 32, w = x % 32;
         const int r = (blk / 1) * 4 + w / 8, q = (blk % 1) * 8 + w % 8;
         const int row = i * 4 + r, col = (j * 2 + 0) * 8 + q;
-        if (last_pass && x < 32 && row < 4 && col < 32) {
+        if (x < 32 && row < 4 && col < 32) {
           put_raw(y + (static_cast<std::int64_t>(row) * 32 + col) * 1, 1,
                   beat.range(e * 8 + 7, e * 8));
         }
@@ -463,7 +462,7 @@ inline void l1_fc0_matmul_untile_c(
         const int blk = x / 32, w = x % 32;
         const int r = (blk / 1) * 4 + w / 8, q = (blk % 1) * 8 + w % 8;
         const int row = i * 4 + r, col = (j * 2 + 1) * 8 + q;
-        if (last_pass && x < 32 && row < 4 && col < 32) {
+        if (x < 32 && row < 4 && col < 32) {
           put_raw(y + (static_cast<std::int64_t>(row) * 32 + col) * 1, 1,
                   beat.range(e * 8 + 7, e * 8));
         }

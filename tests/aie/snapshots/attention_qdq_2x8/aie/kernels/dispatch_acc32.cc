@@ -7,6 +7,9 @@
 // A and B tile padded with zeros to the port's size and drop what follows the C tile. Each layer
 // below therefore reads its own variant's tile from byte 0 of a, b (and carry_in) and writes its
 // tile from byte 0 of c (and carry_out); the bytes past the tile are never read.
+// C and the carry loop are asynchronous buffers: a GEMM layer's C buffer is acquired and sent
+// only on the last K pass of a tile (once per tile, not once per graph iteration), and a bf16
+// layer's carry only between passes, so the loop needs no priming buffer.
 #include <adf.h>
 
 #include "aie_api/aie.hpp"
@@ -29,24 +32,30 @@ void core_acc32_first(
   const int32 pass = readincr(ctl);
   for (unsigned x = 0; x < 27; ++x) (void)readincr(ctl);  // the last core's words
   switch (layer) {
-    case 2:  // k_proj
+    case 2: {  // k_proj
       gemm0_first(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cout, pass);
       break;
-    case 3:  // v_proj
+    }
+    case 3: {  // v_proj
       gemm1_first(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cout, pass);
       break;
-    case 4:  // q_proj
+    }
+    case 4: {  // q_proj
       gemm2_first(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cout, pass);
       break;
-    case 8:  // qk
+    }
+    case 8: {  // qk
       gemm3_first(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cout, pass);
       break;
-    case 14:  // av
+    }
+    case 14: {  // av
       gemm4_first(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cout, pass);
       break;
-    case 20:  // o_proj
+    }
+    case 20: {  // o_proj
       gemm5_first(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cout, pass);
       break;
+    }
     default:
       break;  // not a layer of this group: the host never names one
   }
@@ -63,24 +72,30 @@ void core_acc32_middle(
   const int32 pass = readincr(ctl);
   for (unsigned x = 0; x < 27; ++x) (void)readincr(ctl);  // the last core's words
   switch (layer) {
-    case 2:  // k_proj
+    case 2: {  // k_proj
       gemm0_middle(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin, cout, pass);
       break;
-    case 3:  // v_proj
+    }
+    case 3: {  // v_proj
       gemm1_middle(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin, cout, pass);
       break;
-    case 4:  // q_proj
+    }
+    case 4: {  // q_proj
       gemm2_middle(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin, cout, pass);
       break;
-    case 8:  // qk
+    }
+    case 8: {  // qk
       gemm3_middle(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin, cout, pass);
       break;
-    case 14:  // av
+    }
+    case 14: {  // av
       gemm4_middle(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin, cout, pass);
       break;
-    case 20:  // o_proj
+    }
+    case 20: {  // o_proj
       gemm5_middle(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin, cout, pass);
       break;
+    }
     default:
       break;  // not a layer of this group: the host never names one
   }
@@ -90,7 +105,7 @@ void core_acc32_last(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_cascade<acc32>* __restrict cin,
     input_stream<int32>* __restrict ctl,
-    adf::output_buffer<uint8>& __restrict c) {
+    adf::output_async_buffer<uint8>& __restrict c) {
   // this invocation's control record from the PL sequencer (docs/pl_streams.md): layer, pass,
   // passes, za, then the chain's 25 epilogue words of the tile
   const int32 layer = readincr(ctl);
@@ -100,30 +115,66 @@ void core_acc32_last(
   int32 epi[25];
   for (unsigned x = 0; x < 25; ++x) epi[x] = readincr(ctl);
   switch (layer) {
-    case 2:  // k_proj
+    case 2: {  // k_proj
+      // C leaves once per tile, after the last K pass; the bf16 sums go round the carry loop
+      // between passes (none in, on the first; none out, on the last)
+      const bool final_pass = pass + 1 == passes;
+      if (final_pass) c.acquire();
       gemm0_last(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin,
-          epi, reinterpret_cast<uint8*>(c.data()), pass, passes, za);
+          epi, final_pass ? reinterpret_cast<uint8*>(c.data()) : nullptr, pass, passes, za);
+      if (final_pass) c.release();
       break;
-    case 3:  // v_proj
+    }
+    case 3: {  // v_proj
+      // C leaves once per tile, after the last K pass; the bf16 sums go round the carry loop
+      // between passes (none in, on the first; none out, on the last)
+      const bool final_pass = pass + 1 == passes;
+      if (final_pass) c.acquire();
       gemm1_last(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin,
-          epi, reinterpret_cast<uint8*>(c.data()), pass, passes, za);
+          epi, final_pass ? reinterpret_cast<uint8*>(c.data()) : nullptr, pass, passes, za);
+      if (final_pass) c.release();
       break;
-    case 4:  // q_proj
+    }
+    case 4: {  // q_proj
+      // C leaves once per tile, after the last K pass; the bf16 sums go round the carry loop
+      // between passes (none in, on the first; none out, on the last)
+      const bool final_pass = pass + 1 == passes;
+      if (final_pass) c.acquire();
       gemm2_last(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin,
-          epi, reinterpret_cast<uint8*>(c.data()), pass, passes, za);
+          epi, final_pass ? reinterpret_cast<uint8*>(c.data()) : nullptr, pass, passes, za);
+      if (final_pass) c.release();
       break;
-    case 8:  // qk
+    }
+    case 8: {  // qk
+      // C leaves once per tile, after the last K pass; the bf16 sums go round the carry loop
+      // between passes (none in, on the first; none out, on the last)
+      const bool final_pass = pass + 1 == passes;
+      if (final_pass) c.acquire();
       gemm3_last(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin,
-          epi, reinterpret_cast<int32*>(c.data()), pass, passes, za);
+          epi, final_pass ? reinterpret_cast<int32*>(c.data()) : nullptr, pass, passes, za);
+      if (final_pass) c.release();
       break;
-    case 14:  // av
+    }
+    case 14: {  // av
+      // C leaves once per tile, after the last K pass; the bf16 sums go round the carry loop
+      // between passes (none in, on the first; none out, on the last)
+      const bool final_pass = pass + 1 == passes;
+      if (final_pass) c.acquire();
       gemm4_last(reinterpret_cast<const int8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin,
-          epi, reinterpret_cast<int32*>(c.data()), pass, passes, za);
+          epi, final_pass ? reinterpret_cast<int32*>(c.data()) : nullptr, pass, passes, za);
+      if (final_pass) c.release();
       break;
-    case 20:  // o_proj
+    }
+    case 20: {  // o_proj
+      // C leaves once per tile, after the last K pass; the bf16 sums go round the carry loop
+      // between passes (none in, on the first; none out, on the last)
+      const bool final_pass = pass + 1 == passes;
+      if (final_pass) c.acquire();
       gemm5_last(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()), cin,
-          epi, reinterpret_cast<uint8*>(c.data()), pass, passes, za);
+          epi, final_pass ? reinterpret_cast<uint8*>(c.data()) : nullptr, pass, passes, za);
+      if (final_pass) c.release();
       break;
+    }
     default:
       break;  // not a layer of this group: the host never names one
   }

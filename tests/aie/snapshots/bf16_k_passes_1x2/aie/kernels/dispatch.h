@@ -6,7 +6,7 @@
 
 void core_accfloat_first(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
-    adf::input_buffer<uint8>& __restrict carry_in,
+    adf::input_async_buffer<uint8>& __restrict carry_in,
     input_stream<int32>* __restrict ctl,
     output_cascade<accfloat>* __restrict cout);
 
@@ -14,5 +14,5 @@ void core_accfloat_last(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_cascade<accfloat>* __restrict cin,
     input_stream<int32>* __restrict ctl,
-    adf::output_buffer<uint8>& __restrict c,
-    adf::output_buffer<uint8>& __restrict carry_out);
+    adf::output_async_buffer<uint8>& __restrict c,
+    adf::output_async_buffer<uint8>& __restrict carry_out);

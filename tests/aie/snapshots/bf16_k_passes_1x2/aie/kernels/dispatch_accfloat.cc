@@ -7,6 +7,9 @@
 // A and B tile padded with zeros to the port's size and drop what follows the C tile. Each layer
 // below therefore reads its own variant's tile from byte 0 of a, b (and carry_in) and writes its
 // tile from byte 0 of c (and carry_out); the bytes past the tile are never read.
+// C and the carry loop are asynchronous buffers: a GEMM layer's C buffer is acquired and sent
+// only on the last K pass of a tile (once per tile, not once per graph iteration), and a bf16
+// layer's carry only between passes, so the loop needs no priming buffer.
 #include <adf.h>
 
 #include "aie_api/aie.hpp"
@@ -17,7 +20,7 @@
 
 void core_accfloat_first(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
-    adf::input_buffer<uint8>& __restrict carry_in,
+    adf::input_async_buffer<uint8>& __restrict carry_in,
     input_stream<int32>* __restrict ctl,
     output_cascade<accfloat>* __restrict cout) {
   // this invocation's control record from the PL sequencer (docs/pl_streams.md): layer, pass,
@@ -26,14 +29,20 @@ void core_accfloat_first(
   const int32 pass = readincr(ctl);
   for (unsigned x = 0; x < 6; ++x) (void)readincr(ctl);  // the last core's words
   switch (layer) {
-    case 0:  // fc0_matmul
+    case 0: {  // fc0_matmul
+      if (pass > 0) carry_in.acquire();
       gemm0_first(reinterpret_cast<const bfloat16*>(a.data()), reinterpret_cast<const bfloat16*>(b.data()),
-          reinterpret_cast<const float*>(carry_in.data()), cout, pass);
+          pass > 0 ? reinterpret_cast<const float*>(carry_in.data()) : nullptr, cout, pass);
+      if (pass > 0) carry_in.release();
       break;
-    case 1:  // fc1_matmul
+    }
+    case 1: {  // fc1_matmul
+      if (pass > 0) carry_in.acquire();
       gemm1_first(reinterpret_cast<const bfloat16*>(a.data()), reinterpret_cast<const bfloat16*>(b.data()),
-          reinterpret_cast<const float*>(carry_in.data()), cout, pass);
+          pass > 0 ? reinterpret_cast<const float*>(carry_in.data()) : nullptr, cout, pass);
+      if (pass > 0) carry_in.release();
       break;
+    }
     default:
       break;  // not a layer of this group: the host never names one
   }
@@ -43,8 +52,8 @@ void core_accfloat_last(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_cascade<accfloat>* __restrict cin,
     input_stream<int32>* __restrict ctl,
-    adf::output_buffer<uint8>& __restrict c,
-    adf::output_buffer<uint8>& __restrict carry_out) {
+    adf::output_async_buffer<uint8>& __restrict c,
+    adf::output_async_buffer<uint8>& __restrict carry_out) {
   // this invocation's control record from the PL sequencer (docs/pl_streams.md): layer, pass,
   // passes, za, then the chain's 4 epilogue words of the tile
   const int32 layer = readincr(ctl);
@@ -54,16 +63,32 @@ void core_accfloat_last(
   int32 epi[4];
   for (unsigned x = 0; x < 4; ++x) epi[x] = readincr(ctl);
   switch (layer) {
-    case 0:  // fc0_matmul
+    case 0: {  // fc0_matmul
+      // C leaves once per tile, after the last K pass; the bf16 sums go round the carry loop
+      // between passes (none in, on the first; none out, on the last)
+      const bool final_pass = pass + 1 == passes;
+      if (final_pass) c.acquire();
+      if (!final_pass) carry_out.acquire();
       gemm0_last(reinterpret_cast<const bfloat16*>(a.data()), reinterpret_cast<const bfloat16*>(b.data()), cin,
-          epi, reinterpret_cast<float*>(c.data()),
-          reinterpret_cast<float*>(carry_out.data()), pass, passes, za);
+          epi, final_pass ? reinterpret_cast<float*>(c.data()) : nullptr,
+          final_pass ? nullptr : reinterpret_cast<float*>(carry_out.data()), pass, passes, za);
+      if (!final_pass) carry_out.release();
+      if (final_pass) c.release();
       break;
-    case 1:  // fc1_matmul
+    }
+    case 1: {  // fc1_matmul
+      // C leaves once per tile, after the last K pass; the bf16 sums go round the carry loop
+      // between passes (none in, on the first; none out, on the last)
+      const bool final_pass = pass + 1 == passes;
+      if (final_pass) c.acquire();
+      if (!final_pass) carry_out.acquire();
       gemm1_last(reinterpret_cast<const bfloat16*>(a.data()), reinterpret_cast<const bfloat16*>(b.data()), cin,
-          epi, reinterpret_cast<float*>(c.data()),
-          reinterpret_cast<float*>(carry_out.data()), pass, passes, za);
+          epi, final_pass ? reinterpret_cast<float*>(c.data()) : nullptr,
+          final_pass ? nullptr : reinterpret_cast<float*>(carry_out.data()), pass, passes, za);
+      if (!final_pass) carry_out.release();
+      if (final_pass) c.release();
       break;
+    }
     default:
       break;  // not a layer of this group: the host never names one
   }

@@ -7,4 +7,4 @@
 void core_acc32_only(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_stream<int32>* __restrict ctl,
-    adf::output_buffer<uint8>& __restrict c);
+    adf::output_async_buffer<uint8>& __restrict c);

@@ -7,6 +7,9 @@
 // A and B tile padded with zeros to the port's size and drop what follows the C tile. Each layer
 // below therefore reads its own variant's tile from byte 0 of a, b (and carry_in) and writes its
 // tile from byte 0 of c (and carry_out); the bytes past the tile are never read.
+// C and the carry loop are asynchronous buffers: a GEMM layer's C buffer is acquired and sent
+// only on the last K pass of a tile (once per tile, not once per graph iteration), and a bf16
+// layer's carry only between passes, so the loop needs no priming buffer.
 #include <adf.h>
 
 #include "aie_api/aie.hpp"
@@ -17,7 +20,7 @@
 void core_acc32_only(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_stream<int32>* __restrict ctl,
-    adf::output_buffer<uint8>& __restrict c) {
+    adf::output_async_buffer<uint8>& __restrict c) {
   // this invocation's control record from the PL sequencer (docs/pl_streams.md): layer, pass,
   // passes, za, then the chain's 8 epilogue words of the tile
   const int32 layer = readincr(ctl);
@@ -27,14 +30,26 @@ void core_acc32_only(
   int32 epi[8];
   for (unsigned x = 0; x < 8; ++x) epi[x] = readincr(ctl);
   switch (layer) {
-    case 2:  // fc0_matmul_quant
+    case 2: {  // fc0_matmul_quant
+      // C leaves once per tile, after the last K pass; the bf16 sums go round the carry loop
+      // between passes (none in, on the first; none out, on the last)
+      const bool final_pass = pass + 1 == passes;
+      if (final_pass) c.acquire();
       gemm0_only(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()),
-          epi, reinterpret_cast<int32*>(c.data()), pass, passes, za);
+          epi, final_pass ? reinterpret_cast<int32*>(c.data()) : nullptr, pass, passes, za);
+      if (final_pass) c.release();
       break;
-    case 9:  // fc1_matmul_quant
+    }
+    case 9: {  // fc1_matmul_quant
+      // C leaves once per tile, after the last K pass; the bf16 sums go round the carry loop
+      // between passes (none in, on the first; none out, on the last)
+      const bool final_pass = pass + 1 == passes;
+      if (final_pass) c.acquire();
       gemm0_only(reinterpret_cast<const uint8*>(a.data()), reinterpret_cast<const int8*>(b.data()),
-          epi, reinterpret_cast<int32*>(c.data()), pass, passes, za);
+          epi, final_pass ? reinterpret_cast<int32*>(c.data()) : nullptr, pass, passes, za);
+      if (final_pass) c.release();
       break;
+    }
     default:
       break;  // not a layer of this group: the host never names one
   }

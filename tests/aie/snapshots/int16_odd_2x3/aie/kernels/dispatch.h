@@ -19,4 +19,4 @@ void core_acc64_last(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_cascade<acc64>* __restrict cin,
     input_stream<int32>* __restrict ctl,
-    adf::output_buffer<uint8>& __restrict c);
+    adf::output_async_buffer<uint8>& __restrict c);

@@ -7,6 +7,9 @@
 // A and B tile padded with zeros to the port's size and drop what follows the C tile. Each layer
 // below therefore reads its own variant's tile from byte 0 of a, b (and carry_in) and writes its
 // tile from byte 0 of c (and carry_out); the bytes past the tile are never read.
+// C and the carry loop are asynchronous buffers: a GEMM layer's C buffer is acquired and sent
+// only on the last K pass of a tile (once per tile, not once per graph iteration), and a bf16
+// layer's carry only between passes, so the loop needs no priming buffer.
 #include <adf.h>
 
 #include "aie_api/aie.hpp"
@@ -24,9 +27,10 @@ void core_acc64_first(
   const int32 pass = readincr(ctl);
   for (unsigned x = 0; x < 4; ++x) (void)readincr(ctl);  // the last core's words
   switch (layer) {
-    case 1:  // matmul
+    case 1: {  // matmul
       gemm0_first(reinterpret_cast<const int16*>(a.data()), reinterpret_cast<const int16*>(b.data()), cout, pass);
       break;
+    }
     default:
       break;  // not a layer of this group: the host never names one
   }
@@ -43,9 +47,10 @@ void core_acc64_middle(
   const int32 pass = readincr(ctl);
   for (unsigned x = 0; x < 4; ++x) (void)readincr(ctl);  // the last core's words
   switch (layer) {
-    case 1:  // matmul
+    case 1: {  // matmul
       gemm0_middle(reinterpret_cast<const int16*>(a.data()), reinterpret_cast<const int16*>(b.data()), cin, cout, pass);
       break;
+    }
     default:
       break;  // not a layer of this group: the host never names one
   }
@@ -55,7 +60,7 @@ void core_acc64_last(
     adf::input_buffer<uint8>& __restrict a, adf::input_buffer<uint8>& __restrict b,
     input_cascade<acc64>* __restrict cin,
     input_stream<int32>* __restrict ctl,
-    adf::output_buffer<uint8>& __restrict c) {
+    adf::output_async_buffer<uint8>& __restrict c) {
   // this invocation's control record from the PL sequencer (docs/pl_streams.md): layer, pass,
   // passes, za, then the chain's 2 epilogue words of the tile
   const int32 layer = readincr(ctl);
@@ -65,10 +70,16 @@ void core_acc64_last(
   int32 epi[2];
   for (unsigned x = 0; x < 2; ++x) epi[x] = readincr(ctl);
   switch (layer) {
-    case 1:  // matmul
+    case 1: {  // matmul
+      // C leaves once per tile, after the last K pass; the bf16 sums go round the carry loop
+      // between passes (none in, on the first; none out, on the last)
+      const bool final_pass = pass + 1 == passes;
+      if (final_pass) c.acquire();
       gemm0_last(reinterpret_cast<const int16*>(a.data()), reinterpret_cast<const int16*>(b.data()), cin,
-          epi, reinterpret_cast<int16*>(c.data()), pass, passes, za);
+          epi, final_pass ? reinterpret_cast<int16*>(c.data()) : nullptr, pass, passes, za);
+      if (final_pass) c.release();
       break;
+    }
     default:
       break;  // not a layer of this group: the host never names one
   }
