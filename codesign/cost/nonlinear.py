@@ -173,13 +173,16 @@ def choose_placement(
     kind: str,
     pl_in_use: PlUsage | None = None,
     units: frozenset[str] | set[str] = frozenset(),
+    aie_extra_s: float = 0.0,
 ) -> tuple[str, dict[str, LayerEstimate]]:
     """The placement the model picks (the faster; a tie goes to the PL) and both estimates.
 
     ``pl_in_use``: the PL already taken (the block's data movers and the units placed so far,
     whose names are ``units``: a layer whose unit exists adds nothing). The PL is no option
     when a new unit would take the PL past the board's LUT, FF or DSP count (where the board
-    file gives them); the AIE none without a block."""
+    file gives them); the AIE none without a block. ``aie_extra_s``: what the AIE placement costs
+    the other block layers (the weight GEMMs' tiles padded to the larger buffer ports its rows
+    need, :func:`codesign.cost.variants.padding_penalty_s`), added to its time in the choice."""
     options = {}
     pl = estimate_nonlinear(board, name, work, "pl", block=block, kind=kind)
     total = pl_in_use or PlUsage()
@@ -197,7 +200,8 @@ def choose_placement(
         options["pl"] = pl
     if block[0] * block[1] >= 1:
         options["aie"] = estimate_nonlinear(board, name, work, "aie", block=block, kind=kind)
-    best = min(options, key=lambda k: (options[k].time_s, PLACEMENTS.index(k)))
+    extra = {"aie": aie_extra_s}
+    best = min(options, key=lambda k: (options[k].time_s + extra.get(k, 0.0), PLACEMENTS.index(k)))
     return best, options
 
 

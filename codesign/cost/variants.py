@@ -104,6 +104,44 @@ def ports_of(board: Board, variants: Sequence[tuple[str, Tile]]) -> PortStreams 
     )
 
 
+def ports_with_rows(
+    board: Board, ports: PortStreams, chains: int, cascade: int, n: int, n_out: int, params: int
+) -> PortStreams:
+    """``ports`` grown to hold one row per core of an AIE-placed nonlinear layer (the layout of
+    :mod:`codesign.aie.nonlinear`, fp32: a chain's rows of ``n`` on A for every chain, ``params``
+    parameter rows (at least one) on B, a row of ``n_out`` per cascade position on C)."""
+    beat = max(board.plio.widths_bits) // 8
+
+    def beats(nbytes: int) -> int:
+        return -(-nbytes // beat) * beat
+
+    f32 = 4
+    return PortStreams(
+        a=max(ports.a, beats(chains * n * f32)),
+        b=max(ports.b, beats(max(1, params) * n * f32)),
+        c=max(ports.c, beats(cascade * n_out * f32)),
+    )
+
+
+def padding_penalty_s(
+    board: Board,
+    gemms: Sequence[tuple[GemmWorkload, Tile]],
+    chains: int,
+    cascade: int,
+    ports: PortStreams,
+    grown: PortStreams,
+) -> float:
+    """Modelled seconds the GEMMs ``gemms`` (workload, tile; repeats counted) lose when the
+    graph's ports grow from ``ports`` to ``grown`` (each tile padded to larger ports)."""
+    if grown == ports:
+        return 0.0
+    return sum(
+        variant_time(board, w, chains, cascade, t, grown)
+        - variant_time(board, w, chains, cascade, t, ports)
+        for w, t in gemms
+    )
+
+
 def _cover(
     time: Callable[[int, int, tuple[int, ...]], float], counts: list[int], subset: Sequence[int]
 ) -> float:

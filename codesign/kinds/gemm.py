@@ -41,6 +41,7 @@ from codesign.ir.plan import (
     Plan,
     RequantSpec,
     SparseB,
+    Tile,
     WeightSparsity,
 )
 from codesign.kinds.registry import Cost, Emitted, LayerMemory, OpKind, no_output_scale, register
@@ -206,6 +207,13 @@ def _variants(ctx: PlanContext) -> VariantChoice:
             time_limit_s=ctx.solver_time_limit,
         )
     return ctx.state[key]
+
+
+def variant_tiles(ctx: PlanContext) -> list[tuple[GemmWorkload, Tile]]:
+    """(workload, chosen variant tile) of every weight GEMM of the graph, repeats counted."""
+    choice = _variants(ctx)
+    shapes = [_gemm_shape(ctx, op) for op in ctx.kg.ops if isinstance(op, Gemm)]
+    return [(w, choice.tile_for(w)) for w in shapes]
 
 
 def variant_ports(ctx: PlanContext) -> PortStreams | None:

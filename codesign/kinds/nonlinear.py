@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codesign.cost.nonlinear import NonlinearWork, choose_placement, estimate_nonlinear
+from codesign.cost.variants import padding_penalty_s, ports_of, ports_with_rows
 from codesign.ir.graph import TensorType, numpy_dtype
 from codesign.ir.nonlinear import PLACEMENTS, Nonlinear, NonlinearLayer
-from codesign.ir.plan import Layer, Plan
+from codesign.ir.plan import GemmLayer, Layer, Plan
 from codesign.kinds.registry import Cost, Emitted, LayerMemory, OpKind, no_output_scale, register
 from codesign.sim import nonlinear as table
 
@@ -73,6 +74,55 @@ def work_of(
 _PL_STATE = "nonlinear_pl_units"
 
 
+def _rows(fn: str, shape: tuple[int, ...], inputs: tuple[str, ...]) -> tuple[int, int, int]:
+    """(row length in, row length out, parameter rows) of a nonlinear layer on the block."""
+    n = shape[-1] if shape else 1
+    return n, 1 if fn == "reducemean" else n, sum(1 for name in inputs[1:] if name)
+
+
+def _has_aie_kernel(op: Any) -> bool:
+    from codesign.aie import nonlinear as aie_nl
+
+    fns = aie_nl.ROW_FUNCTIONS if op.kind == "rownorm" else aie_nl.ELEMENT_FUNCTIONS
+    return op.fn in fns
+
+
+def _planned_port_penalty(ctx: PlanContext, op: Any, shapes: dict) -> float:
+    """What placing ``op`` on the AIE would cost the weight GEMMs planned in this graph: their
+    tiles padded to the ports its rows need (0 when they fit the GEMMs' ports)."""
+    from codesign.kinds.gemm import variant_ports, variant_tiles
+
+    ports = variant_ports(ctx)
+    if ports is None or not _has_aie_kernel(op):
+        return 0.0
+    C, L = ctx.block.chains, ctx.block.cascade
+    grown = ports_with_rows(
+        ctx.board, ports, C, L, *_rows(op.fn, shapes[op.inputs[0]][0], op.inputs)
+    )
+    return padding_penalty_s(ctx.board, variant_tiles(ctx), C, L, ports, grown)
+
+
+def port_penalty_in_plan(plan: Plan, board: Board, layer: Any) -> float:
+    """The same figure for ``layer`` in a finished plan: its weight GEMMs' tiles and the ports
+    of their variants (:func:`codesign.cost.variants.ports_of`), as the planner saw them."""
+    from codesign.cost.workload import GemmWorkload
+
+    if not _has_aie_kernel(layer):
+        return 0.0
+    gemms = [
+        (GemmWorkload(g.schedule.M, g.schedule.K, g.schedule.N, g.dtype), g.schedule.tile)
+        for g in plan.layers
+        if isinstance(g, GemmLayer)
+    ]
+    ports = ports_of(board, list(dict.fromkeys((w.dtype, t) for w, t in gemms)))
+    if ports is None:
+        return 0.0
+    C, L = plan.block.chains, plan.block.cascade
+    shape = tuple(plan.value_spec(layer.inputs[0]).shape)
+    grown = ports_with_rows(board, ports, C, L, *_rows(layer.fn, shape, layer.inputs))
+    return padding_penalty_s(board, gemms, C, L, ports, grown)
+
+
 def place(ctx: PlanContext, op: Any, ops: int, row: bool) -> str:
     """The cost model's placement of ``op`` on the context's board and block.
 
@@ -93,6 +143,7 @@ def place(ctx: PlanContext, op: Any, ops: int, row: bool) -> str:
         kind=op.kind,
         pl_in_use=used,
         units=set(units),
+        aie_extra_s=_planned_port_penalty(ctx, op, shapes),
     )
     if best == "pl":
         unit = options["pl"].resources
@@ -211,14 +262,20 @@ def cost_of(ctx: CostContext, layer: Any, ops: int, row: bool) -> Cost:
         kind=kind,
         plio_bytes=streamed[:2] if streamed else None,
     )
-    _, options = choose_placement(board, layer.name, work, block=block, kind=layer.kind)
+    penalty = port_penalty_in_plan(ctx.plan, board, layer)
+    _, options = choose_placement(
+        board, layer.name, work, block=block, kind=layer.kind, aie_extra_s=penalty
+    )
     extra = {
         "placement": layer.placement,
         "cycles": est.detail["cycles"],
         "cycles_clock": est.detail["clock"],
         "ops_per_element": work.ops,
         "elements_per_s": work.elements / est.time_s if est.time_s else None,
-        "placement_options_s": {k: e.time_s for k, e in sorted(options.items())},
+        "placement_options_s": {
+            k: e.time_s + (penalty if k == "aie" else 0.0) for k, e in sorted(options.items())
+        },
+        "aie_port_padding_s": penalty,
         "pl_unit": est.resources.pl_block or None,
         "nonlinear_pl": {
             "lut": est.resources.pl.lut,

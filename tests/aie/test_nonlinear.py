@@ -60,12 +60,13 @@ def _aie_layers(build: codesign.Build) -> list[str]:
 
 CASES = {
     # (rows, n, fn, block, forced): odd row counts leave padding rows in the last iteration.
-    # The cost model places the first three on the AIE itself; the forced ones (which it puts on
-    # the PL: a small block, a long function) are moved to the AIE here to run the kernels'
-    # other paths (one core without a cascade; middle cores; an element-wise function).
-    "softmax_2x8": (16, 256, "softmax", "2x8", False),
-    "layernorm_2x3_middle_cores": (37, 512, "layernorm", "2x3", False),
-    "rmsnorm_2x8": (33, 512, "rmsnorm", "2x8", False),
+    # The cost model puts every one of these on the PL (their rows would pad these small GEMMs'
+    # tiles to larger buffer ports: test_the_placement_sees_the_padding_its_rows_cause), so
+    # each is moved to the AIE here to run the kernels' paths (one core without a cascade;
+    # middle cores; an element-wise function; the row functions).
+    "softmax_2x8": (16, 256, "softmax", "2x8", True),
+    "layernorm_2x3_middle_cores": (37, 512, "layernorm", "2x3", True),
+    "rmsnorm_2x8": (33, 512, "rmsnorm", "2x8", True),
     "exp_2x3_forced": (37, 96, "exp", "2x3", True),
     "softmax_1x1_only_core_forced": (9, 48, "softmax", "1x1", True),
 }
@@ -99,10 +100,31 @@ def test_aie_placed_layers_compile_match_and_stream(case: str, tmp_path: Path) -
     assert all(r.matched for r in results), [r for r in results if not r.matched]
 
 
+def test_the_placement_sees_the_padding_its_rows_cause(tmp_path: Path) -> None:
+    """A layernorm whose rows (2 chains x 512 fp32) are larger than the GEMMs' buffer ports
+    would make every GEMM stream padded ports: faster on the AIE alone, it goes to the PL once
+    that padding is counted. A softmax whose rows fit the ports costs the GEMMs nothing."""
+    from codesign.report.plan_report import estimate
+
+    build = codesign.compile(
+        _model(tmp_path / "m.onnx", 16, 512, "layernorm"), board="vek280", block="2x8", synth=False
+    )
+    (row,) = [r for r in estimate(build.plan)["layers"] if r["name"] == "fn_layernorm"]
+    options, penalty = row["placement_options_s"], row["aie_port_padding_s"]
+    assert row["placement"] == "pl"
+    assert penalty > 0
+    assert options["aie"] - penalty < options["pl"] < options["aie"], (options, penalty)
+    _force_aie(build)
+    (forced,) = [r for r in estimate(build.plan)["layers"] if r["name"] == "fn_layernorm"]
+    assert forced["aie_port_padding_s"] == penalty  # the same figure, from the finished plan
+
+
 def test_a_damaged_kernel_is_a_mismatch_and_the_text_is_deterministic(tmp_path: Path) -> None:
     model = _model(tmp_path / "m.onnx", 16, 512, "layernorm")
-    one = codesign.compile(model, board="vek280", block="2x8").save(tmp_path / "one")
-    two = codesign.compile(model, board="vek280", block="2x8").save(tmp_path / "two")
+    builds = [codesign.compile(model, board="vek280", block="2x8") for _ in range(2)]
+    for b in builds:
+        _force_aie(b)
+    one, two = (b.save(tmp_path / name) for b, name in zip(builds, ("one", "two"), strict=True))
     kernels = sorted((one / "aie" / "kernels").glob("rownorm*.cc"))
     assert kernels
     for rel in [*kernels, *(one / "hls").glob("l*_fn_layernorm.h")]:
