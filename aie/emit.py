@@ -154,6 +154,27 @@ def gemm_layers(plan: Plan) -> list[GemmLayer]:
     return [layer for layer in plan.layers if isinstance(layer, GemmLayer)]
 
 
+def group_tags(plan: Plan) -> list[str]:
+    """The accumulator tags of the plan's kernel groups, in group order: one set of
+    ``chains x cascade`` cores per tag (a cascade port carries one accumulator type). The
+    AIE-placed nonlinear layers run in group 0."""
+    return sorted({ACC_TAG[g.dtype] for _, g in block_layers(plan)})
+
+
+def group_of(plan: Plan, layer: Layer) -> int:
+    """The kernel group that runs ``layer`` (0 for an AIE-placed nonlinear layer)."""
+    dtype = getattr(layer, "dtype", None)
+    tags = group_tags(plan)
+    return tags.index(ACC_TAG[dtype]) if dtype in ACC_TAG and ACC_TAG[dtype] in tags else 0
+
+
+def c_plio_name(c: int, group: int, groups: int) -> str:
+    """PLIO name of the C stream leaving chain ``c`` of kernel group ``group`` (of ``groups``):
+    ``c_<c>`` with one group, ``c_g<group>_<c>`` with several (each group's last cores need PLIOs
+    of their own: an output PLIO has one source)."""
+    return f"c_{c}" if groups <= 1 else f"c_g{group}_{c}"
+
+
 def block_layers(plan: Plan) -> list[tuple[int, Layer]]:
     """(plan layer index, layer) of every layer that runs on the temporal block, in execution
     order: the GEMMs and the batched products (:mod:`codesign.kinds.batched_matmul`). The plan
@@ -378,8 +399,11 @@ def graph_context(plan: Plan) -> dict[str, Any]:
         plios.append(
             {"kind": "input", "var": f"rtp_in_{c}", "name": rtp_name(c), "bits": CONTROL_BITS}
         )
-    for c in range(C):
-        plios.append({"kind": "output", "var": f"c_out_{c}", "name": f"c_{c}"})
+    for gi in range(len(groups)):
+        for c in range(C):
+            name = c_plio_name(c, gi, len(groups))
+            var = f"c_out_{c}" if len(groups) <= 1 else f"c_out_g{gi}_{c}"
+            plios.append({"kind": "output", "var": var, "name": name})
     for gi, grp in enumerate(groups):
         gp = f"g{gi}_" if len(groups) > 1 else ""
         if reuse_a:
@@ -472,7 +496,9 @@ def graph_context(plan: Plan) -> dict[str, Any]:
                         {
                             "kind": "",
                             "src": f"{var}.out[{outs.index('c')}]",
-                            "dst": f"c_out_{c}.in[0]",
+                            "dst": f"c_out_{c}.in[0]"
+                            if len(groups) <= 1
+                            else f"c_out_g{gi}_{c}.in[0]",
                         }
                     )
                     dims.append(
@@ -518,7 +544,7 @@ def graph_context(plan: Plan) -> dict[str, Any]:
         "plio_in": L + C * L,
         "control_in": C,
         "control_words": CONTROL_HEADER_WORDS + epi_words,
-        "plio_out": C,
+        "plio_out": C * max(1, len(groups)),  # a C PLIO per chain and kernel group
         "plio_bits": beat_bits,
         "plio_mhz": board.pl.default_clock_mhz,
         # the AIE compiler may share a core between kernels whose ratios sum to <= 1; a block core

@@ -43,7 +43,8 @@ def step_context(plan: Plan, ctx: dict[str, Any]) -> dict[str, Any]:
         "param_regions": [regions[n] for n in ctx["params"]],
         "a_streams": streams_a,
         "b_streams": streams_b,
-        "c_streams": streams_c,
+        "c_streams": pl.c_names(plan, layer),  # its group's (group 0)
+        "c_all": streams_c,
         "rtp_streams": pl.rtp_names(plan),
         "epi_words": pl.epilogue_words(plan),
         "ctl_header": CONTROL_HEADER_WORDS,
@@ -101,7 +102,7 @@ def expected_streams(
     tile = _beats(np.tile(vec, (T, 1)), ports.b)
     for name in b:
         out[name] = tile
-    for c, name in enumerate(pl.stream_names(plan)[2]):
+    for c, name in enumerate(pl.c_names(plan, plan.layers[ctx["index"]])):  # its group's
         out[name] = _beats(c_tiles[:, c].reshape(T, -1), ports.c)
     words = pl.epilogue_words(plan)
     for c, name in enumerate(pl.rtp_names(plan)):

@@ -168,14 +168,15 @@ def expected_b(
 
 def c_streams(plan: Plan, g: GemmLayer, y: np.ndarray) -> dict[str, bytes]:
     """The C streams that produce output ``y`` of layer ``g`` (padding as zeros)."""
-    return _c_streams(plan, g.schedule, y, plan.tensor(g.outputs[0]).dtype)
+    return _c_streams(plan, g.schedule, y, plan.tensor(g.outputs[0]).dtype, pl.c_names(plan, g))
 
 
-def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str) -> dict[str, bytes]:
+def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str, names: list[str]) -> dict[str, bytes]:
     """The C streams that carry one M x N output ``y`` (stored as ``dtype``) on schedule ``s``:
     per (M tile, N tile) one whole C buffer (the last core's asynchronous output buffer leaves
     after the tile's last K pass): the tile (``tempus.c/1`` order:
-    :func:`codesign.ir.layouts.c_tile_order`) at byte 0, then zeros (the PL drops them)."""
+    :func:`codesign.ir.layouts.c_tile_order`) at byte 0, then zeros (the PL drops them). ``names``:
+    the C PLIOs of the layer's kernel group, chain by chain (:func:`pl.c_names`)."""
     bits = pl.beat_bits(plan)
     Y = np.zeros((s.padded_M, s.padded_N), dtype=y.dtype)
     Y[: s.M, : s.N] = y.reshape(s.M, s.N)
@@ -190,7 +191,7 @@ def _c_streams(plan: Plan, s, y: np.ndarray, dtype: str) -> dict[str, bytes]:
                 for j in range(s.n_tiles)
             ]
         )
-        out[pl.c_name(c)] = _beats(tiles, bits, port_bytes(plan).c)
+        out[names[c]] = _beats(tiles, bits, port_bytes(plan).c)
     return out
 
 
@@ -417,7 +418,7 @@ def expected_batched(plan: Plan, g, index: int, tensors: dict[str, np.ndarray]) 
     for h in range(g.batch):
         add(_a_streams(plan, s, A[h], core))
         add(expected_b(plan, g, pack_b(B[h], s), core))
-        add(_c_streams(plan, s, Y[h], y_dtype))
+        add(_c_streams(plan, s, Y[h], y_dtype, pl.c_names(plan, g)))
         table = epilogue_table(g, A[h], B[h], za, zb).astype(np.int64)
         for c, name in enumerate(pl.rtp_names(plan)):
             records = []
@@ -449,7 +450,7 @@ def _check_batched(
     """The movers of batched product ``g`` on the simulator's tensors: A tiler, B tiler and
     control records against :func:`expected_batched`, the C untiler against the output."""
     want = expected_batched(plan, g, index, tensors)
-    a, b, c = pl.stream_names(plan)
+    a, b, _ = pl.stream_names(plan)
     path = work / f"{p}.arena"
     path.write_bytes(arena)
     out_dir = work / p
@@ -465,7 +466,7 @@ def _check_batched(
                 if (d := _compare((out_dir / f"{name}.bin").read_bytes(), want[name]))
             ]
         rows.append(CheckResult(g.name, f"{PART}:{op}", True, not details, "; ".join(details)))
-    for name in c:
+    for name in pl.c_names(plan, g):  # its kernel group's C streams
         (out_dir / f"{name}.bin").write_bytes(want[name])
     rows.append(_check_untile_c(exe, p, path, out_dir, g.name, arena, regions[g.outputs[0]]))
     return rows
@@ -526,7 +527,7 @@ def _check_sequencer(
             want[name] += data
     out_dir = work / "sequencer"
     out_dir.mkdir()
-    for name in c:
+    for name in pl.c_names(plan, g):  # its kernel group's C streams
         (out_dir / f"{name}.bin").write_bytes(want[name])
     path = work / "sequencer.arena"
     path.write_bytes(start)

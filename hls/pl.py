@@ -35,7 +35,10 @@ import jinja2
 from codesign.aie.emit import (
     CONTROL_HEADER_WORDS,
     block_layers,
+    c_plio_name,
     epilogue_layout,
+    group_of,
+    group_tags,
     port_bytes,
     rtp_name,
 )
@@ -46,6 +49,7 @@ from codesign.ir.data import itemsize
 from codesign.ir.plan import (
     DataFile,
     GemmLayer,
+    Layer,
     Plan,
     ReshapeLayer,
     TemporalSchedule,
@@ -89,8 +93,16 @@ def b_name(c: int, l: int) -> str:  # noqa: E741
 
 
 def c_name(c: int) -> str:
-    """PLIO name of the C stream leaving chain ``c``."""
-    return f"c_{c}"
+    """PLIO name of the C stream leaving chain ``c`` (a plan with one kernel group)."""
+    return c_plio_name(c, 0, 1)
+
+
+def c_names(plan: Plan, layer: Layer) -> list[str]:
+    """The C PLIO names, chain by chain, of the kernel group that runs block layer ``layer``
+    (:func:`codesign.aie.emit.group_of`: each group's last cores have C PLIOs of their own)."""
+    groups = max(1, len(group_tags(plan)))
+    g = group_of(plan, layer)
+    return [c_plio_name(c, g, groups) for c in range(plan.block.chains)]
 
 
 def rtp_names(plan: Plan) -> list[str]:
@@ -149,7 +161,12 @@ def stream_names(plan: Plan) -> tuple[list[str], list[str], list[str]]:
     return (
         [a_name(pos) for pos in range(L)],
         [b_name(c, pos) for c in range(C) for pos in range(L)],
-        [c_name(c) for c in range(C)],
+        [
+            c_plio_name(c, g, G)
+            for G in [max(1, len(group_tags(plan)))]
+            for g in range(G)
+            for c in range(C)
+        ],
     )
 
 
@@ -328,7 +345,8 @@ def gemm_context(plan: Plan, index: int, g: GemmLayer) -> dict:
         "index": index,
         "a_streams": [a_name(pos) for pos in range(s.block.cascade)],
         "b_streams": streams_b,
-        "c_streams": streams_c,
+        "c_streams": c_names(plan, g),  # its kernel group's
+        "c_all": streams_c,
         # whole buffer ports (port_beats): the tile, then zeros; C: the tile, then dropped bytes
         **dict(zip(("a_beats", "b_beats", "c_beats"), port_beats(plan), strict=True)),
         "nm": None

@@ -659,7 +659,8 @@ def pl_context(plan: Plan, index: int, g: BatchedMatMulLayer) -> dict:
         "mn": mn,
         "a_streams": streams_a,
         "b_streams": streams_b,
-        "c_streams": streams_c,
+        "c_streams": pl.c_names(plan, g),  # its kernel group's
+        "c_all": streams_c,
         "rtp_streams": pl.rtp_names(plan),
         "epi_words": pl.epilogue_words(plan),
         # whole buffer ports (port_beats): the tile, then zeros; C: the tile, then dropped bytes

@@ -143,3 +143,38 @@ def test_graph_parser_sees_a_missing_cascade(tmp_path: Path) -> None:
     text = dict(emit_files(build.plan))["aie/graph.h"].decode()
     broken = text.replace("adf::connect<adf::cascade>(core_1_1.out[0], core_1_2.in[2]);", "")
     assert len(parse_graph(broken)["cascade"]) == len(parse_graph(text)["cascade"]) - 1
+
+
+@pytest.mark.slow(seconds=60)
+def test_each_kernel_group_sends_c_on_plios_of_its_own(tmp_path: Path) -> None:
+    """onnxruntime's quantize_dynamic of a BERT layer: int8 GEMMs (acc32 cascades) and bf16
+    attention products (accfloat cascades) run on two kernel groups, one set of cores each. An
+    output PLIO has one source, so each group's last cores write C PLIOs of their own, and each
+    layer's PL untiler reads its group's."""
+    pytest.importorskip("transformers")
+    from codesign.aie.emit import block_layers, group_of, group_tags
+    from codesign.examples.hf_models import HfConfig, export_hf, quantize
+    from codesign.hls import pl
+
+    cfg = HfConfig(layers=1, hidden=32, heads=2, ffn=64, seq=16, vocab=64)
+    src = export_hf("bert", tmp_path / "b.onnx", cfg, dynamo=True)
+    model = quantize(src, tmp_path / "dynamic.onnx", "dynamic", "bert", cfg)
+    build = codesign.compile(model, board="vek280", block="2x8", synth=False)
+    plan = build.plan
+    assert group_tags(plan) == ["acc32", "accfloat"]
+    C, L = plan.block.chains, plan.block.cascade
+    g = graph_of(build)
+    assert len(g["kernels"]) == 2 * C * L
+    names = {var: name for var, name, _, _ in g["plio_create"]}
+    sources: dict[str, list[str]] = {}
+    for src_var, dst in g["connect"]:
+        if dst in g["plio_out"]:
+            sources.setdefault(names[dst], []).append(src_var)
+    want = {f"c_g{gi}_{c}": [f"g{gi}_core_{c}_{L - 1}"] for gi in range(2) for c in range(C)}
+    assert sources == want
+    assert pl.stream_names(plan)[2] == sorted(want)
+    groups = {group_of(plan, layer) for _, layer in block_layers(plan)}
+    assert groups == {0, 1}
+    for _, layer in block_layers(plan):
+        gi = group_of(plan, layer)
+        assert pl.c_names(plan, layer) == [f"c_g{gi}_{c}" for c in range(C)]
