@@ -36,20 +36,28 @@ pytestmark = [
 ]
 
 
-def _attention(path: Path, quantize: bool) -> Path:
+def _attention(path: Path, quantize: bool, activations: str = "uint8") -> Path:
     # 2 heads of dim 48, 12 queries against 40 keys: QK^T is 12x48x40 and attention x V
     # 12x40x48 per head, so on the tiles below both have 2 M tiles, 2 or 3 N tiles and 2 K
     # passes, with padding along M, K and N
     return attention_core(
-        path, heads=2, head_dim=48, q_len=12, kv_len=40, quantize=quantize, transpose_out=False
+        path,
+        heads=2,
+        head_dim=48,
+        q_len=12,
+        kv_len=40,
+        quantize=quantize,
+        activation_type=activations,
+        transpose_out=False,
     )
 
 
 #: (model, block, forced tile): 2 native blocks along m, k and n (int8 4x8x8, bf16 4x8x4) on
-#: 2 chains x 2 cascade positions. "uint8": QDQ with uint8 activations (both operands
-#: re-centred to int8, both zero points non-zero); "bf16": the float model
+#: 2 chains x 2 cascade positions. "uint8" / "int8": QDQ with uint8 (re-centred to int8) or
+#: int8 activations, both zero points non-zero; "bf16": the float model
 CASES = {
     "uint8": (lambda p: _attention(p, True), "2x2", Tile(8, 16, 16)),
+    "int8": (lambda p: _attention(p, True, "int8"), "2x2", Tile(8, 16, 16)),
     "bf16": (lambda p: _attention(p, False), "2x2", Tile(8, 16, 8)),
 }
 
@@ -103,7 +111,7 @@ def test_batched_pl_tilers_to_aie_kernel_to_pl_untiler(
         m, k, n = s.tile.m, s.tile.k, s.tile.n
         assert not np.array_equal(a_tile_order(np.arange(m * k).reshape(m, k), s), np.arange(m * k))
         assert not np.array_equal(c_tile_order(np.arange(m * n).reshape(m, n), s), np.arange(m * n))
-        if case == "uint8":
+        if case != "bf16":
             assert g.a_zero_point and g.b_zero_point
     # the operands are read through the head split and K^T, the output written as the head merge
     assert any(g.a_perm for _, _, g in batched) and all(g.b_perm for _, _, g in batched)
