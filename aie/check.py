@@ -463,13 +463,17 @@ def _run_layer(
     return CheckResult(g.name, PART, True, same, detail, diff)
 
 
-def _run_batched(sim, exe: Path, d: Path, index: int, g, env) -> CheckResult:
+def _run_batched(
+    sim, exe: Path, d: Path, index: int, g, env, streams: list[dict[str, bytes]] | None = None
+) -> CheckResult:
     """A batched product (:mod:`codesign.kinds.batched_matmul`) head by head through the same
     harness: per head the A streams of the cores' A (re-centred or rounded to bf16, in
     ``tempus.a/1`` tiles: what the PL A tiler streams), the head's B in ``tempus.b/1`` order
     (what the PL B tiler streams) and its epilogue table; the heads' outputs, read from the C
     streams as the PL untiler reads them and written back in the layer's write order, must
-    equal the simulator's."""
+    equal the simulator's. ``streams``: per head other A and B streams (``a_<l>``,
+    ``b_<c>_<l>``: e.g. the head's part of what the PL tilers sent), fed to the harness as they
+    are. Head h's C streams are left in ``d/h<h>/c_<chain>.bin``."""
     from codesign.hls.check import _a_streams
     from codesign.ir.layouts import pack_b
     from codesign.kinds.batched_matmul import (
@@ -487,8 +491,11 @@ def _run_batched(sim, exe: Path, d: Path, index: int, g, env) -> CheckResult:
     for h in range(g.batch):
         hd = d / f"h{h}"
         hd.mkdir()
-        _write_streams(hd, _a_streams(sim.plan, s, A[h], CORE_DTYPE[g.dtype]))
-        (hd / "b.bin").write_bytes(_stored(pack_b(B[h], s), CORE_DTYPE[g.dtype]))
+        if streams is None:
+            _write_streams(hd, _a_streams(sim.plan, s, A[h], CORE_DTYPE[g.dtype]))
+            (hd / "b.bin").write_bytes(_stored(pack_b(B[h], s), CORE_DTYPE[g.dtype]))
+        else:  # no b.bin: the harness reads the B streams
+            _write_streams(hd, streams[h])
         (hd / "epi.bin").write_bytes(epilogue_table(g, A[h], B[h], za, zb).astype("<i4").tobytes())
         p = subprocess.run(
             [str(exe), str(index), str(hd), str(za)],
