@@ -2,12 +2,14 @@
 ``nn.TransformerEncoderLayer`` (dynamo export, d_model 64, 4 heads, FFN 128, sequence 16).
 
 Every row compiles without a warning and matches the simulator bit for bit: the GEMMs and the
-two batched products (QK^T, attention x V) on the AIE block, the layer norms the cost model
-places on the AIE cores, the softmax, transposes, QKV-split gathers and element-wise units on
+two batched products (QK^T, attention x V) on the AIE block, the layer norms on the AIE cores
+(moved there: the cost model puts them on the PL, since their rows would pad the GEMMs' tiles
+to larger buffer ports), the softmax, transposes, QKV-split gathers and element-wise units on
 the PL, and the PL sequencer running one whole inference."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -31,7 +33,19 @@ def test_codesign_check_passes_on_a_torch_encoder_layer(tmp_path: Path) -> None:
         torch.onnx.export(
             m, (torch.randn(1, 16, 64),), path, dynamo=True, input_names=["x"], output_names=["y"]
         )
-    root = codesign.compile(path, synth=False).save(tmp_path / "b")
+    compiled = codesign.compile(path, synth=False)
+    layers = compiled.plan.layers
+    assert {x.unit for x in layers if x.kind == "rownorm" and x.fn == "layernorm"} == {"pl"}
+    compiled.plan = dataclasses.replace(
+        compiled.plan,
+        layers=tuple(
+            dataclasses.replace(x, placement="aie")
+            if x.kind == "rownorm" and x.fn == "layernorm"
+            else x
+            for x in layers
+        ),
+    )
+    root = compiled.save(tmp_path / "b")
     build = codesign.load_build(root)
     kinds = {(layer.kind, layer.unit) for layer in build.plan.layers}
     for want in [

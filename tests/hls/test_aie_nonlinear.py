@@ -13,7 +13,7 @@ import pytest
 import codesign
 from codesign.codegen.check import check_build
 from codesign.hls import aie_nonlinear, pl
-from tests.aie.test_nonlinear import _model
+from tests.aie.test_nonlinear import _force_aie, _model
 
 pytestmark = [
     pytest.mark.gxx,
@@ -23,6 +23,7 @@ pytestmark = [
 
 def test_the_control_records_name_the_layer_iteration_and_chain(tmp_path: Path) -> None:
     build = codesign.compile(_model(tmp_path / "m.onnx", 40, 512, "layernorm"), block="2x8")
+    _force_aie(build)  # the cost model puts it on the PL (its rows would pad the GEMMs' tiles)
     plan = build.plan
     (ctx,) = aie_nonlinear.contexts(plan).values()
     assert plan.layers[ctx["index"]].name == "fn_layernorm"
@@ -44,7 +45,9 @@ def test_the_control_records_name_the_layer_iteration_and_chain(tmp_path: Path) 
 
 def test_the_sequencer_streams_the_layer_and_a_wrong_chain_word_is_caught(tmp_path: Path) -> None:
     model = _model(tmp_path / "m.onnx", 16, 512, "layernorm")
-    root = codesign.compile(model, board="vek280", block="2x8").save(tmp_path / "b")
+    build = codesign.compile(model, board="vek280", block="2x8")
+    _force_aie(build)  # the cost model puts it on the PL (its rows would pad the GEMMs' tiles)
+    root = build.save(tmp_path / "b")
     (seq,) = [r for r in check_build(codesign.load_build(root)) if r.part == "pl:sequencer"]
     assert seq.compiled and seq.matched, seq
     (step,) = (root / "hls").glob("l*_fn_layernorm.h")
