@@ -29,6 +29,7 @@ from codesign.ir.plan import Tile
 from codesign.kinds.batched_matmul import BatchedMatMulLayer
 from codesign.schedulers import tempus
 from codesign.sim.functional import Simulator
+from tests.aie.test_junction import build_both_halves
 
 pytestmark = [
     pytest.mark.gxx,
@@ -118,22 +119,11 @@ def test_batched_pl_tilers_to_aie_kernel_to_pl_untiler(
     assert any(g.out_perm for _, _, g in batched)
     tensors = Simulator(plan).run_all(golden_inputs(plan))
     sim = Simulator(plan, root)
-    hls_dir, aie_dir = root / "hls", root / "aie"
     with tempfile.TemporaryDirectory(prefix="bjunction-", dir=tmp_path) as tmp:
         work = Path(tmp)
-        # the PL half: the build's movers in the x86 harness of codesign check
-        (work / "pl.cpp").write_text(hls_check._harness(plan, hls_dir))
-        assert hls_check.compile_cpp(work / "pl.cpp", work / "pl", hls_dir) is None
-        # the AIE half: the build's kernels in the x86 graph harness
-        objects, failures = aie_check.compile_kernels(aie_dir, work)
-        assert not failures, failures
-        ok, msg = aie_check._link_harness(
-            work, aie_dir, objects, "aie", aie_check.harness_source(plan)
-        )
-        assert ok, msg
-        arena = hls_check._arena_bytes(root, plan, tensors)
+        arena = build_both_halves(plan, root, work, tensors)
         regions, _ = pl.arena(plan)
-        a_names, b_names, c_names = pl.stream_names(plan)
+        a_names, b_names, _ = pl.stream_names(plan)
         for n, i, g in batched:
             p = pl.ident(i, g.name)
             arena_file, pl_out = work / f"{p}.arena", work / f"{p}.pl"
@@ -151,9 +141,10 @@ def test_batched_pl_tilers_to_aie_kernel_to_pl_untiler(
             )
             assert row.compiled and row.matched, row
             # -> every head's C buffers, as the kernels sent them, read by the PL C untiler
-            for c in c_names:
-                heads = [(aie_out / f"h{h}" / f"{c}.bin").read_bytes() for h in range(g.batch)]
-                (pl_out / f"{c}.bin").write_bytes(b"".join(heads))
+            # (the AIE harness names chain c's file c_<c>; the PL reads the layer's group's PLIOs)
+            for c, name in enumerate(pl.c_names(plan, g)):
+                heads = [(aie_out / f"h{h}" / f"c_{c}.bin").read_bytes() for h in range(g.batch)]
+                (pl_out / f"{name}.bin").write_bytes(b"".join(heads))
             untiled = hls_check._check_untile_c(
                 work / "pl", p, arena_file, pl_out, g.name, arena, regions[g.outputs[0]]
             )

@@ -39,6 +39,22 @@ CASES = {
 }
 
 
+def build_both_halves(plan, root: Path, work: Path, tensors: dict) -> bytes:
+    """Compile the build's PL movers (the x86 harness of codesign check, ``work/pl``) and its
+    AIE kernels with the x86 graph harness (``work/aie``); return the PL arena holding
+    ``tensors``."""
+    hls_dir, aie_dir = root / "hls", root / "aie"
+    # the PL half: the build's movers in the x86 harness of codesign check
+    (work / "pl.cpp").write_text(hls_check._harness(plan, hls_dir))
+    assert hls_check.compile_cpp(work / "pl.cpp", work / "pl", hls_dir) is None
+    # the AIE half: the build's kernels in the x86 graph harness
+    objects, failures = aie_check.compile_kernels(aie_dir, work)
+    assert not failures, failures
+    ok, msg = aie_check._link_harness(work, aie_dir, objects, "aie", aie_check.harness_source(plan))
+    assert ok, msg
+    return hls_check._arena_bytes(root, plan, tensors)
+
+
 def _compile(case: str, tmp_path: Path, monkeypatch) -> tuple[Path, codesign.Build]:
     make, block, tile = CASES[case]
     real = tempus.schedule_gemm
@@ -69,20 +85,9 @@ def test_pl_tiler_to_aie_kernel_to_pl_untiler(case: str, tmp_path: Path, monkeyp
         assert not np.array_equal(c_tile_order(np.arange(m * n).reshape(m, n), s), np.arange(m * n))
     tensors = Simulator(plan).run_all(golden_inputs(plan))
     sim = Simulator(plan, root)
-    hls_dir, aie_dir = root / "hls", root / "aie"
     with tempfile.TemporaryDirectory(prefix="junction-", dir=tmp_path) as tmp:
         work = Path(tmp)
-        # the PL half: the build's movers in the x86 harness of codesign check
-        (work / "pl.cpp").write_text(hls_check._harness(plan, hls_dir))
-        assert hls_check.compile_cpp(work / "pl.cpp", work / "pl", hls_dir) is None
-        # the AIE half: the build's kernels in the x86 graph harness
-        objects, failures = aie_check.compile_kernels(aie_dir, work)
-        assert not failures, failures
-        ok, msg = aie_check._link_harness(
-            work, aie_dir, objects, "aie", aie_check.harness_source(plan)
-        )
-        assert ok, msg
-        arena = hls_check._arena_bytes(root, plan, tensors)
+        arena = build_both_halves(plan, root, work, tensors)
         regions, _ = pl.arena(plan)
         for n, (i, g) in enumerate(layers):
             p = pl.ident(i, g.name)
