@@ -125,6 +125,7 @@ def graph_differences(log: str, plan: Plan) -> list[str]:
     edges: set[tuple[str, str, str]] = set()
     params: set[str] = set()
     dims: dict[str, int] = {}
+    access: dict[str, tuple[str, str, str, str]] = {}
     for line in log.splitlines():
         f = line.split()
         if f[0] == "fn":
@@ -141,6 +142,8 @@ def graph_differences(log: str, plan: Plan) -> list[str]:
             params.add(f[1])
         elif f[0] == "dimensions":
             dims[f[1]] = int(f[2])
+        elif f[0] == "access":
+            access[f[2]] = (f[1], f[3], f[4], f[5])
     names = {f"kernel{i}": k["var"] for i, k in enumerate(ctx["cores"])}
     names |= {f"buffer{i}": b["var"] for i, b in enumerate(ctx["buffers"])}
     names |= {f"plio:{p['name']}": p["var"] for p in ctx["plios"]}
@@ -181,6 +184,17 @@ def graph_differences(log: str, plan: Plan) -> list[str]:
     if got_dims != want_dims:
         diff = sorted(set(got_dims.items()) ^ set(want_dims.items()))[:4]
         diffs.append(f"buffer port dimensions differ: {diff}")
+    # every memory-tile buffer port is declared with a whole-buffer access pattern
+    got_access = {named(p): a for p, a in access.items()}
+    want_access = {
+        f"{b['var']}.{side}[{i}]": (kind, str(b["bytes"]), str(b["bytes"]), "0")
+        for b in ctx["buffers"]
+        for side, kind, count in (("in", "write", b["inputs"]), ("out", "read", b["outputs"]))
+        for i in range(count)
+    }
+    if got_access != want_access:
+        diff = sorted(set(got_access.items()) ^ set(want_access.items()))[:4]
+        diffs.append(f"memory-tile access patterns differ: {diff}")
     want_params = {c["dst"] for c in ctx["connections"] if c["kind"] == "parameter"}
     if {named(p) for p in params} != want_params:
         diffs.append("run-time parameter connections differ")

@@ -302,6 +302,46 @@ class shared_buffer {
   }
 };
 
+// Memory-tile access patterns (tiling parameters of a shared_buffer port), as far as the
+// generated graphs use them: logged as "access <read|write> <port> <buffer dims> <tile dims>
+// <offset>" so that the graph test can read them back.
+struct traversing_parameters {
+  int dimension = 0;
+  int stride = 0;
+  int wrap = 0;
+};
+
+struct tiling_parameters {
+  std::vector<unsigned> buffer_dimension;
+  std::vector<unsigned> tiling_dimension;
+  std::vector<int> offset;
+  std::vector<traversing_parameters> tile_traversal;
+  int packet_port_id = -1;
+  unsigned repetition = 1;
+  unsigned phase = 0;
+  std::vector<unsigned> boundary_dimension;
+};
+
+struct access_pattern {
+  tiling_parameters p;
+};
+inline access_pattern tiling(tiling_parameters p) { return {std::move(p)}; }
+
+struct access_sink {
+  std::string what;
+  void operator=(const access_pattern& a) {
+    auto join = [](const auto& v) {
+      std::string s;
+      for (auto x : v) s += (s.empty() ? "" : "x") + std::to_string(x);
+      return s;
+    };
+    graph_log().push_back("access " + what + " " + join(a.p.buffer_dimension) + " " +
+                          join(a.p.tiling_dimension) + " " + join(a.p.offset));
+  }
+};
+inline access_sink write_access(const endpoint& e) { return {"write " + e.str()}; }
+inline access_sink read_access(const endpoint& e) { return {"read " + e.str()}; }
+
 template <typename Dir>
 class port {};
 

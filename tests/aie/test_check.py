@@ -119,6 +119,16 @@ def test_a_graph_without_a_cascade_is_a_mismatch(saved: Path) -> None:
     assert row.compiled and not row.matched and "core_1_3.out[0]" in row.detail
 
 
+def test_a_memory_tile_buffer_without_an_access_pattern_is_a_mismatch(saved: Path) -> None:
+    graph = saved / "aie" / "graph.h"
+    lines = [x for x in graph.read_text().splitlines(keepends=True) if "adf::read_access(" in x]
+    assert lines  # the plan keeps A tiles in memory tiles (reuse dataflow)
+    graph.write_text(graph.read_text().replace(lines[0], ""))
+    results = check_build(codesign.load_build(saved))
+    row = next(r for r in results if r.layer == "graph")
+    assert row.compiled and not row.matched and "access patterns differ" in row.detail, row
+
+
 def test_a_build_without_aie_code_is_exit_2(saved: Path) -> None:
     shutil.rmtree(saved / "aie")
     with pytest.raises(SystemExit) as e:

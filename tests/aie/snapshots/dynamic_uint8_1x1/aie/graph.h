@@ -39,6 +39,9 @@ class codesign_graph : public adf::graph {
     rtp_in_0 = adf::input_plio::create("rtp_0", adf::plio_32_bits, "data/rtp_0.txt", 312.5);
     c_out_0 = adf::output_plio::create("c_0", adf::plio_128_bits, "data/c_0.txt", 312.5);
     a_reuse_0 = adf::shared_buffer<uint8>::create({32}, 1, 1);
+    // whole-buffer access: each write fills the buffer, each reader takes all of it once
+    adf::write_access(a_reuse_0.in[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_0.out[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
     adf::connect(a_in_0.out[0], a_reuse_0.in[0]);
     adf::connect(a_reuse_0.out[0], core_0_0.in[0]);
     adf::connect(b_in_0_0.out[0], core_0_0.in[1]);

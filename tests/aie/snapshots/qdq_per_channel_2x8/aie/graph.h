@@ -154,13 +154,45 @@ class codesign_graph : public adf::graph {
     c_out_0 = adf::output_plio::create("c_0", adf::plio_128_bits, "data/c_0.txt", 312.5);
     c_out_1 = adf::output_plio::create("c_1", adf::plio_128_bits, "data/c_1.txt", 312.5);
     a_reuse_0 = adf::shared_buffer<uint8>::create({32}, 1, 2);
+    // whole-buffer access: each write fills the buffer, each reader takes all of it once
+    adf::write_access(a_reuse_0.in[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_0.out[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_0.out[1]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
     a_reuse_1 = adf::shared_buffer<uint8>::create({32}, 1, 2);
+    // whole-buffer access: each write fills the buffer, each reader takes all of it once
+    adf::write_access(a_reuse_1.in[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_1.out[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_1.out[1]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
     a_reuse_2 = adf::shared_buffer<uint8>::create({32}, 1, 2);
+    // whole-buffer access: each write fills the buffer, each reader takes all of it once
+    adf::write_access(a_reuse_2.in[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_2.out[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_2.out[1]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
     a_reuse_3 = adf::shared_buffer<uint8>::create({32}, 1, 2);
+    // whole-buffer access: each write fills the buffer, each reader takes all of it once
+    adf::write_access(a_reuse_3.in[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_3.out[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_3.out[1]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
     a_reuse_4 = adf::shared_buffer<uint8>::create({32}, 1, 2);
+    // whole-buffer access: each write fills the buffer, each reader takes all of it once
+    adf::write_access(a_reuse_4.in[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_4.out[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_4.out[1]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
     a_reuse_5 = adf::shared_buffer<uint8>::create({32}, 1, 2);
+    // whole-buffer access: each write fills the buffer, each reader takes all of it once
+    adf::write_access(a_reuse_5.in[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_5.out[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_5.out[1]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
     a_reuse_6 = adf::shared_buffer<uint8>::create({32}, 1, 2);
+    // whole-buffer access: each write fills the buffer, each reader takes all of it once
+    adf::write_access(a_reuse_6.in[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_6.out[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_6.out[1]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
     a_reuse_7 = adf::shared_buffer<uint8>::create({32}, 1, 2);
+    // whole-buffer access: each write fills the buffer, each reader takes all of it once
+    adf::write_access(a_reuse_7.in[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_7.out[0]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
+    adf::read_access(a_reuse_7.out[1]) = adf::tiling({.buffer_dimension = {32}, .tiling_dimension = {32}, .offset = {0}});
     adf::connect(a_in_0.out[0], a_reuse_0.in[0]);
     adf::connect(a_in_1.out[0], a_reuse_1.in[0]);
     adf::connect(a_in_2.out[0], a_reuse_2.in[0]);
