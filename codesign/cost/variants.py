@@ -23,6 +23,7 @@ candidate shared by every layer. Deterministic: ties keep the earlier candidate.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -85,16 +86,25 @@ def variant_time(
     return math.inf if est is None else est.time_s
 
 
+def _beat_bytes(board: Board) -> int:
+    """Bytes of one PL<->AIE stream beat: the board's widest PLIO."""
+    return max(board.plio.widths_bits) // 8
+
+
+def _whole_beats(nbytes: int, beat: int) -> int:
+    return -(-nbytes // beat) * beat
+
+
 def ports_of(board: Board, variants: Sequence[tuple[str, Tile]]) -> PortStreams | None:
     """The buffer ports, as the cost model streams them, of a graph whose GEMM kernels are
     ``variants`` (dtype, tile): each port holds the largest variant's tile in whole PLIO beats
     (the model's element sizes, :data:`codesign.cost.workload.DTYPE_BYTES`). None for no variant."""
     if not variants:
         return None
-    beat = max(board.plio.widths_bits) // 8
+    beat = _beat_bytes(board)
 
     def beats(nbytes: float) -> int:
-        return -(-math.ceil(nbytes) // beat) * beat
+        return _whole_beats(math.ceil(nbytes), beat)
 
     sizes = [(DTYPE_BYTES[d], t) for d, t in variants]
     return PortStreams(
@@ -110,10 +120,10 @@ def ports_with_rows(
     """``ports`` grown to hold one row per core of an AIE-placed nonlinear layer (the layout of
     :mod:`codesign.aie.nonlinear`, fp32: a chain's rows of ``n`` on A for every chain, ``params``
     parameter rows (at least one) on B, a row of ``n_out`` per cascade position on C)."""
-    beat = max(board.plio.widths_bits) // 8
+    beat = _beat_bytes(board)
 
     def beats(nbytes: int) -> int:
-        return -(-nbytes // beat) * beat
+        return _whole_beats(nbytes, beat)
 
     f32 = 4
     return PortStreams(
@@ -135,10 +145,14 @@ def padding_penalty_s(
     graph's ports grow from ``ports`` to ``grown`` (each tile padded to larger ports)."""
     if grown == ports:
         return 0.0
+    # by distinct (workload, tile): a model repeats a few GEMM shapes many times
     return sum(
-        variant_time(board, w, chains, cascade, t, grown)
-        - variant_time(board, w, chains, cascade, t, ports)
-        for w, t in gemms
+        n
+        * (
+            variant_time(board, w, chains, cascade, t, grown)
+            - variant_time(board, w, chains, cascade, t, ports)
+        )
+        for (w, t), n in Counter(gemms).items()
     )
 
 
@@ -154,7 +168,6 @@ def _best_subset(
 ) -> tuple[tuple[int, ...], bool]:
     """Indices of at most ``v`` of the ``n`` candidates minimising the weighted cover cost;
     ``time(i, j, subset)``: workload i on candidate j in the graph of ``subset``."""
-    cost = time
     # no shortcut when n <= v: a larger set pads every tile to larger ports, so all of the
     # candidates together need not be the best set
     total = sum(math.comb(n, r) for r in range(1, v + 1))
@@ -162,7 +175,7 @@ def _best_subset(
         best, best_t = (), math.inf
         for r in range(1, v + 1):
             for sub in combinations(range(n), r):
-                t = _cover(cost, counts, sub)
+                t = _cover(time, counts, sub)
                 if t < best_t:
                     best, best_t = sub, t
         return best, True
@@ -171,20 +184,20 @@ def _best_subset(
     for _ in range(v):
         pick = min(
             (j for j in range(n) if j not in chosen),
-            key=lambda j: (_cover(cost, counts, [*chosen, j]), j),
+            key=lambda j: (_cover(time, counts, [*chosen, j]), j),
         )
         chosen.append(pick)
     improved = True
     while improved:
         improved = False
-        base = _cover(cost, counts, chosen)
+        base = _cover(time, counts, chosen)
         for i in range(len(chosen)):
             for j in range(n):
                 if j in chosen:
                     continue
                 trial = chosen[:i] + [j] + chosen[i + 1 :]
-                if _cover(cost, counts, trial) < base * (1 - 1e-12):
-                    chosen, base, improved = trial, _cover(cost, counts, trial), True
+                if _cover(time, counts, trial) < base * (1 - 1e-12):
+                    chosen, base, improved = trial, _cover(time, counts, trial), True
     return tuple(sorted(chosen)), False
 
 

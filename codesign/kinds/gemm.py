@@ -211,9 +211,12 @@ def _variants(ctx: PlanContext) -> VariantChoice:
 
 def variant_tiles(ctx: PlanContext) -> list[tuple[GemmWorkload, Tile]]:
     """(workload, chosen variant tile) of every weight GEMM of the graph, repeats counted."""
-    choice = _variants(ctx)
-    shapes = [_gemm_shape(ctx, op) for op in ctx.kg.ops if isinstance(op, Gemm)]
-    return [(w, choice.tile_for(w)) for w in shapes]
+    key = "gemm.variant_tiles"
+    if key not in ctx.state:  # asked once per nonlinear op: computed once per plan
+        choice = _variants(ctx)
+        shapes = [_gemm_shape(ctx, op) for op in ctx.kg.ops if isinstance(op, Gemm)]
+        ctx.state[key] = [(w, choice.tile_for(w)) for w in shapes]
+    return ctx.state[key]
 
 
 def variant_ports(ctx: PlanContext) -> PortStreams | None:

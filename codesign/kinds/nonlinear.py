@@ -102,6 +102,10 @@ def _planned_port_penalty(ctx: PlanContext, op: Any, shapes: dict) -> float:
     return padding_penalty_s(ctx.board, variant_tiles(ctx), C, L, ports, grown)
 
 
+#: the last plan's weight GEMMs (workload, tile) and their variants' ports, by identity
+_PLAN_GEMMS: list = []
+
+
 def port_penalty_in_plan(plan: Plan, board: Board, layer: Any) -> float:
     """The same figure for ``layer`` in a finished plan: its weight GEMMs' tiles and the ports
     of their variants (:func:`codesign.cost.variants.ports_of`), as the planner saw them."""
@@ -109,12 +113,18 @@ def port_penalty_in_plan(plan: Plan, board: Board, layer: Any) -> float:
 
     if not _has_aie_kernel(layer):
         return 0.0
-    gemms = [
-        (GemmWorkload(g.schedule.M, g.schedule.K, g.schedule.N, g.dtype), g.schedule.tile)
-        for g in plan.layers
-        if isinstance(g, GemmLayer)
-    ]
-    ports = ports_of(board, list(dict.fromkeys((w.dtype, t) for w, t in gemms)))
+    if not (_PLAN_GEMMS and _PLAN_GEMMS[0] is plan):  # once per plan, not once per layer
+        gemms = [
+            (GemmWorkload(g.schedule.M, g.schedule.K, g.schedule.N, g.dtype), g.schedule.tile)
+            for g in plan.layers
+            if isinstance(g, GemmLayer)
+        ]
+        _PLAN_GEMMS[:] = [
+            plan,
+            gemms,
+            ports_of(board, list(dict.fromkeys((w.dtype, t) for w, t in gemms))),
+        ]
+    _, gemms, ports = _PLAN_GEMMS
     if ports is None:
         return 0.0
     C, L = plan.block.chains, plan.block.cascade
