@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from codesign.aie.emit import ACC_TAG, block_layers, graph_context, render
+from codesign.aie.emit import block_layers, graph_context, render
 from codesign.codegen.check import CheckResult
 from codesign.errors import BuildError
+from codesign.ir.dtypes import ACC_TAG
 from codesign.ir.graph import numpy_dtype
 from codesign.ir.plan import GemmLayer, Plan
 

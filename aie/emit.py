@@ -42,10 +42,9 @@ import jinja2
 
 from codesign.aie import nonlinear
 from codesign.boards import load as load_board
+from codesign.ir.dtypes import ACC_TAG
 from codesign.ir.plan import GemmLayer, Layer, Plan
 
-#: AIE API accumulator tag of each GEMM dtype (AM020: int8 -> acc32, int16 -> acc64, bf16 -> fp32)
-ACC_TAG = {"int8": "acc32", "int16": "acc64", "bf16": "accfloat"}
 #: C++ element types of the dtypes a kernel reads or writes
 CTYPE = {
     "int8": "int8",

@@ -2,8 +2,9 @@
 headers, run it on the build's packed data and golden inputs, and compare every layer's output
 bit for bit with the simulator (:func:`codesign.codegen.check.check_build`).
 
-Registered in :mod:`codesign.cli`; exit 0 when every layer compiled and matched, 3 when one did
-not (FidelityError), 2 on a user error (not a build, g++ missing).
+Registered in :mod:`codesign.cli`; exit 0 when every layer compiled and matched (a part that
+cannot run on this machine is shown skipped, with what it needs), 3 when one did not
+(FidelityError), 2 on a user error (not a build, g++ missing).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from codesign.cli_errors import one_line, safe_text
 from codesign.errors import BuildError, FidelityError
 
 
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "NO"
+def _yes(flag: bool, skipped: bool = False) -> str:
+    return "skipped" if skipped else "yes" if flag else "NO"
 
 
 @click.command("check")
@@ -43,12 +44,18 @@ def check(build: Path, as_json: bool) -> None:
         for r in results:
             diff = "-" if r.max_diff is None else f"{r.max_diff:g}"
             # layer names come from the model: data, never markup
-            table.add_row(safe_text(r.layer), r.part, _yes(r.compiled), _yes(r.matched), diff)
+            table.add_row(
+                safe_text(r.layer),
+                r.part,
+                _yes(r.compiled, r.skipped),
+                _yes(r.matched, r.skipped),
+                diff,
+            )
         Console(width=80).print(table)
         for r in results:
             if r.detail:
-                click.echo(f"{r.part} {one_line(r.layer)}: {r.detail}", err=not r.matched)
-    bad = [r for r in results if not (r.compiled and r.matched)]
+                click.echo(f"{r.part} {one_line(r.layer)}: {r.detail}", err=r.failed)
+    bad = [r for r in results if r.failed]
     if bad:
         raise FidelityError(
             f"{build}: {len(bad)} of {len(results)} checks failed "

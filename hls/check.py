@@ -17,9 +17,13 @@ runs each PL function on files:
 - each batched product's A tiler, B tiler (activation B in its read order -> ``tempus.b/1``
   tiles), control records and C untiler, head after head (:func:`expected_batched`).
 
-- the sequencer (the kernel the host launches) for one whole inference, with the AIE block
-  replaced by the C tiles of the simulator's GEMM outputs: starting from an arena that holds
-  only the data files and the inputs, every tensor it writes must equal the simulator's, and the
+- the sequencer (the kernel the host launches) for one whole inference, launch after launch of
+  :func:`codesign.hls.pl.stages` (each Host partition run between two launches by onnxruntime
+  on the arena, as the host program does: :func:`run_host_partition`), with the AIE block
+  replaced by the C tiles of the simulator's GEMM outputs: each launch must send as many control
+  records per chain as the graph iterations the host program runs for it; starting from an
+  arena that holds only the data files and the inputs, every tensor it writes must equal the
+  simulator's, and the
   A, B and ``rtp_<chain>`` control streams it sends must be every GEMM layer's, every batched
   product's and every AIE-placed nonlinear layer's
   (:func:`codesign.hls.aie_nonlinear.expected_streams`), in layer order; the C streams it reads
@@ -37,12 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from codesign.aie.emit import port_bytes
+from codesign.aie.emit import CONTROL_HEADER_WORDS, port_bytes
 from codesign.codegen.check import CheckResult
+from codesign.errors import BuildError, CodesignError
 from codesign.hls import aie_nonlinear, pl
 from codesign.ir.data import decode, stored_bytes
 from codesign.ir.layouts import a_tile_order, c_tile_from_order, c_tile_order, unpack_b
-from codesign.ir.plan import GemmLayer, Plan, VectorLayer
+from codesign.ir.plan import DataFile, GemmLayer, Plan, VectorLayer
 
 #: what the PL checks run: g++ flags of the kernels (no warning passes)
 CXXFLAGS = ("-std=c++20", "-Wall", "-Werror", "-O1")
@@ -54,7 +59,7 @@ def include_dir() -> Path:
     return Path(str(resources.files("codesign.hls") / "include"))
 
 
-def _gxx() -> str:
+def gxx() -> str:
     gxx = shutil.which("g++")
     if gxx is None:
         raise FileNotFoundError("g++ not found on PATH: the PL check compiles the kernels with it")
@@ -63,7 +68,7 @@ def _gxx() -> str:
 
 def compile_cpp(src: Path, out: Path, hls_dir: Path, obj_only: bool = False) -> str | None:
     """Compile ``src`` with the kernel flags; return None on success, else g++'s first lines."""
-    cmd = [_gxx(), *CXXFLAGS, "-I", str(include_dir()), "-I", str(hls_dir)]
+    cmd = [gxx(), *CXXFLAGS, "-I", str(include_dir()), "-I", str(hls_dir)]
     cmd += ["-c", str(src), "-o", str(out)] if obj_only else [str(src), "-o", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode:
@@ -71,7 +76,7 @@ def compile_cpp(src: Path, out: Path, hls_dir: Path, obj_only: bool = False) -> 
     return None
 
 
-def _arena_bytes(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> bytearray:
+def arena_bytes(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> bytearray:
     """The arena after the inference: every data file and every tensor at its region."""
     regions, size = pl.arena(plan)
     arena = bytearray(size)
@@ -259,7 +264,7 @@ def _run(exe: Path, *args: object) -> str | None:
     return None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}")
 
 
-def _compare(got: bytes, want: bytes) -> str:
+def compare_bytes(got: bytes, want: bytes) -> str:
     """'' when equal, else where the first difference is."""
     if got == want:
         return ""
@@ -301,7 +306,7 @@ def check_hls(build: Path, plan: Plan, tensors: dict[str, np.ndarray]) -> list[C
                 if isinstance(layer, GemmLayer | BatchedMatMulLayer) or i in units:
                     rows.append(CheckResult(layer.name, PART, False, False, err))
             return rows
-        arena = _arena_bytes(build, plan, tensors)
+        arena = arena_bytes(build, plan, tensors)
         regions, _ = pl.arena(plan)
         for i, layer in enumerate(plan.layers):
             p = pl.ident(i, layer.name)
@@ -463,7 +468,7 @@ def _check_batched(
             details = [
                 f"{name}: {d}"
                 for name in names
-                if (d := _compare((out_dir / f"{name}.bin").read_bytes(), want[name]))
+                if (d := compare_bytes((out_dir / f"{name}.bin").read_bytes(), want[name]))
             ]
         rows.append(CheckResult(g.name, f"{PART}:{op}", True, not details, "; ".join(details)))
     for name in pl.c_names(plan, g):  # its kernel group's C streams
@@ -475,7 +480,9 @@ def _check_batched(
 def _check_sequencer(
     work: Path, plan: Plan, tensors: dict[str, np.ndarray], build: Path, hls_dir: Path
 ) -> CheckResult:
-    """Run the whole kernel once on x86 (see the module docstring)."""
+    """Run the kernel for one whole inference on x86, launch after launch of
+    :func:`codesign.hls.pl.stages`, each Host partition run on the arena between two launches
+    with onnxruntime, as the host program does (see the module docstring)."""
     part = f"{PART}:sequencer"
     a, b, c = pl.stream_names(plan)
     src = work / "seq_harness.cpp"
@@ -488,64 +495,123 @@ def _check_sequencer(
     if err is not None:
         return CheckResult("(sequencer)", part, False, False, err)
     regions, size = pl.arena(plan)
-    full = _arena_bytes(build, plan, tensors)
+    full = arena_bytes(build, plan, tensors)
     start = bytearray(size)  # the data files and the inputs only, as the host fills it
     keep = [regions[f.path] for f in pl.data_files(plan)]
     keep += [regions[t.name] for t in plan.inputs]
     for r in keep:
         start[r.offset : r.offset + r.nbytes] = full[r.offset : r.offset + r.nbytes]
-    want: dict[str, bytes] = {n: b"" for n in a + b + c + rtp}
+    path = work / "sequencer.arena"
+    path.write_bytes(start)
+    record = 4 * (CONTROL_HEADER_WORDS + pl.epilogue_words(plan))
+    want: dict[str, bytes] = {n: b"" for n in a + b + rtp}
+    got: dict[str, bytes] = {n: b"" for n in a + b + rtp}
+    details = []
+    for stage in pl.stages(plan):
+        if stage.segment < 0:
+            layer = plan.layers[stage.layers[0]]
+            try:
+                path.write_bytes(run_host_partition(build, plan, layer, path.read_bytes()))
+            except CodesignError as e:
+                return CheckResult("(sequencer)", part, True, False, str(e))
+            continue
+        expected = _expected_streams(plan, stage.layers, tensors, full, hls_dir)
+        out_dir = work / f"segment_{stage.segment}"
+        out_dir.mkdir()
+        for name in c:  # every kernel group's C streams, as the block sends them
+            (out_dir / f"{name}.bin").write_bytes(expected.get(name, b""))
+        err = _run(exe, path, out_dir, stage.segment)
+        if err is not None:
+            return CheckResult("(sequencer)", part, True, False, f"segment {stage.segment}: {err}")
+        for name in a + b + rtp:
+            got[name] += (out_dir / f"{name}.bin").read_bytes()
+            want[name] += expected.get(name, b"")
+        # the host runs the graph for the iterations the launch sends records for
+        sent = len((out_dir / f"{rtp[0]}.bin").read_bytes()) // record
+        if sent != stage.iterations:
+            details.append(
+                f"segment {stage.segment}: {sent} control records per chain, the host program "
+                f"runs the graph {stage.iterations} iterations"
+            )
+    done = path.read_bytes()
+    for t in plan.tensors:
+        r = regions[t.name]
+        if d := compare_bytes(
+            done[r.offset : r.offset + r.nbytes], bytes(full[r.offset : r.offset + r.nbytes])
+        ):
+            details.append(f"tensor {t.name}: {d}")
+    for name in a + b + rtp:
+        if d := compare_bytes(got[name], want[name]):
+            details.append(f"stream {name}: {d}")
+    return CheckResult("(sequencer)", part, True, not details, "; ".join(details[:4]))
+
+
+def _expected_streams(
+    plan: Plan,
+    layers: tuple[int, ...],
+    tensors: dict[str, np.ndarray],
+    full: bytes | bytearray,
+    hls_dir: Path,
+) -> dict[str, bytes]:
+    """What plan layers ``layers`` send on each A, B and control stream and read from each C
+    stream, in layer order (``full``: the arena after the inference)."""
     from codesign.kinds.batched_matmul import BatchedMatMulLayer
 
+    regions, _ = pl.arena(plan)
+    want: dict[str, bytes] = {}
+
+    def add(streams: dict[str, bytes]) -> None:
+        for name, data in streams.items():
+            want[name] = want.get(name, b"") + data
+
     on_block = aie_nonlinear.contexts(plan)
-    for i, g in enumerate(plan.layers):
+    for i in layers:
+        g = plan.layers[i]
         if isinstance(g, BatchedMatMulLayer):
-            for name, data in expected_batched(plan, g, i, tensors).items():
-                want[name] += data
-            continue
-        if i in on_block and (hls_dir / f"{pl.ident(i, g.name)}.h").is_file():
+            add(expected_batched(plan, g, i, tensors))
+        elif i in on_block and (hls_dir / f"{pl.ident(i, g.name)}.h").is_file():
             # a nonlinear layer on the AIE block: its rows, parameters, records and results
             consts = _ArenaData(plan, full)  # the parameters as the arena holds them
             params = [consts.data(plan.constants[n]) for n in on_block[i]["params"]]
             x, y = tensors[g.inputs[0]], tensors[g.outputs[0]]
-            for name, data in aie_nonlinear.expected_streams(
-                plan, on_block[i], x, y, params
-            ).items():
-                want[name] += data
-            continue
-        if not isinstance(g, GemmLayer):
-            continue
-        for name, data in expected_a(plan, g, tensors[g.inputs[0]]).items():
-            want[name] += data
-        packed = _dense_b(g, full, regions)
-        for name, data in expected_b(plan, g, packed).items():
-            want[name] += data
-        for name, data in c_streams(plan, g, tensors[g.outputs[0]]).items():
-            want[name] += data
-        zp = int(np.asarray(tensors[g.inputs[1]]).reshape(-1)[0]) if len(g.inputs) > 1 else 0
-        for name, data in expected_control(plan, g, i, zp, full).items():
-            want[name] += data
-    out_dir = work / "sequencer"
-    out_dir.mkdir()
-    for name in pl.c_names(plan, g):  # its kernel group's C streams
-        (out_dir / f"{name}.bin").write_bytes(want[name])
-    path = work / "sequencer.arena"
-    path.write_bytes(start)
-    err = _run(exe, path, out_dir)
-    if err is not None:
-        return CheckResult("(sequencer)", part, True, False, err)
-    got = path.read_bytes()
-    details = []
-    for t in plan.tensors:
-        r = regions[t.name]
-        if d := _compare(
-            got[r.offset : r.offset + r.nbytes], bytes(full[r.offset : r.offset + r.nbytes])
-        ):
-            details.append(f"tensor {t.name}: {d}")
-    for name in a + b + rtp:
-        if d := _compare((out_dir / f"{name}.bin").read_bytes(), want[name]):
-            details.append(f"stream {name}: {d}")
-    return CheckResult("(sequencer)", part, True, not details, "; ".join(details[:4]))
+            add(aie_nonlinear.expected_streams(plan, on_block[i], x, y, params))
+        elif isinstance(g, GemmLayer):
+            add(expected_a(plan, g, tensors[g.inputs[0]]))
+            add(expected_b(plan, g, _dense_b(g, full, regions)))
+            add(c_streams(plan, g, tensors[g.outputs[0]]))
+            zp = int(np.asarray(tensors[g.inputs[1]]).reshape(-1)[0]) if len(g.inputs) > 1 else 0
+            add(expected_control(plan, g, i, zp, full))
+    return want
+
+
+def run_host_partition(build: Path, plan: Plan, layer: Any, arena: bytes) -> bytes:
+    """``arena`` after Host partition ``layer`` ran on it, as the build's host program runs it
+    (host/host.cpp): its inputs read from their arena regions (plan dtype and shape), the
+    partition's model from the build run by onnxruntime, its outputs stored at their regions.
+    Raises BuildError when the model file is missing or onnxruntime fails."""
+    from codesign.fileio import read_in
+    from codesign.runtime.onnxhost import HostSession
+
+    regions, _ = pl.arena(plan)
+    model = read_in(build, layer.model.path, size=layer.model.shape[0])
+    feeds = {}
+    for name in layer.inputs:
+        r = regions[name]
+        raw = bytes(arena[r.offset : r.offset + r.nbytes])
+        f = DataFile(path=name, dtype=r.dtype, shape=pl.shape_of(plan, name), sha256="")
+        feeds[name] = decode(raw, f)
+    values = HostSession(layer.name, model).run(feeds)
+    out = bytearray(arena)
+    for name in layer.outputs:
+        r = regions[name]
+        data = stored_bytes(np.asarray(values[name]), r.dtype)
+        if len(data) != r.nbytes:
+            raise BuildError(
+                f"Host partition {layer.name!r}: output {name!r} has {len(data)} bytes, "
+                f"its arena region {r.nbytes}"
+            )
+        out[r.offset : r.offset + r.nbytes] = data
+    return bytes(out)
 
 
 def _check_vector(
@@ -570,7 +636,7 @@ def _check_vector(
     details = []
     for o in layer.outputs:
         r = regions[o]
-        d = _compare(
+        d = compare_bytes(
             after[r.offset : r.offset + r.nbytes], bytes(arena[r.offset : r.offset + r.nbytes])
         )
         if d:
@@ -601,7 +667,7 @@ def _check_gemm(
         details = [
             f"{name}: {d}"
             for name, data in want.items()
-            if (d := _compare((out_dir / f"{name}.bin").read_bytes(), data))
+            if (d := compare_bytes((out_dir / f"{name}.bin").read_bytes(), data))
         ]
         return CheckResult(g.name, f"{PART}:{op}", True, not details, "; ".join(details))
 
@@ -622,7 +688,7 @@ def _check_gemm(
             f"{PART}:pack_b",
             True,
             err is None and out.read_bytes() == packed_bytes,
-            err or _compare(out.read_bytes(), packed_bytes),
+            err or compare_bytes(out.read_bytes(), packed_bytes),
         )
     )
     # the C untiler: the simulator's output as chain tiles -> row-major, over a garbage region
@@ -651,5 +717,9 @@ def _check_untile_c(
     got = path.read_bytes()[yr.offset : yr.offset + yr.nbytes]
     want = bytes(arena[yr.offset : yr.offset + yr.nbytes])
     return CheckResult(
-        layer, f"{PART}:untile_c", True, err is None and got == want, err or _compare(got, want)
+        layer,
+        f"{PART}:untile_c",
+        True,
+        err is None and got == want,
+        err or compare_bytes(got, want),
     )

@@ -54,6 +54,7 @@ from codesign.ir.plan import (
     ReshapeLayer,
     TemporalSchedule,
     VectorLayer,
+    inference_steps,
 )
 from codesign.kinds.registry import Emitted
 from codesign.sim.numerics import nm_index_bits
@@ -554,71 +555,120 @@ def layer_files(plan: Plan, kind: type) -> list[tuple[str, bytes]]:
     return [make(plan, i, layer) for i, layer in enumerate(plan.layers) if isinstance(layer, kind)]
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One step of an inference as the host program runs it (:func:`stages`).
+
+    ``segment >= 0``: one launch of the PL kernel with argument ``segment``, which runs plan
+    layers ``layers`` while the AIE graph runs ``iterations`` graph iterations (0: the graph is
+    not run). ``segment == -1``: the Host partition ``layers[0]``, run by onnxruntime on the
+    board's ARM cores on the arena between two launches."""
+
+    segment: int
+    layers: tuple[int, ...]
+    iterations: int = 0
+
+
+def layer_iterations(plan: Plan) -> dict[int, int]:
+    """Graph iterations of each layer that runs on the AIE block, by plan layer index: a GEMM's
+    or batched product's (M tile, N tile, K pass) steps, for every head; an AIE-placed nonlinear
+    layer's row tiles (:mod:`codesign.hls.aie_nonlinear`). Each iteration is one control record
+    per chain on ``rtp_<chain>``."""
+    from codesign.hls import aie_nonlinear
+
+    out = {
+        i: (1 if isinstance(g, GemmLayer) else g.batch)
+        * g.schedule.graph_iterations
+        * g.schedule.k_passes
+        for i, g in block_layers(plan)
+    }
+    out.update({i: c["iterations"] for i, c in aie_nonlinear.contexts(plan).items()})
+    return out
+
+
+def stages(plan: Plan) -> list[Stage]:
+    """The inference as launches of the PL kernel split at the Host partitions, in plan order
+    (:func:`codesign.ir.plan.inference_steps`: the one rule, which the cost model counts
+    launches with). A model without Host partitions is one launch, segment 0."""
+    iterations = layer_iterations(plan)
+    out: list[Stage] = []
+    for what, layers in inference_steps([layer.unit for layer in plan.layers]):
+        if what == "host":
+            out.append(Stage(-1, layers))
+        else:
+            segment = sum(st.segment >= 0 for st in out)
+            out.append(Stage(segment, layers, sum(iterations.get(i, 0) for i in layers)))
+    return out
+
+
 def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[str, bytes]:
-    """hls/codesign_pl.cpp: the one PL kernel the host launches per inference.
+    """hls/codesign_pl.cpp: the one PL kernel the host launches, once per segment of
+    :func:`stages` (argument ``segment``; one launch per inference without Host partitions).
 
     GEMM layers stream through the block; so does a block layer whose kind emitted
-    ``hls/<ident>.h`` (a batched product: ``<ident>_run(arena, streams...)``); any other layer
-    whose kind emitted ``hls/<ident>.h`` (the vector units; paths in ``emitted``) runs its
-    ``<ident>_run(arena)``; views (unit "none") need nothing. Any other layer has no PL code yet: its step is an ``#error`` naming it, so
-    the kernel refuses to compile (in ``codesign check`` and in v++) instead of skipping it."""
+    ``hls/<ident>.h`` (a batched product, an AIE-placed nonlinear layer:
+    ``<ident>_run(arena, streams...)``); any other layer whose kind emitted ``hls/<ident>.h``
+    (the PL units; paths in ``emitted``) runs its ``<ident>_run(arena)``; views (unit "none")
+    need nothing; a Host partition ends a segment (the host runs it between launches). Any other
+    layer has no PL code yet: its step is an ``#error`` naming it, so the kernel refuses to
+    compile (in ``codesign check`` and in v++) instead of skipping it."""
     streams_a, streams_b, streams_c = stream_names(plan)
-    regions, _ = arena(plan)
-    steps = []
-    for i, layer in enumerate(plan.layers):
-        p = ident(i, layer.name)
-        if isinstance(layer, GemmLayer):
-            steps.append(
-                {
-                    "kind": "gemm",
-                    "p": p,
-                    "name": layer.name,
-                    # a run-time activation zero point (dynamic quantisation) is read from the
-                    # arena when the layer runs and sent in every control record (0 without one)
-                    "zp": regions[layer.inputs[1]] if len(layer.inputs) > 1 else None,
-                }
-            )
-        elif f"hls/{p}.h" in emitted and isinstance(
-            getattr(layer, "schedule", None), TemporalSchedule
-        ):
-            # a layer of the temporal block its kind emits (a batched product): its movers stream
-            # through the block like a GEMM's
-            steps.append({"kind": "block", "p": p, "name": layer.name})
-        elif f"hls/{p}.h" in emitted:
-            # a layer placed on the AIE block streams through it like a GEMM
-            # (codesign.hls.aie_nonlinear); the others are PL units of their own
-            on_block = getattr(layer, "placement", None) == "aie"
-            steps.append({"kind": "block" if on_block else "unit", "p": p, "name": layer.name})
-        elif layer.unit != "none":
-            steps.append(
-                {
-                    "kind": "missing",
-                    "p": p,
-                    "name": re.sub(r"[^A-Za-z0-9_.-]", "_", layer.name),
-                    "layer_kind": layer.kind,
-                }
-            )
-    _, size = arena(plan)
+    regions, size = arena(plan)
+    segments = []
+    for stage in stages(plan):
+        if stage.segment < 0:
+            layer = plan.layers[stage.layers[0]]
+            segments.append({"host": _safe_name(layer.name), "model": layer.model.path})
+            continue
+        segments.append(
+            {
+                "segment": stage.segment,
+                "iterations": stage.iterations,
+                "steps": [_step(plan, i, regions, emitted) for i in stage.layers],
+            }
+        )
     return "hls/codesign_pl.cpp", render(
         "sequencer.cpp.j2",
-        steps=steps,
+        segments=segments,
         a_streams=streams_a,
         b_streams=streams_b,
         c_streams=streams_c,
         rtp_streams=rtp_names(plan),
         arena_bytes=size,
-        model=re.sub(r"[^A-Za-z0-9_.-]", "_", plan.model),
+        model=_safe_name(plan.model),
     )
 
 
+def _safe_name(name: str) -> str:
+    """``name`` as text for a C++ comment or string (model text is data: no quote, no newline)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _step(plan: Plan, i: int, regions: dict[str, Region], emitted: frozenset[str]) -> dict:
+    """The sequencer step of plan layer ``i`` (see :func:`sequencer_file`)."""
+    layer = plan.layers[i]
+    p = ident(i, layer.name)
+    if isinstance(layer, GemmLayer):
+        # a run-time activation zero point (dynamic quantisation) is read from the arena when
+        # the layer runs and sent in every control record (0 without one)
+        zp = regions[layer.inputs[1]] if len(layer.inputs) > 1 else None
+        return {"kind": "gemm", "p": p, "name": layer.name, "zp": zp}
+    if f"hls/{p}.h" in emitted:
+        # a layer of the temporal block its kind emits (a batched product), or a layer placed
+        # on the AIE block (codesign.hls.aie_nonlinear), streams through the block like a GEMM;
+        # the others are PL units of their own
+        on_block = isinstance(getattr(layer, "schedule", None), TemporalSchedule) or (
+            getattr(layer, "placement", None) == "aie"
+        )
+        return {"kind": "block" if on_block else "unit", "p": p, "name": layer.name}
+    if layer.unit == "none":
+        return {"kind": "none", "p": p, "name": layer.name}
+    return {"kind": "missing", "p": p, "name": _safe_name(layer.name), "layer_kind": layer.kind}
+
+
 def graph_iterations(plan: Plan) -> int:
-    """Graph iterations of one inference: every block layer's (M tile, N tile, K pass) steps,
-    for every head of a batched product."""
-    total = 0
-    for _, g in block_layers(plan):
-        heads = 1 if isinstance(g, GemmLayer) else g.batch
-        total += heads * g.schedule.graph_iterations * g.schedule.k_passes
-    return total
+    """Graph iterations of one inference: every block layer's, over all segments."""
+    return sum(st.iterations for st in stages(plan))
 
 
 def emit_gemm(plan: Plan, layers: list[GemmLayer]) -> Emitted:

@@ -34,7 +34,8 @@ class ToolMissingError(CodesignError):
 class CheckResult:
     """One layer's verdict for one part: did its generated code compile (without a warning),
     and did its output match the simulator bit for bit. ``max_diff`` is the largest absolute
-    difference when both ran (None otherwise)."""
+    difference when both ran (None otherwise). ``skipped``: the part cannot run on this machine
+    (``detail`` says what it needs); neither a pass nor a failure."""
 
     layer: str
     part: str
@@ -42,6 +43,12 @@ class CheckResult:
     matched: bool
     detail: str = ""
     max_diff: float | None = None
+    skipped: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """Ran here, and did not compile or did not match."""
+        return not self.skipped and not (self.compiled and self.matched)
 
 
 Checker = Callable[[Path, Plan, dict[str, np.ndarray]], list[CheckResult]]
@@ -69,6 +76,10 @@ def _builtin() -> None:
         from codesign.hls.check import check_hls
 
         register_checker("pl", check_hls)
+    if "host" not in _CHECKERS:
+        from codesign.hls.host_check import check_host
+
+        register_checker("host", check_host)
 
 
 def golden_inputs(build: Build) -> dict[str, np.ndarray]:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from codesign.aie.emit import block_layers
 from codesign.hls import pl
 from codesign.ir.data import stored_bytes
 from codesign.ir.plan import GemmLayer, Plan
@@ -103,6 +102,74 @@ def _host_tables(plan: Plan) -> dict:
     return {"data": data, "inputs": ins, "outputs": outs, "arena_bytes": size}
 
 
+#: the onnxruntime element type (``ONNX_TENSOR_ELEMENT_DATA_TYPE_<name>``) of each dtype a Host
+#: partition can read or write in the arena (a BOOL tensor is carried as uint8 0/1)
+ORT_TYPES = {
+    "int8": "INT8",
+    "uint8": "UINT8",
+    "int16": "INT16",
+    "uint16": "UINT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "float32": "FLOAT",
+}
+
+
+def _host_stages(plan: Plan) -> tuple[list[dict], list[dict]]:
+    """host.cpp's stage table (:func:`codesign.hls.pl.stages`) and its Host partitions: model
+    file and the arena region, onnxruntime element type and shape of each input and output.
+    Raises PLCodegenError naming the partition's tensor whose dtype onnxruntime cannot hold."""
+    regions, _ = pl.arena(plan)
+    stages, partitions = [], []
+    for st in pl.stages(plan):
+        if st.segment >= 0:
+            what = f"segment {st.segment}: {len(st.layers)} layer(s)"
+            stages.append(
+                {"segment": st.segment, "iterations": st.iterations, "partition": -1, "what": what}
+            )
+            continue
+        layer = plan.layers[st.layers[0]]
+        tensors = {}
+        for group in ("inputs", "outputs"):
+            tensors[group] = []
+            for name in getattr(layer, group):
+                r = regions[name]
+                if r.dtype not in ORT_TYPES:
+                    raise pl.PLCodegenError(
+                        f"Host partition {layer.name!r}: tensor {name!r} is {r.dtype}; the host "
+                        f"program passes only {', '.join(ORT_TYPES)} to onnxruntime"
+                    )
+                tensors[group].append(
+                    {
+                        "name": _c_string(name),
+                        "offset": r.offset,
+                        "bytes": r.nbytes,
+                        "type": ORT_TYPES[r.dtype],
+                        "shape": list(pl.shape_of(plan, name)),
+                    }
+                )
+        stages.append(
+            {
+                "segment": -1,
+                "iterations": 0,
+                "partition": len(partitions),
+                "what": f"Host partition {_safe(layer.name)}",
+            }
+        )
+        partitions.append({"model": layer.model.path, **tensors})
+    return stages, partitions
+
+
+def _c_string(text: str) -> str:
+    """``text`` as the body of a C++ string literal: every byte outside printable ASCII, and the
+    quote and backslash, as an octal escape (a tensor name from the model is data)."""
+    out = []
+    for byte in text.encode("utf-8", "surrogatepass"):
+        ch = chr(byte)
+        out.append(ch if 32 <= byte < 127 and ch not in '"\\?' else f"\\{byte:03o}")
+    return "".join(out)
+
+
 def arena_json(plan: Plan) -> bytes:
     """hls/arena.json: every tensor's and data file's region of the PL arena."""
     regions, size = pl.arena(plan)
@@ -126,6 +193,7 @@ def vitis_files(plan: Plan) -> list[tuple[str, bytes]]:
     a, b, c = pl.stream_names(plan)
     tables = _host_tables(plan)
     iterations = pl.graph_iterations(plan)
+    stages, partitions = _host_stages(plan)
     platform = PLATFORMS.get(plan.board, f"xilinx_{plan.board}_base")
     ctx = {
         "plan": plan,
@@ -139,15 +207,13 @@ def vitis_files(plan: Plan) -> list[tuple[str, bytes]]:
         "aie_cfg": AIE_CFG,
         "graph_name": GRAPH_NAME,
         "iterations": iterations,
-        # every layer on the block (a batched product's iterations cover all its heads)
+        "stages": stages,
+        "partitions": partitions,
+        "model": _safe(plan.model),
+        # every layer on the block, with its graph iterations (all heads of a batched product)
         "gemms": [
-            {
-                "name": g.name,
-                "iterations": getattr(g, "batch", 1)
-                * g.schedule.graph_iterations
-                * g.schedule.k_passes,
-            }
-            for _, g in block_layers(plan)
+            {"name": _safe(plan.layers[i].name), "iterations": n}
+            for i, n in pl.layer_iterations(plan).items()
         ],
         **tables,
     }
@@ -160,6 +226,7 @@ def vitis_files(plan: Plan) -> list[tuple[str, bytes]]:
         ("system.cfg", pl.render("system.cfg.j2", **ctx)),
         ("Makefile", pl.render("Makefile.j2", **ctx)),
         ("host/host.cpp", pl.render("host.cpp.j2", **ctx)),
+        *([("host/partitions.h", pl.render("partitions.h.j2", **ctx))] if partitions else []),
         ("README.md", pl.render("build_README.md.j2", **ctx)),
     ]
     return files + golden_files(plan)

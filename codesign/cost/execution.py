@@ -1,12 +1,13 @@
 """Whole-model execution: one graph run per inference, as a deployed model runs.
 
 A compiled model runs as one AIE graph and one PL sequencer that walk every layer on the block,
-so the host launches once per inference. The per-GEMM estimates of :mod:`codesign.cost.temporal`
+so the host launches once per inference (once more after each Host partition that layers
+follow: the host runs the partition between two launches). The per-GEMM estimates of :mod:`codesign.cost.temporal`
 model one graph run per GEMM (Tempus's host flow, on which the model is calibrated); this module
 regroups their terms by how often they are paid:
 
-- **per inference**: the fixed launch (kernel launch, graph run, DMA start and completion:
-  ``perf.launch_s + perf.run_overhead_s``), paid once;
+- **per launch**: the fixed launch (kernel launch, graph run, DMA start and completion:
+  ``perf.launch_s + perf.run_overhead_s``), paid once per launch (``launches``);
 - **per layer**: the reconfiguration of the block through run-time parameters
   (``perf.layer_reconfig_s``, a labelled assumption in the board file), and the pipeline fill and
   drain (the overlapped stages once); a layer's weight streaming is listed per layer in bytes but
@@ -154,8 +155,12 @@ def _slowest(x: LayerEstimate) -> str:
     return max(busy, key=lambda k: busy[k]) if busy else "launch"
 
 
-def whole_model(board: Board, layers: Sequence[LayerEstimate]) -> WholeModelEstimate:
-    """``layers`` (per-launch estimates, in order) run as one graph run per inference."""
+def whole_model(
+    board: Board, layers: Sequence[LayerEstimate], launches: int = 1
+) -> WholeModelEstimate:
+    """``layers`` (per-launch estimates, in order) run as ``launches`` graph runs per inference
+    (one, plus one after each Host partition that layers follow:
+    :func:`codesign.ir.plan.inference_steps`), each paying the fixed launch."""
     p = perf_params(board)
     stages = tuple(stage_run(board, x) for x in layers)
     views = tuple(_view(x, s) for x, s in zip(layers, stages, strict=True))
@@ -169,6 +174,7 @@ def whole_model(board: Board, layers: Sequence[LayerEstimate]) -> WholeModelEsti
         views=views,
         launch_energy_j=idle * p.fixed_overhead_s,
         reconfig_source=board.source("perf.layer_reconfig_s"),
+        launches=launches,
     )
 
 

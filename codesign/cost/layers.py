@@ -226,6 +226,6 @@ def summarize(layers: Sequence[LayerEstimate]) -> ModelEstimate:
         ops=sum(x.ops for x in layers),
         ddr_bytes=sum(x.ddr_bytes for x in layers),
         energy_j=sum(x.energy_j for x in layers),
-        resources=res,
+        resources=res.whole_design(),
         missing_power=tuple(missing),
     )

@@ -8,7 +8,7 @@ how much.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from codesign.boards import Board
 from codesign.cost.params import optional
@@ -45,6 +45,11 @@ class ResourceUsage:
 
     ``pl`` is the PL total; ``pl_block`` names the PL block it belongs to, so that layers which
     share a block (every GEMM on the temporal block shares its data mover) count it once.
+
+    ``aie_groups`` names the kernel groups of the temporal block the usage runs on (the
+    accumulator tag of each GEMM dtype, :data:`codesign.ir.dtypes.ACC_TAG`): a cascade carries
+    one accumulator type, so each tag gets a ``chains x cascade`` block of its own. The AIE
+    figures of one group are per block; :meth:`whole_design` counts every group's block.
     """
 
     aie_cores: int = 0
@@ -58,6 +63,7 @@ class ResourceUsage:
     pl: PlUsage = field(default_factory=PlUsage)
     pl_block: str = ""
     pl_parts: tuple[tuple[str, PlUsage], ...] = ()
+    aie_groups: tuple[str, ...] = ()
 
     def _parts(self) -> tuple[tuple[str, PlUsage], ...]:
         if self.pl_parts:
@@ -71,8 +77,9 @@ class ResourceUsage:
         kw = {
             f.name: max(getattr(self, f.name), getattr(other, f.name))
             for f in fields(self)
-            if f.name not in ("pl", "pl_block", "pl_parts")
+            if f.name not in ("pl", "pl_block", "pl_parts", "aie_groups")
         }
+        kw["aie_groups"] = tuple(sorted({*self.aie_groups, *other.aie_groups}))
         parts = dict(self._parts())
         for name, usage in other._parts():
             parts.setdefault(name, usage)
@@ -80,6 +87,23 @@ class ResourceUsage:
         for usage in parts.values():
             total = total + usage
         return ResourceUsage(**kw, pl=total, pl_parts=tuple(parts.items()))
+
+    def whole_design(self) -> ResourceUsage:
+        """The usage of the design as built: a block (cores, memory tiles, C PLIOs, data memory)
+        for each kernel group. Every group is a full ``chains x cascade`` block and the figures
+        held here are the largest layer's, so each group is counted at that size (modelled; the
+        A and B PLIOs are shared by the groups, a core's buffer is per core)."""
+        groups = len(self.aie_groups)
+        if groups <= 1:
+            return self
+        return replace(
+            self,
+            aie_cores=self.aie_cores * groups,
+            memory_tiles=self.memory_tiles * groups,
+            plio_out=self.plio_out * groups,
+            aie_data_bytes=self.aie_data_bytes * groups,
+            memory_tile_bytes=self.memory_tile_bytes * groups,
+        )
 
 
 @dataclass(frozen=True)

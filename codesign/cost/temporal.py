@@ -30,6 +30,7 @@ from codesign.cost.reference import TEMPUS_PL
 from codesign.cost.resources import PlUsage, ResourceUsage
 from codesign.cost.workload import DTYPE_BYTES, GemmWorkload, TemporalConfig, Tiling
 from codesign.errors import OptionError
+from codesign.ir.dtypes import ACC_TAG
 
 MODELLED = "modelled"
 STAGES = ("ddr", "plio", "compute", "cascade")
@@ -227,6 +228,7 @@ def estimate_temporal_gemm(
         aie_data_bytes=buf * cores,
         memory_tile_bytes=plan.onchip_bytes if plan.memory_tiles else 0,
         uram_blocks=plan.uram_blocks,
+        aie_groups=(ACC_TAG.get(w.dtype, w.dtype),),
         pl=pl
         if pl is not None
         else PlUsage(

@@ -105,3 +105,8 @@ COMPUTE_MODES: dict[str, ComputeMode] = {
         ComputeMode("fp32", "float32", "float32", "float32", 4),
     )
 }
+
+#: AIE API accumulator tag of each GEMM dtype on the block (AM020: int8 -> acc32, int16 ->
+#: acc64, bf16 -> fp32). A cascade carries one accumulator type, so the block layers of each tag
+#: run on a kernel group of their own (``chains x cascade`` cores each: codesign.aie.emit)
+ACC_TAG = {"int8": "acc32", "int16": "acc64", "bf16": "accfloat"}

@@ -248,9 +248,10 @@ class LayerRun:
 @dataclass(frozen=True)
 class Execution:
     """Whole-model execution: one AIE graph and one PL sequencer walk every layer on the block,
-    with ``launches`` (one) launch per inference.
+    with ``launches`` launches per inference (one, plus one after each Host partition that
+    layers follow: :func:`inference_steps`).
 
-    Per inference: ``launch_cycles`` (kernel launch and graph run, paid once). Per layer and per
+    Per launch: ``launch_cycles`` (kernel launch and graph run). Per layer and per
     tile: :class:`LayerRun`. ``cycles``: the modelled inference latency (launch + every layer's
     reconfiguration, fill and tiles); ``per_launch_cycles``: the same layers each launched as its
     own graph run (Tempus's host flow: one launch per GEMM), for comparison. ``variants``: the
@@ -324,6 +325,29 @@ class Plan:
 
     def gemms(self) -> list[GemmLayer]:
         return [layer for layer in self.layers if isinstance(layer, GemmLayer)]
+
+
+def inference_steps(units: typing.Sequence[str]) -> list[tuple[str, tuple[int, ...]]]:
+    """How one inference runs, from each layer's unit in plan order: ``("launch", positions)``
+    for one launch of the PL kernel (and the AIE graph) over those layers, ``("host", (i,))`` for
+    Host partition ``i`` (unit "host"), run on the ARM cores between two launches.
+
+    The layers are split at every Host partition; views (unit "none") need no launch of their
+    own and join the next launch (a trailing run of views is dropped). Without Host partitions
+    this is one launch."""
+    steps: list[tuple[str, tuple[int, ...]]] = []
+    pending: list[int] = []
+    for i, unit in enumerate(units):
+        if unit == "host":
+            if any(units[j] != "none" for j in pending):
+                steps.append(("launch", tuple(pending)))
+                pending.clear()
+            steps.append(("host", (i,)))
+        else:
+            pending.append(i)
+    if any(units[j] != "none" for j in pending):
+        steps.append(("launch", tuple(pending)))
+    return steps
 
 
 def data_files(obj: Any) -> list[DataFile]:

@@ -459,7 +459,8 @@ def aie_context(plan: Plan, g: BatchedMatMulLayer, index: int, plan_index: int) 
     M x K x N GEMM with the cores reading the re-centred (or bf16-rounded) operands; the integer
     epilogue subtracts ``za * colsum + zb * rowsum`` and keeps the int32 accumulator's low 32
     bits (no shift, no saturation: the simulator's int32 cast)."""
-    from codesign.aie.emit import ACC_TAG, CTYPE, comment_safe, positions
+    from codesign.aie.emit import CTYPE, comment_safe, positions
+    from codesign.ir.dtypes import ACC_TAG
 
     s = g.schedule
     nm, nk, nn = s.native

@@ -449,17 +449,35 @@ def _regions(kg: KernelGraph) -> list[tuple[_Region, list[int]]]:
 
 
 def prune_heads(kg: KernelGraph) -> bool:
-    """Remove every removable head of ``kg``; return whether the graph changed."""
+    """Remove every removable head of ``kg``; return whether the graph changed.
+
+    The regions are grown once per sweep and every region with removable heads is cut in that
+    sweep, so a model pays one sweep (and one to confirm) whatever its number of attention
+    blocks. A region that shares an op or a tensor with one already cut in the sweep waits for
+    the next sweep, which grows it again on the changed graph."""
     changed = False
-    again = True
-    while again:
-        again = False
+    while True:
+        cut: set[int | str] = set()
+        waiting = False
         for region, removed in _regions(kg):
-            if removed:
-                remove_heads(kg, region, removed)
-                again = changed = True
-                break  # the ops changed: grow the regions again
-    return changed
+            if not removed:
+                continue
+            mine = _footprint(region)
+            if mine & cut:
+                waiting = True
+                continue
+            remove_heads(kg, region, removed)
+            cut |= mine
+            changed = True
+        if not waiting:
+            return changed
+
+
+def _footprint(region: _Region) -> set[int | str]:
+    """The ops (by identity) and tensors (by name) that cutting ``region`` may change."""
+    ops = [*region.ops.values(), *region.producers, *region.consumers]
+    ops += [op for op, _, _ in region.per_head]
+    return {id(op) for op in ops} | set(region.layouts)
 
 
 @dataclass(frozen=True)

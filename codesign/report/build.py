@@ -318,8 +318,10 @@ def execution_entry(e: WholeModelEstimate) -> dict[str, Any]:
 
 def execution_note(e: WholeModelEstimate) -> str:
     """One line saying how the latency is counted, with the per-launch figure beside it."""
+    runs = "one graph run" if e.launches == 1 else f"{e.launches} graph runs"
+    times = "once" if e.launches == 1 else "each time (one run per segment between Host partitions)"
     return (
-        f"latency is one graph run per inference: launch {e.launch_s * 1e3:.3f} ms once, then "
+        f"latency is {runs} per inference: launch {e.launch_s * 1e3:.3f} ms {times}, then "
         f"every layer's reconfiguration, pipeline fill and tiles ({e.time_s * 1e3:.3f} ms, "
         f"modelled); {PER_LAUNCH_LABEL}: {e.per_launch_time_s * 1e3:.3f} ms "
         f"({e.speedup:.2f}x slower); per-layer reconfiguration: {e.reconfig_source}"

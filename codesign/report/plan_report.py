@@ -18,7 +18,14 @@ from codesign.boards import Board
 from codesign.cost import GemmWorkload, LayerEstimate, PlUsage, require_fit, summarize
 from codesign.cost.calibration import TEMPUS_PL_USAGE
 from codesign.cost.execution import whole_model
-from codesign.ir.plan import Execution, KernelVariant, Layer, LayerRun, Plan
+from codesign.ir.plan import (
+    Execution,
+    KernelVariant,
+    Layer,
+    LayerRun,
+    Plan,
+    inference_steps,
+)
 from codesign.kinds import registry
 from codesign.kinds.registry import Cost
 from codesign.report.build import compare_spatial, make_report
@@ -81,6 +88,7 @@ def plan_report(
     notes += placement_notes(extra)
     if plan.execution is not None and plan.execution.variants:
         notes.append(variant_note(plan))
+    notes += reuse_notes(plan)
     notes += [
         f"solver fallback in {name!r}: {e['solver_fallback']}"
         for name, e in extra.items()
@@ -92,7 +100,7 @@ def plan_report(
         title=_title(plan, board),
         spatial=compare_spatial(board, largest, largest_estimate) if largest else (),
         notes=notes,
-        execution=whole_model(board, layers),
+        execution=whole_model(board, layers, launches(plan)),
     )
     for entry in report["layers"]:
         entry.update(extra.get(entry["name"], {}))
@@ -141,7 +149,7 @@ def execution_record(plan: Plan, board: Board, max_variants: int) -> Execution:
     """The plan's :class:`~codesign.ir.plan.Execution`: its hardware stages as one graph run per
     inference (:func:`codesign.cost.execution.whole_model`), in AIE cycles, with the GEMM kernel
     tile variants its layers use."""
-    wm = whole_model(board, [c.estimate for c in stage_costs(plan, board)])
+    wm = whole_model(board, [c.estimate for c in stage_costs(plan, board)], launches(plan))
     hz = board.aie.clock_mhz * 1e6
 
     def cyc(seconds: float) -> int:
@@ -180,6 +188,28 @@ def execution_record(plan: Plan, board: Board, max_variants: int) -> Execution:
         layers=runs,
         reconfig_source=wm.reconfig_source,
     )
+
+
+def launches(plan: Plan) -> int:
+    """Launches of the PL kernel and AIE graph per inference: one, plus one after each Host
+    partition that layers follow (:func:`codesign.ir.plan.inference_steps`)."""
+    steps = inference_steps([layer.unit for layer in plan.layers])
+    return sum(what == "launch" for what, _ in steps)
+
+
+def reuse_notes(plan: Plan) -> list[str]:
+    """One note when GEMMs use a reuse dataflow, which the generated design does not express."""
+    reuse = [g.schedule for g in plan.gemms() if g.schedule.dataflow == "reuse"]
+    if not reuse:
+        return []
+    plans = sorted({s.reuse_plan or "reuse" for s in reuse})
+    return [
+        f"{len(reuse)} GEMM layer(s) use a reuse dataflow ({', '.join(plans)}), modelled with "
+        "their operands kept on chip; the generated Vitis design does not express this reuse "
+        "yet (its memory-tile buffers pass each tile through and the PL replays the operands "
+        "from DDR, as in Tempus's policy), so the build moves more DDR bytes for these layers "
+        "than modelled"
+    ]
 
 
 def check_fit(plan: Plan, board: Board, synthesized: dict[str, Any] | None = None) -> None:
@@ -224,7 +254,15 @@ def placement_notes(extra: dict[str, dict[str, Any]]) -> list[str]:
         f"{sum(e['cycles'] for e in placed.values()):,} modelled cycles in all (each at its "
         f"unit's clock); their {len(pl)} PL unit(s): {res['lut']:,} LUT, {res['ff']:,} FF, {res['dsp']:,} "
         f"DSP, {res['bram']:,} BRAM36 (modelled, not synthesised)"
-    ]
+    ] + (
+        [
+            f"the {where['aie']} nonlinear layer(s) on the AIE are modelled at the vector "
+            "cores' fp32 rate; the generated AIE kernels compute them in scalar C++ (not yet "
+            "vectorised), so on the board they take longer than modelled"
+        ]
+        if where.get("aie")
+        else []
+    )
 
 
 def stage_summary(plan: Plan) -> str:

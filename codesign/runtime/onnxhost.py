@@ -12,6 +12,7 @@ never parses or builds ONNX (that stays in the frontend, the only importer of on
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,9 +70,21 @@ class HostSession:
         return dict(zip(self.outputs, values, strict=True))
 
 
+def library() -> Path | None:
+    """The onnxruntime shared library this process runs Host partitions with (the onnxruntime
+    package's ``capi/libonnxruntime.so.*``), for C++ that calls its C API; None without one."""
+    from importlib.util import find_spec
+
+    spec = find_spec("onnxruntime")
+    if spec is None or spec.origin is None:
+        return None
+    found = sorted((Path(spec.origin).parent / "capi").glob("libonnxruntime.so.*"))
+    return found[-1] if found else None
+
+
 def _short(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
-__all__ = ["HostSession"]
+__all__ = ["HostSession", "library"]

@@ -52,7 +52,7 @@ def build_both_halves(plan, root: Path, work: Path, tensors: dict) -> bytes:
     assert not failures, failures
     ok, msg = aie_check._link_harness(work, aie_dir, objects, "aie", aie_check.harness_source(plan))
     assert ok, msg
-    return hls_check._arena_bytes(root, plan, tensors)
+    return hls_check.arena_bytes(root, plan, tensors)
 
 
 def _compile(case: str, tmp_path: Path, monkeypatch) -> tuple[Path, codesign.Build]:

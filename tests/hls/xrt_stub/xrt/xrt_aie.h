@@ -2,11 +2,12 @@
 #pragma once
 #include <string>
 #include "xrt_device.h"
+#include "xrt_hw_context.h"
 
 namespace xrt {
 class graph {
  public:
-  graph(const device& d, const uuid& id, const std::string& name);
+  graph(const hw_context& context, const std::string& name);
   void run(int iterations);
   void wait();
 };

@@ -13,7 +13,6 @@ class xclbin {
 class device {
  public:
   explicit device(unsigned int index);
-  uuid load_xclbin(const xclbin& x);
-  uuid load_xclbin(const std::string& path);
+  uuid register_xclbin(const xclbin& x);
 };
 }  // namespace xrt

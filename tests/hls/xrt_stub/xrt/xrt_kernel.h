@@ -3,11 +3,12 @@
 #include <string>
 #include "xrt_bo.h"
 #include "xrt_device.h"
+#include "xrt_hw_context.h"
 
 namespace xrt {
 class kernel {
  public:
-  kernel(const device& d, const uuid& id, const std::string& name);
+  kernel(const hw_context& context, const std::string& name);
   int group_id(int argno) const;
 };
 class run {
