@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 
 from codesign.aie import nonlinear as aie_nl
-from codesign.aie.emit import CONTROL_HEADER_WORDS, gemm_layers, graph_context, port_bytes
+from codesign.aie.emit import (
+    CONTROL_HEADER_WORDS,
+    gemm_layers,
+    port_bytes,
+    shared_graph_context,
+)
 from codesign.hls import pl
 from codesign.ir.plan import Plan
 
@@ -26,7 +31,9 @@ def contexts(plan: Plan) -> dict[int, dict[str, Any]]:
     index (empty without a GEMM block to run them on)."""
     if not gemm_layers(plan) or not aie_nl.block_layers(plan):
         return {}
-    return {c["index"]: c for c in graph_context(plan)["nl_layers"]}
+    shared = shared_graph_context(plan)  # computed once per plan: every PL file asks
+    assert shared is not None  # the plan has GEMMs, so a block
+    return {c["index"]: c for c in shared["nl_layers"]}
 
 
 def step_context(plan: Plan, ctx: dict[str, Any]) -> dict[str, Any]:
