@@ -298,8 +298,22 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,  # C++ text; every name in it is an identifier made by ident()
+        autoescape=False,  # C++ text: identifiers made by ident(), literals made by the callers
+        finalize=_one_line,
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SPLICE = re.compile(r"\\\s*$")
+
+
+def _one_line(value: object) -> object:
+    """Every string a template writes stays on its line: a model's layer names land in C++
+    comments, where a newline would start code and a trailing backslash would splice the next
+    line into the comment. Control characters and a trailing backslash become ``_``."""
+    if isinstance(value, str):
+        return _SPLICE.sub("_", _CONTROL.sub("_", value))
+    return value
 
 
 def render(template: str, **ctx: object) -> bytes:

@@ -157,3 +157,24 @@ def test_quantize_units_saturate_like_numerics(saved):
     assert {-128, 127} <= set(tensors[q.outputs[0]].reshape(-1).tolist())
     rows = check_hls(root, build.plan, tensors)
     assert all(r.matched for r in rows), [r for r in rows if not r.matched]
+
+
+def test_layer_names_cannot_break_out_of_their_comments(tmp_path):
+    """A node name is data: a newline in it would start a line of code in the generated C++,
+    a trailing backslash would splice the next line into a comment."""
+    import onnx
+
+    import codesign
+    from codesign.examples import models
+    from codesign.hls.check import compile_cpp
+
+    path = models.float_mlp(tmp_path / "m.onnx")
+    m = onnx.load(path)
+    for i, node in enumerate(m.graph.node):
+        node.name = f'n{i}\n#error "injected"\\' if i % 2 else f"n{i} \\"
+    onnx.save(m, path)
+    root = codesign.compile(path, synth=False).save(tmp_path / "b")
+    text = (root / "hls" / "codesign_pl.cpp").read_text()
+    assert "injected" in text and '\n#error "injected"' not in text
+    err = compile_cpp(root / "hls" / "codesign_pl.cpp", tmp_path / "k.o", root / "hls", True)
+    assert err is None, err
