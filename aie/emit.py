@@ -93,8 +93,10 @@ def _env() -> jinja2.Environment:
 
 
 def comment_safe(text: str) -> str:
-    """A model-given name made safe inside a ``//`` comment (no line breaks, printable ASCII)."""
-    return re.sub(r"[^\x20-\x7e]", "?", str(text))
+    """A model-given name made safe inside a ``//`` comment: printable ASCII without the
+    backslash (a line break would start code; a backslash at the end of the line would splice
+    the next line into the comment)."""
+    return re.sub(r"[^\x20-\x5b\x5d-\x7e]", "?", str(text))
 
 
 def positions(cascade: int) -> tuple[str, ...]:

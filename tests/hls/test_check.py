@@ -178,3 +178,7 @@ def test_layer_names_cannot_break_out_of_their_comments(tmp_path):
     assert "injected" in text and '\n#error "injected"' not in text
     err = compile_cpp(root / "hls" / "codesign_pl.cpp", tmp_path / "k.o", root / "hls", True)
     assert err is None, err
+    for f in [*root.rglob("*.cc"), *root.rglob("*.h"), *root.rglob("*.cpp")]:
+        for line in f.read_text().splitlines():
+            assert not line.rstrip().endswith("\\"), (f, line)
+            assert not line.startswith('#error "injected"'), (f, line)
