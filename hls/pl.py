@@ -19,8 +19,8 @@ byte-deterministic. The contracts (documented in docs/pl_streams.md):
   (native blocks), replayed for every M tile. ``c_{c}`` carries per (i, j) the m x n output tile of
   chain c (``tempus.c/1`` order, padding included).
 - **Arena.** The PL kernels address one DDR buffer: every plan data file, then every activation
-  tensor, each at a 64-byte-aligned offset in plan order (a reshape's output shares its input's
-  bytes). Data files hold their stored bytes (:func:`codesign.ir.data.stored_bytes`).
+  tensor, each at a 64-byte-aligned offset in plan order (a view shares its input's bytes: a
+  reshape's output all of them, a contiguous slice's its run of them). Data files hold their stored bytes (:func:`codesign.ir.data.stored_bytes`).
 """
 
 from __future__ import annotations
@@ -272,12 +272,17 @@ def _view(plan: Plan) -> tuple[dict[str, Region], int, dict[str, tuple[int, ...]
         at = _align(at + n)
     for name, f in plan.constants.items():
         regions[name] = regions[f.path]
-    alias = {r.outputs[0]: r.inputs[0] for r in plan.layers if isinstance(r, ReshapeLayer)}
+    alias = _views(plan)
     for t in plan.tensors:
         if t.name in regions:
             continue
-        if t.name in alias and alias[t.name] in regions:
-            regions[t.name] = regions[alias[t.name]]
+        if t.name in alias and alias[t.name][0] in regions:
+            src, start = alias[t.name]
+            count = math.prod(t.shape)
+            base = regions[src]
+            regions[t.name] = Region(
+                base.offset + start * itemsize(t.dtype), count * itemsize(t.dtype), t.dtype, count
+            )
             continue
         count = math.prod(t.shape)
         n = count * itemsize(t.dtype)
@@ -288,6 +293,20 @@ def _view(plan: Plan) -> tuple[dict[str, Region], int, dict[str, tuple[int, ...]
     result = (regions, max(at, ARENA_ALIGN), shapes)
     _LAST[:] = [plan, result]
     return result
+
+
+def _views(plan: Plan) -> dict[str, tuple[str, int]]:
+    """The outputs that share their input's bytes: (input, first element) of every reshape
+    (all of it) and every view slice (:func:`codesign.kinds.movement.view_offset`)."""
+    from codesign.kinds.movement import view_offset
+
+    out = {}
+    for layer in plan.layers:
+        if isinstance(layer, ReshapeLayer):
+            out[layer.outputs[0]] = (layer.inputs[0], 0)
+        elif (start := view_offset(plan, layer)) is not None:
+            out[layer.outputs[0]] = (layer.inputs[0], start)
+    return out
 
 
 @cache
@@ -628,6 +647,7 @@ def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[s
     compile (in ``codesign check`` and in v++) instead of skipping it."""
     streams_a, streams_b, streams_c = stream_names(plan)
     regions, size = arena(plan)
+    views = _views(plan)
     segments = []
     for stage in stages(plan):
         if stage.segment < 0:
@@ -638,7 +658,7 @@ def sequencer_file(plan: Plan, emitted: frozenset[str] = frozenset()) -> tuple[s
             {
                 "segment": stage.segment,
                 "iterations": stage.iterations,
-                "steps": [_step(plan, i, regions, emitted) for i in stage.layers],
+                "steps": [_step(plan, i, regions, emitted, views) for i in stage.layers],
             }
         )
     return "hls/codesign_pl.cpp", render(
@@ -658,7 +678,13 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def _step(plan: Plan, i: int, regions: dict[str, Region], emitted: frozenset[str]) -> dict:
+def _step(
+    plan: Plan,
+    i: int,
+    regions: dict[str, Region],
+    emitted: frozenset[str],
+    views: dict[str, tuple[str, int]],
+) -> dict:
     """The sequencer step of plan layer ``i`` (see :func:`sequencer_file`)."""
     layer = plan.layers[i]
     p = ident(i, layer.name)
@@ -675,7 +701,8 @@ def _step(plan: Plan, i: int, regions: dict[str, Region], emitted: frozenset[str
             getattr(layer, "placement", None) == "aie"
         )
         return {"kind": "block" if on_block else "unit", "p": p, "name": layer.name}
-    if layer.unit == "none":
+    if layer.unit == "none" or layer.outputs[0] in views:
+        # a view: its output aliases its input's bytes in the arena
         return {"kind": "none", "p": p, "name": layer.name}
     return {"kind": "missing", "p": p, "name": _safe_name(layer.name), "layer_kind": layer.kind}
 

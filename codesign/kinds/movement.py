@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from codesign.cost.movement import estimate_movement, movement_traffic
+from codesign.cost.movement import estimate_movement, is_view_slice, movement_traffic
 from codesign.errors import ModelError
 from codesign.ir.graph import Op, TensorType
 from codesign.ir.plan import Layer, Plan
@@ -190,6 +190,25 @@ def check(ck: PlanChecker, m: MovementLayer) -> None:
             ck.fail(f"expand of {list(x)} must broadcast to {list(out)}")
 
 
+def view_offset(plan: Plan, layer: Layer) -> int | None:
+    """Where a view's output starts in its input, in elements, or None when ``layer`` is not a
+    view: a slice that is one contiguous run of its input
+    (:func:`codesign.cost.movement.is_view_slice`). A build's arena gives a view no bytes of
+    its own (it aliases that run of its input), and its kind no data mover, as the cost model
+    says: a view costs nothing."""
+    if not isinstance(layer, MovementLayer) or layer.fn != "slice":
+        return None
+    x = _type(plan, layer.inputs[0]).shape
+    out = _type(plan, layer.outputs[0]).shape
+    if not is_view_slice(x, out, layer.steps):
+        return None
+    stride, offset = 1, 0
+    for a in reversed(range(len(x))):
+        offset += layer.starts[a] * stride
+        stride *= x[a]
+    return offset
+
+
 def _type(plan: Plan, name: str) -> TensorType:
     t = plan.value_spec(name)
     return TensorType(tuple(t.shape), t.dtype)
@@ -272,14 +291,16 @@ def copy_loops(plan: Plan, layer: MovementLayer) -> list[dict]:
 
 
 def emit(plan: Plan, layers: list[MovementLayer]) -> Emitted:
-    """The PL data mover of each layer (``hls/l<i>_<name>.h``: ``<ident>_run(arena)`` copies
-    the layer's elements between their arena regions; :func:`codesign.hls.pl.copy_file`)."""
+    """The PL data mover of each layer that is not a view (``hls/l<i>_<name>.h``:
+    ``<ident>_run(arena)`` copies the layer's elements between their arena regions;
+    :func:`codesign.hls.pl.copy_file`)."""
     from codesign.hls import pl
 
     return Emitted(
         files=tuple(
             pl.copy_file(plan, i, layer, f"movement {layer.fn}", copy_loops(plan, layer))
             for i, layer in pl.indexed(plan, layers)
+            if view_offset(plan, layer) is None  # a view aliases its input in the arena
         )
     )
 

@@ -182,3 +182,54 @@ def test_layer_names_cannot_break_out_of_their_comments(tmp_path):
         for line in f.read_text().splitlines():
             assert not line.rstrip().endswith("\\"), (f, line)
             assert not line.startswith('#error "injected"'), (f, line)
+
+
+def test_a_view_slice_aliases_its_input_and_has_no_mover(tmp_path):
+    """A Split along a leading axis gives views: the arena gives them the run of their input's
+    bytes (at an offset that is no multiple of a beat here), no data mover is emitted, and the
+    whole build still matches the simulator (the GEMMs read the views' bytes in place)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    import codesign
+    from codesign.codegen.check import check_build
+    from codesign.hls import pl
+    from codesign.kinds.movement import view_offset
+
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((10, 12)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((12, 6)).astype(np.float32), "w2")
+    split = numpy_helper.from_array(np.array([3, 5], np.int64), "split")
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
+        helper.make_node("Split", ["h", "split"], ["a", "b"], name="split", axis=1),
+        helper.make_node("MatMul", ["a", "w2"], ["ya"], name="fca"),
+        helper.make_node("MatMul", ["b", "w2"], ["yb"], name="fcb"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10])],
+        [
+            helper.make_tensor_value_info("ya", TensorProto.FLOAT, [1, 3, 6]),
+            helper.make_tensor_value_info("yb", TensorProto.FLOAT, [1, 5, 6]),
+        ],
+        [w1, w2, split],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    onnx.save(model, tmp_path / "m.onnx")
+    build = codesign.compile(tmp_path / "m.onnx", synth=False)
+    plan = build.plan
+    views = [(i, x) for i, x in enumerate(plan.layers) if view_offset(plan, x) is not None]
+    assert len(views) == 2
+    regions, _ = pl.arena(plan)
+    h = regions[views[0][1].inputs[0]]
+    b = regions[views[1][1].outputs[0]]
+    assert b.offset == h.offset + 3 * 12 * 4 and b.offset % 64
+    root = build.save(tmp_path / "b")
+    for i, x in views:
+        assert not (root / "hls" / f"{pl.ident(i, x.name)}.h").exists()
+    rows = check_build(codesign.load_build(root))
+    assert not [r for r in rows if r.failed], [r for r in rows if r.failed]
+    assert any(r.part == "pl:sequencer" and r.matched for r in rows)
