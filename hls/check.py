@@ -66,10 +66,13 @@ def gxx() -> str:
     return gxx
 
 
-def compile_cpp(src: Path, out: Path, hls_dir: Path, obj_only: bool = False) -> str | None:
-    """Compile ``src`` with the kernel flags; return None on success, else g++'s first lines."""
+def compile_cpp(
+    src: Path, out: Path, hls_dir: Path, obj_only: bool = False, extra: tuple[str, ...] = ()
+) -> str | None:
+    """Compile ``src`` with the kernel flags (``extra``: more include directories, libraries
+    and linker flags); return None on success, else g++'s first lines."""
     cmd = [gxx(), *CXXFLAGS, "-I", str(include_dir()), "-I", str(hls_dir)]
-    cmd += ["-c", str(src), "-o", str(out)] if obj_only else [str(src), "-o", str(out)]
+    cmd += ["-c", str(src), "-o", str(out)] if obj_only else [str(src), *extra, "-o", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode:
         return " ".join(r.stderr.strip().splitlines()[:3]) or f"g++ exited {r.returncode}"
@@ -417,8 +420,7 @@ def expected_batched(plan: Plan, g, index: int, tensors: dict[str, np.ndarray]) 
     out: dict[str, bytes] = {}
 
     def add(streams: dict[str, bytes]) -> None:
-        for name, data in streams.items():
-            out[name] = out.get(name, b"") + data
+        _append(out, streams)
 
     for h in range(g.batch):
         add(_a_streams(plan, s, A[h], core))
@@ -523,9 +525,8 @@ def _check_sequencer(
         err = _run(exe, path, out_dir, stage.segment)
         if err is not None:
             return CheckResult("(sequencer)", part, True, False, f"segment {stage.segment}: {err}")
-        for name in a + b + rtp:
-            got[name] += (out_dir / f"{name}.bin").read_bytes()
-            want[name] += expected.get(name, b"")
+        _append(got, {name: (out_dir / f"{name}.bin").read_bytes() for name in a + b + rtp})
+        _append(want, {name: expected.get(name, b"") for name in a + b + rtp})
         # the host runs the graph for the iterations the launch sends records for
         sent = len((out_dir / f"{rtp[0]}.bin").read_bytes()) // record
         if sent != stage.iterations:
@@ -561,17 +562,16 @@ def _expected_streams(
     want: dict[str, bytes] = {}
 
     def add(streams: dict[str, bytes]) -> None:
-        for name, data in streams.items():
-            want[name] = want.get(name, b"") + data
+        _append(want, streams)
 
     on_block = aie_nonlinear.contexts(plan)
+    consts = _ArenaData(plan, full)  # the parameters as the arena holds them
     for i in layers:
         g = plan.layers[i]
         if isinstance(g, BatchedMatMulLayer):
             add(expected_batched(plan, g, i, tensors))
         elif i in on_block and (hls_dir / f"{pl.ident(i, g.name)}.h").is_file():
             # a nonlinear layer on the AIE block: its rows, parameters, records and results
-            consts = _ArenaData(plan, full)  # the parameters as the arena holds them
             params = [consts.data(plan.constants[n]) for n in on_block[i]["params"]]
             x, y = tensors[g.inputs[0]], tensors[g.outputs[0]]
             add(aie_nonlinear.expected_streams(plan, on_block[i], x, y, params))
@@ -582,6 +582,12 @@ def _expected_streams(
             zp = int(np.asarray(tensors[g.inputs[1]]).reshape(-1)[0]) if len(g.inputs) > 1 else 0
             add(expected_control(plan, g, i, zp, full))
     return want
+
+
+def _append(into: dict[str, bytes], streams: dict[str, bytes]) -> None:
+    """Append each stream's bytes to ``into``'s (in stream order: layer after layer)."""
+    for name, data in streams.items():
+        into[name] = into.get(name, b"") + data
 
 
 def run_host_partition(build: Path, plan: Plan, layer: Any, arena: bytes) -> bytes:

@@ -25,7 +25,7 @@ import numpy as np
 
 from codesign.codegen.check import CheckResult
 from codesign.hls import pl
-from codesign.hls.check import CXXFLAGS, arena_bytes, compare_bytes, gxx
+from codesign.hls.check import arena_bytes, compare_bytes, compile_cpp
 from codesign.ir.plan import Plan
 
 PART = "host:onnxruntime"
@@ -111,16 +111,5 @@ def _build(work: Path, build: Path, include: Path, lib: Path) -> tuple[Path, str
     # the package's library carries a versioned file name; the loader asks for its soname
     (work / "libonnxruntime.so.1").symlink_to(lib)
     exe = work / "partition_harness"
-    cmd = [
-        gxx(),
-        *CXXFLAGS,
-        f"-I{build / 'host'}",
-        f"-I{include}",
-        str(src),
-        str(lib),
-        f"-Wl,-rpath,{work}",
-        "-o",
-        str(exe),
-    ]
-    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    return exe, None if r.returncode == 0 else (r.stderr.strip()[:2000] or "g++ failed")
+    link = (f"-I{include}", str(lib), f"-Wl,-rpath,{work}")
+    return exe, compile_cpp(src, exe, build / "host", extra=link)

@@ -625,12 +625,13 @@ def stages(plan: Plan) -> list[Stage]:
     launches with). A model without Host partitions is one launch, segment 0."""
     iterations = layer_iterations(plan)
     out: list[Stage] = []
+    launches = 0
     for what, layers in inference_steps([layer.unit for layer in plan.layers]):
         if what == "host":
             out.append(Stage(-1, layers))
         else:
-            segment = sum(st.segment >= 0 for st in out)
-            out.append(Stage(segment, layers, sum(iterations.get(i, 0) for i in layers)))
+            out.append(Stage(launches, layers, sum(iterations.get(i, 0) for i in layers)))
+            launches += 1
     return out
 
 
